@@ -1,0 +1,59 @@
+/**
+ * Typed errors of the engine. Each has a stable `code`; the API maps codes to HTTP statuses in
+ * one table, and the CLI prints them. Nothing here knows about HTTP.
+ */
+export class TesseraError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** An object, manifest or chunk that is not there. */
+export class NotFoundError extends TesseraError {
+  constructor(what: string) {
+    super("not_found", `${what} not found`);
+  }
+}
+
+/** Stored bytes that do not hash to their id: bit rot, a truncated pack, tampering. */
+export class CorruptDataError extends TesseraError {
+  constructor(message: string) {
+    super("corrupt", message);
+  }
+}
+
+/** A store made with another chunker, id or pack format than this process was asked to use. */
+export class StoreFormatError extends TesseraError {
+  constructor(message: string) {
+    super("store_format", message);
+  }
+}
+
+/** An object name that could escape the backend's namespace or is otherwise unusable. */
+export class InvalidNameError extends TesseraError {
+  constructor(name: string) {
+    super("invalid_name", `invalid object name: ${JSON.stringify(name)}`);
+  }
+}
+
+/** A byte range outside the object or inverted. */
+export class RangeNotSatisfiableError extends TesseraError {
+  constructor(message: string) {
+    super("range_not_satisfiable", message);
+  }
+}
+
+/**
+ * A chunk that an ingest deduplicated against was collected before the ingest committed.
+ * The ingest commits nothing; retrying it stores the chunk again.
+ */
+export class ChunkVanishedError extends TesseraError {
+  constructor(idHex: string) {
+    super("chunk_vanished", `chunk ${idHex} disappeared before commit; retry the ingest`);
+  }
+}

@@ -1,0 +1,168 @@
+import { randomBytes } from "node:crypto";
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from "node:fs/promises";
+import { dirname, join, relative, sep } from "node:path";
+import { CorruptDataError, NotFoundError } from "../errors.js";
+import { assertValidName, type ObjectBackend, type ObjectInfo } from "./backend.js";
+
+export interface FsBackendOptions {
+  /** fsync each object and its directory before put resolves (default true). */
+  durable?: boolean;
+}
+
+const TMP_PREFIX = ".tmp-";
+
+/**
+ * Objects as files under a root directory. Puts write a temporary file in the target
+ * directory, fsync it, rename it into place and fsync the directory, so a crash leaves either
+ * the old state or the whole new object (plus, at worst, a temporary file that list() skips).
+ */
+export class FsBackend implements ObjectBackend {
+  private readonly durable: boolean;
+  private readonly madeDirs = new Set<string>();
+
+  constructor(
+    readonly root: string,
+    options: FsBackendOptions = {},
+  ) {
+    this.durable = options.durable ?? true;
+  }
+
+  private path(name: string): string {
+    assertValidName(name);
+    return join(this.root, ...name.split("/"));
+  }
+
+  async put(name: string, parts: readonly Uint8Array[]): Promise<void> {
+    const final = this.path(name);
+    const dir = dirname(final);
+    await this.ensureDir(dir);
+    const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString("hex")}`);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(tmp, "wx");
+      await writeAll(fh, parts);
+      if (this.durable) await fh.datasync();
+      await fh.close();
+      fh = undefined;
+      await rename(tmp, final);
+    } catch (e) {
+      await fh?.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw e;
+    }
+    if (this.durable) await fsyncDir(dir);
+  }
+
+  async get(name: string, offset: number, length: number): Promise<Buffer> {
+    const p = this.path(name);
+    let fh: FileHandle;
+    try {
+      fh = await open(p, "r");
+    } catch (e) {
+      if (isNoEnt(e)) throw new NotFoundError(`object ${name}`);
+      throw e;
+    }
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+        if (bytesRead === 0) throw new CorruptDataError(`object ${name} ends before ${offset + length}`);
+        got += bytesRead;
+      }
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async stat(name: string): Promise<ObjectInfo | undefined> {
+    try {
+      const s = await stat(this.path(name));
+      return { name, size: s.size };
+    } catch (e) {
+      if (isNoEnt(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    await rm(this.path(name), { force: true });
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk from the deepest directory the prefix names completely.
+    const slash = prefix.lastIndexOf("/");
+    const base = slash >= 0 ? prefix.slice(0, slash) : "";
+    if (base) assertValidName(base);
+    const start = base ? join(this.root, ...base.split("/")) : this.root;
+    for await (const file of walk(start)) {
+      const name = relative(this.root, file).split(sep).join("/");
+      if (!name.startsWith(prefix)) continue;
+      const s = await stat(file).catch(() => undefined);
+      if (s) yield { name, size: s.size };
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    const created = await mkdir(dir, { recursive: true });
+    // A new directory's entry in its parent must be durable too, or a crash loses the object.
+    if (created && this.durable) {
+      let d = dir;
+      while (d.length >= created.length) {
+        await fsyncDir(dirname(d));
+        d = dirname(d);
+      }
+    }
+    this.madeDirs.add(dir);
+  }
+}
+
+async function writeAll(fh: FileHandle, parts: readonly Uint8Array[]): Promise<void> {
+  let pending = parts.filter((p) => p.length > 0);
+  while (pending.length > 0) {
+    const { bytesWritten } = await fh.writev(pending);
+    let n = bytesWritten;
+    const rest: Uint8Array[] = [];
+    for (const p of pending) {
+      if (n >= p.length) n -= p.length;
+      else {
+        rest.push(n > 0 ? p.subarray(n) : p);
+        n = 0;
+      }
+    }
+    pending = rest;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function* walk(dir: string): AsyncIterable<string> {
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    if (isNoEnt(e)) return;
+    throw e;
+  }
+  for (const e of entries) {
+    if (e.name.startsWith(TMP_PREFIX)) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) yield* walk(p);
+    else if (e.isFile()) yield p;
+  }
+}
+
+function isNoEnt(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException)?.code === "ENOENT";
+}

@@ -1,0 +1,104 @@
+/**
+ * The pack file layout (docs/format.md has the full description):
+ *
+ *   header   16 bytes   "TSPACK01" magic, u32 format version, u32 reserved (0)
+ *   chunks   the chunk bytes, back to back
+ *   entries  N x 44 bytes: id (32) | offset u32 | length u32 | flags u32
+ *   footer   48 bytes   u32 N | u32 reserved | u64 entries offset |
+ *                       entries hash (first 24 bytes of BLAKE3 of the entries) | "TSPKEND1"
+ *
+ * All integers little endian. Offsets are from the start of the pack. The footer is at a
+ * fixed distance from the end, so a reader that knows only the pack's size can find the
+ * entries and rebuild the chunk index from the packs alone.
+ */
+import { CorruptDataError } from "../errors.js";
+import { CHUNK_ID_BYTES, chunkId } from "../hash/chunk-id.js";
+
+export const PACK_VERSION = 1;
+export const PACK_HEADER_BYTES = 16;
+export const PACK_ENTRY_BYTES = 44;
+export const PACK_FOOTER_BYTES = 48;
+const HEADER_MAGIC = Buffer.from("TSPACK01");
+const FOOTER_MAGIC = Buffer.from("TSPKEND1");
+const ENTRIES_HASH_BYTES = 24;
+
+/** Per-chunk flags. None is set yet; compression (a later issue) will claim bit 0. */
+export const CHUNK_FLAGS_NONE = 0;
+
+export interface PackEntry {
+  id: Buffer;
+  offset: number;
+  length: number;
+  flags: number;
+}
+
+export function encodePackHeader(): Buffer {
+  const b = Buffer.alloc(PACK_HEADER_BYTES);
+  HEADER_MAGIC.copy(b, 0);
+  b.writeUInt32LE(PACK_VERSION, 8);
+  return b;
+}
+
+/** Entries and footer for a pack whose chunk bytes end at `entriesOffset`. */
+export function encodePackTrailer(entries: readonly PackEntry[], entriesOffset: number): Buffer {
+  const out = Buffer.alloc(entries.length * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES);
+  entries.forEach((e, i) => {
+    const at = i * PACK_ENTRY_BYTES;
+    e.id.copy(out, at);
+    out.writeUInt32LE(e.offset, at + 32);
+    out.writeUInt32LE(e.length, at + 36);
+    out.writeUInt32LE(e.flags, at + 40);
+  });
+  const f = entries.length * PACK_ENTRY_BYTES;
+  out.writeUInt32LE(entries.length, f);
+  out.writeBigUInt64LE(BigInt(entriesOffset), f + 8);
+  chunkId(out.subarray(0, f)).copy(out, f + 16, 0, ENTRIES_HASH_BYTES);
+  FOOTER_MAGIC.copy(out, f + 40);
+  return out;
+}
+
+/** Where the entries are, from the footer; throws CorruptDataError on a bad footer. */
+export function decodePackFooter(footer: Buffer, packSize: number): { count: number; entriesOffset: number } {
+  if (footer.length !== PACK_FOOTER_BYTES || !footer.subarray(40).equals(FOOTER_MAGIC)) {
+    throw new CorruptDataError("pack footer magic missing");
+  }
+  const count = footer.readUInt32LE(0);
+  const entriesOffset = Number(footer.readBigUInt64LE(8));
+  if (
+    entriesOffset < PACK_HEADER_BYTES ||
+    entriesOffset + count * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES !== packSize
+  ) {
+    throw new CorruptDataError("pack footer does not match the pack size");
+  }
+  return { count, entriesOffset };
+}
+
+/** Parses and checks the entries block against the footer's hash and the pack's bounds. */
+export function decodePackEntries(entries: Buffer, footer: Buffer): PackEntry[] {
+  const expected = footer.subarray(16, 16 + ENTRIES_HASH_BYTES);
+  if (!chunkId(entries).subarray(0, ENTRIES_HASH_BYTES).equals(expected)) {
+    throw new CorruptDataError("pack entries do not match their hash");
+  }
+  const entriesOffset = Number(footer.readBigUInt64LE(8));
+  const out: PackEntry[] = [];
+  for (let at = 0; at < entries.length; at += PACK_ENTRY_BYTES) {
+    const e = {
+      id: Buffer.from(entries.subarray(at, at + CHUNK_ID_BYTES)),
+      offset: entries.readUInt32LE(at + 32),
+      length: entries.readUInt32LE(at + 36),
+      flags: entries.readUInt32LE(at + 40),
+    };
+    if (e.offset < PACK_HEADER_BYTES || e.offset + e.length > entriesOffset) {
+      throw new CorruptDataError("pack entry points outside the chunk area");
+    }
+    out.push(e);
+  }
+  return out;
+}
+
+/** Checks the header of a pack read from a backend. */
+export function checkPackHeader(header: Buffer): void {
+  if (!header.subarray(0, 8).equals(HEADER_MAGIC) || header.readUInt32LE(8) !== PACK_VERSION) {
+    throw new CorruptDataError("not a Tessera pack of a known version");
+  }
+}

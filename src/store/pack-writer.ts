@@ -1,0 +1,126 @@
+import { randomBytes } from "node:crypto";
+import type { ObjectBackend } from "./backend.js";
+import { packName } from "./names.js";
+import {
+  CHUNK_FLAGS_NONE,
+  encodePackHeader,
+  encodePackTrailer,
+  PACK_FOOTER_BYTES,
+  PACK_HEADER_BYTES,
+  type PackEntry,
+} from "./pack-format.js";
+
+/** Where a chunk went: a pack (by 16-byte id) and its byte range there. */
+export interface ChunkLocation {
+  pack: Buffer;
+  offset: number;
+  length: number;
+  flags: number;
+}
+
+/** A sealed pack that reached the backend. */
+export interface WrittenPack {
+  id: Buffer;
+  size: number;
+  chunks: number;
+}
+
+export interface PackWriterOptions {
+  /** Target pack size in bytes; a pack is sealed before a chunk would take it past this. */
+  packSize: number;
+  /** Sealed packs allowed in flight before `drain()` waits (memory is about this many packs). */
+  maxInFlight?: number;
+}
+
+/**
+ * Appends chunks to pack buffers and puts each sealed pack on the backend in the background.
+ * One writer belongs to one ingest. `add` is synchronous (it copies the chunk, so the caller's
+ * buffer may be reused); `drain` is the backpressure point; `finish` seals the last pack and
+ * resolves when every pack is durable. Pack ids are random: two ingests never share a pack.
+ */
+export class PackWriter {
+  private readonly packSize: number;
+  private readonly maxInFlight: number;
+  private buf: Buffer | undefined;
+  private used = 0;
+  private entries: PackEntry[] = [];
+  private packId: Buffer = randomBytes(16);
+  private inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+  readonly written: WrittenPack[] = [];
+
+  constructor(
+    private readonly backend: ObjectBackend,
+    options: PackWriterOptions,
+  ) {
+    this.packSize = options.packSize;
+    this.maxInFlight = options.maxInFlight ?? 2;
+  }
+
+  /** Copies a chunk into the open pack and returns where it will live. */
+  add(id: Buffer, data: Uint8Array): ChunkLocation {
+    this.throwIfFailed();
+    if (this.buf && this.used + data.length > this.packSize - PACK_FOOTER_BYTES && this.entries.length > 0) {
+      this.seal();
+    }
+    if (!this.buf) {
+      this.buf = Buffer.allocUnsafeSlow(Math.max(this.packSize, PACK_HEADER_BYTES + data.length));
+      encodePackHeader().copy(this.buf, 0);
+      this.used = PACK_HEADER_BYTES;
+    }
+    const offset = this.used;
+    this.buf.set(data, offset);
+    this.used += data.length;
+    this.entries.push({ id: Buffer.from(id), offset, length: data.length, flags: CHUNK_FLAGS_NONE });
+    return { pack: this.packId, offset, length: data.length, flags: CHUNK_FLAGS_NONE };
+  }
+
+  /** Waits while too many sealed packs are still being written. */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > this.maxInFlight) {
+      await Promise.race(this.inFlight);
+    }
+    this.throwIfFailed();
+  }
+
+  /** Seals the open pack and waits for every pack to be durable. */
+  async finish(): Promise<WrittenPack[]> {
+    if (this.entries.length > 0) this.seal();
+    await Promise.all(this.inFlight);
+    this.throwIfFailed();
+    return this.written;
+  }
+
+  /** Stops accepting chunks; waits for puts already started so nothing writes behind the caller. */
+  async abort(): Promise<void> {
+    this.buf = undefined;
+    this.entries = [];
+    await Promise.allSettled(this.inFlight);
+  }
+
+  private seal(): void {
+    const buf = this.buf as Buffer;
+    const trailer = encodePackTrailer(this.entries, this.used);
+    const body = buf.subarray(0, this.used);
+    const pack: WrittenPack = { id: this.packId, size: this.used + trailer.length, chunks: this.entries.length };
+    const p = this.backend
+      .put(packName(pack.id.toString("hex")), [body, trailer])
+      .then(
+        () => {
+          this.written.push(pack);
+        },
+        (e) => {
+          this.failure ??= e;
+        },
+      )
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+    this.buf = undefined;
+    this.entries = [];
+    this.packId = randomBytes(16);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+}

@@ -1,0 +1,47 @@
+import { createHash } from "node:crypto";
+import { afterAll, describe, expect, it } from "vitest";
+import { chunkId, chunkIdWasm } from "../../src/hash/chunk-id.js";
+import { HasherPool } from "../../src/hash/whole-image-hasher.js";
+import { prng, randomSplits } from "../helpers/data.js";
+
+describe("chunk ids", () => {
+  it("are BLAKE3-256 (official test vector for 'abc')", () => {
+    expect(chunkId(Buffer.from("abc")).toString("hex")).toBe(
+      "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85",
+    );
+  });
+
+  it("are the same from the native and the WebAssembly implementation", () => {
+    for (const n of [0, 1, 1024, 1025, 65536, 300_000]) {
+      const d = prng(n + 7, n);
+      expect(chunkId(d).equals(chunkIdWasm(d))).toBe(true);
+    }
+  });
+});
+
+describe("whole-image hasher", () => {
+  const pool = new HasherPool(["md5", "sha512"]);
+  afterAll(() => pool.close());
+
+  it("matches node:crypto over a stream of odd-sized pieces, and again when reused", async () => {
+    const data = prng(5, 20 * 1024 * 1024 + 333);
+    const md5 = createHash("md5").update(data).digest("hex");
+    const sha512 = createHash("sha512").update(data).digest("hex");
+    for (const seed of [1, 2]) {
+      const h = pool.acquire();
+      for (const p of randomSplits(data, seed, 3_000_000)) await h.update(p);
+      expect(await h.digest()).toEqual({ md5, sha512 });
+      pool.release(h, true);
+    }
+  });
+
+  it("hashes an empty stream", async () => {
+    const h = pool.acquire();
+    expect((await h.digest()).md5).toBe("d41d8cd98f00b204e9800998ecf8427e");
+    pool.release(h, true);
+  });
+
+  it("refuses an algorithm node:crypto does not have", () => {
+    expect(() => new HasherPool(["nope"])).toThrow(RangeError);
+  });
+});
