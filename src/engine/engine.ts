@@ -1,0 +1,145 @@
+/**
+ * The engine: a library that ingests byte streams into the content-addressed store and reads
+ * them back, with no HTTP anywhere. `Engine.open` wires a catalog and an object backend
+ * together and checks that the store's format matches this process's.
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { Catalog } from "../catalog/catalog.js";
+import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../chunker/params.js";
+import { NotFoundError } from "../errors.js";
+import { HasherPool } from "../hash/whole-image-hasher.js";
+import type { ObjectBackend } from "../store/backend.js";
+import { FsBackend } from "../store/fs-backend.js";
+import { STORE_FORMAT_OBJECT } from "../store/names.js";
+import { type IngestResult, ingest } from "./ingest.js";
+import { type ReadOptions, readObject } from "./read.js";
+import { type RebuildResult, rebuildIndex } from "./rebuild-index.js";
+import { assertSameFormat, makeStoreFormat, type StoreFormat } from "./store-format.js";
+
+export interface EngineOptions {
+  /** Chunker parameters. Omitted: the store's own (or the defaults for a new store). */
+  chunker?: ChunkerParams;
+  /** Whole-stream digests to compute on ingest (Glance: md5 and os_hash_algo). */
+  hashAlgorithms?: string[];
+  /** Target pack size in bytes (default 32 MiB). */
+  packSize?: number;
+  /** Verify every chunk's BLAKE3 id on read (default true). */
+  verifyOnRead?: boolean;
+  /** Bytes of pack reads kept in flight ahead of the consumer on read (default 16 MiB). */
+  readAheadBytes?: number;
+}
+
+export const DEFAULT_PACK_SIZE = 32 * 1024 * 1024;
+
+export class Engine {
+  readonly hashers: HasherPool;
+  readonly packSize: number;
+  readonly verifyOnRead: boolean;
+  readonly readAheadBytes: number;
+
+  private constructor(
+    readonly catalog: Catalog,
+    readonly backend: ObjectBackend,
+    readonly format: StoreFormat,
+    options: EngineOptions,
+  ) {
+    this.hashers = new HasherPool(options.hashAlgorithms ?? ["md5", "sha512"]);
+    this.packSize = options.packSize ?? DEFAULT_PACK_SIZE;
+    this.verifyOnRead = options.verifyOnRead ?? true;
+    this.readAheadBytes = options.readAheadBytes ?? 16 * 1024 * 1024;
+    if (this.packSize < 1024 * 1024 || this.packSize > 1024 * 1024 * 1024) {
+      throw new RangeError("packSize must be between 1 MiB and 1 GiB");
+    }
+  }
+
+  get chunkerParams(): ChunkerParams {
+    const { min, avg, max } = this.format.chunker;
+    return { min, avg, max };
+  }
+
+  /**
+   * Opens a store: the catalog in `catalogDir` and the objects on `backend`. A new store
+   * records its format; an existing one must match the requested chunker parameters.
+   */
+  static async open(catalogDir: string, backend: ObjectBackend, options: EngineOptions = {}): Promise<Engine> {
+    await mkdir(catalogDir, { recursive: true });
+    const catalog = Catalog.open(catalogDir);
+    try {
+      const format = await settleFormat(catalog, backend, options.chunker);
+      return new Engine(catalog, backend, format, options);
+    } catch (e) {
+      await catalog.close();
+      throw e;
+    }
+  }
+
+  /** The embedded default: catalog in DIR/catalog, objects under DIR/objects on local disk. */
+  static async openDir(dataDir: string, options: EngineOptions & { durable?: boolean } = {}): Promise<Engine> {
+    const backend = new FsBackend(join(dataDir, "objects"), { durable: options.durable });
+    return Engine.open(join(dataDir, "catalog"), backend, options);
+  }
+
+  /** Ingests a byte stream; see ingest.ts. */
+  ingest(source: AsyncIterable<Uint8Array>): Promise<IngestResult> {
+    return ingest(this, source);
+  }
+
+  /** Streams an object's bytes (or a range of them); see read.ts. */
+  read(manifestId: Buffer | string, options: ReadOptions = {}): AsyncGenerator<Buffer> {
+    return readObject(this, toId(manifestId), options);
+  }
+
+  /** The size and hashes recorded for an object. */
+  stat(manifestId: Buffer | string) {
+    const rec = this.catalog.getObject(toId(manifestId));
+    if (!rec) throw new NotFoundError(`object ${String(manifestId)}`);
+    return rec;
+  }
+
+  /** Drops one holder of an object; its chunks become collectable when none is left. */
+  release(manifestId: Buffer | string): Promise<{ removed: boolean }> {
+    return this.catalog.releaseObject(toId(manifestId));
+  }
+
+  /** Rebuilds the chunk index from the packs alone; see rebuild-index.ts. */
+  rebuildIndex(): Promise<RebuildResult> {
+    return rebuildIndex(this);
+  }
+
+  async close(): Promise<void> {
+    await this.hashers.close();
+    await this.catalog.close();
+    await this.backend.close();
+  }
+}
+
+export function toId(id: Buffer | string): Buffer {
+  if (Buffer.isBuffer(id)) return id;
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new NotFoundError(`object ${JSON.stringify(id)}`);
+  return Buffer.from(id, "hex");
+}
+
+async function readBackendFormat(backend: ObjectBackend): Promise<StoreFormat | undefined> {
+  const info = await backend.stat(STORE_FORMAT_OBJECT);
+  if (!info) return undefined;
+  return JSON.parse((await backend.get(STORE_FORMAT_OBJECT, 0, info.size)).toString("utf8"));
+}
+
+async function settleFormat(
+  catalog: Catalog,
+  backend: ObjectBackend,
+  requested: ChunkerParams | undefined,
+): Promise<StoreFormat> {
+  const onBackend = await readBackendFormat(backend);
+  const inCatalog = catalog.meta.get("format") as StoreFormat | undefined;
+  const existing = onBackend ?? inCatalog;
+  const wanted = makeStoreFormat(requested ?? existing?.chunker ?? DEFAULT_CHUNKER_PARAMS);
+  if (onBackend) assertSameFormat(onBackend, wanted, "the store");
+  if (inCatalog) assertSameFormat(inCatalog, wanted, "the catalog");
+  if (!onBackend) {
+    await backend.put(STORE_FORMAT_OBJECT, [Buffer.from(`${JSON.stringify(wanted, null, 2)}\n`)]);
+  }
+  if (!inCatalog) await catalog.meta.put("format", wanted);
+  return wanted;
+}

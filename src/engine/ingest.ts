@@ -1,0 +1,102 @@
+/**
+ * Ingest: one pass over a byte stream that hashes it whole (on worker threads), cuts it into
+ * chunks, names each by BLAKE3, appends only the chunks the store lacks to new packs, and
+ * then commits everything to the catalog in one transaction.
+ *
+ * Write order (docs/format.md): packs durable → manifest object durable → catalog commit.
+ * Until the commit nothing is visible; if anything fails or the process dies before it, the
+ * catalog and every refcount are as they were, and what was written is unreferenced garbage.
+ */
+import { ManifestBuilder } from "../catalog/manifest.js";
+import { Chunker } from "../chunker/chunker.js";
+import { chunkId } from "../hash/chunk-id.js";
+import { manifestName } from "../store/names.js";
+import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
+import type { Engine } from "./engine.js";
+import { isAllZero } from "./zero.js";
+
+export interface IngestResult {
+  /** Hex BLAKE3 of the manifest: the object's id in the store. */
+  manifestId: string;
+  size: number;
+  /** Whole-stream digests, hex, by algorithm (md5, sha512 by default). */
+  hashes: Record<string, string>;
+  chunkCount: number;
+  /** All-zero chunks: recorded in the manifest, never stored. */
+  zeroChunks: number;
+  zeroBytes: number;
+  /** Chunks and bytes this ingest wrote to new packs. */
+  newChunks: number;
+  bytesStored: number;
+  /** Bytes of chunks the store already had (or that repeated earlier in this stream). */
+  bytesDeduplicated: number;
+  packsWritten: number;
+  /** False when the same content was already stored as an object. */
+  createdObject: boolean;
+}
+
+export async function ingest(engine: Engine, source: AsyncIterable<Uint8Array>): Promise<IngestResult> {
+  const hasher = engine.hashers.acquire();
+  const chunker = new Chunker(engine.chunkerParams);
+  const packs = new PackWriter(engine.backend, { packSize: engine.packSize });
+  const manifest = new ManifestBuilder();
+  const written = new Map<string, ChunkLocation>();
+  const stats = { zeroChunks: 0, zeroBytes: 0, bytesStored: 0, bytesDeduplicated: 0 };
+
+  const onChunk = (chunk: Uint8Array): void => {
+    if (isAllZero(chunk)) {
+      manifest.addZero(chunk.length);
+      stats.zeroChunks++;
+      stats.zeroBytes += chunk.length;
+      return;
+    }
+    const id = chunkId(chunk);
+    manifest.add(id, chunk.length);
+    const hex = id.toString("hex");
+    if (written.has(hex) || engine.catalog.hasChunk(id)) {
+      stats.bytesDeduplicated += chunk.length;
+      return;
+    }
+    written.set(hex, packs.add(id, chunk));
+    stats.bytesStored += chunk.length;
+  };
+
+  let finished = false;
+  try {
+    for await (const piece of source) {
+      const bytes = typeof piece === "string" ? Buffer.from(piece) : piece;
+      await hasher.update(bytes);
+      chunker.push(bytes, onChunk);
+      await packs.drain();
+    }
+    chunker.finish(onChunk);
+    const [hashes, packList] = await Promise.all([hasher.digest(), packs.finish()]);
+    finished = true;
+    const { id, bytes } = manifest.finish();
+    if (!engine.catalog.getObject(id)) {
+      await engine.backend.put(manifestName(id.toString("hex")), [bytes]);
+    }
+    const { created } = await engine.catalog.commitIngest({
+      manifestId: id,
+      manifest: bytes,
+      object: { size: manifest.size, chunkCount: manifest.count, hashes },
+      written,
+      packs: packList,
+    });
+    return {
+      manifestId: id.toString("hex"),
+      size: manifest.size,
+      hashes,
+      chunkCount: manifest.count,
+      ...stats,
+      newChunks: written.size,
+      packsWritten: packList.length,
+      createdObject: created,
+    };
+  } catch (e) {
+    await packs.abort();
+    throw e;
+  } finally {
+    engine.hashers.release(hasher, finished);
+  }
+}

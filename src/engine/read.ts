@@ -1,0 +1,147 @@
+/**
+ * Read: an object's bytes, or a range of them, as a stream of Buffers.
+ *
+ * The manifest gives each chunk's place in the object; the chunk index gives its place in a
+ * pack. Chunks adjacent in the same pack are fetched with one ranged read (up to 4 MiB), and
+ * reads are issued ahead of the consumer up to `readAheadBytes`, so a download keeps the
+ * backend busy without holding more than that in memory. Every chunk is checked against its
+ * BLAKE3 id before it is handed out (unless verifyOnRead is off). All-zero chunks are
+ * synthesized.
+ */
+import { chunkIdOf, decodeManifest, type Manifest } from "../catalog/manifest.js";
+import { CorruptDataError, NotFoundError, RangeNotSatisfiableError } from "../errors.js";
+import { chunkId } from "../hash/chunk-id.js";
+import { packName } from "../store/names.js";
+import type { Engine } from "./engine.js";
+import { zeroBytes } from "./zero.js";
+
+export interface ReadOptions {
+  /** First byte (inclusive), default 0. */
+  start?: number;
+  /** End (exclusive), default the object's size. */
+  end?: number;
+}
+
+const MAX_SEGMENT_BYTES = 4 * 1024 * 1024;
+
+/** A run of chunks read together: one ranged read of a pack, or synthesized zeros. */
+interface Segment {
+  pack: string | undefined;
+  packOffset: number;
+  length: number;
+  /** Manifest indexes of the chunks in this segment. */
+  first: number;
+  last: number;
+}
+
+/** Loads and decodes a manifest, or throws NotFoundError. */
+export function loadManifest(engine: Engine, id: Buffer): Manifest {
+  const bytes = engine.catalog.getManifest(id);
+  if (!bytes) throw new NotFoundError(`object ${id.toString("hex")}`);
+  return decodeManifest(bytes);
+}
+
+/** Index of the chunk that contains byte `pos` (pos < size). */
+function chunkAt(m: Manifest, pos: number): number {
+  let lo = 0;
+  let hi = m.count - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (m.offsets[mid] <= pos) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+function* planSegments(engine: Engine, m: Manifest, from: number, to: number): Generator<Segment> {
+  let seg: Segment | undefined;
+  for (let i = from; i <= to; i++) {
+    const id = chunkIdOf(m, i);
+    const len = m.lengths[i];
+    let pack: string | undefined;
+    let packOffset = 0;
+    if (id) {
+      const rec = engine.catalog.getChunk(id);
+      if (!rec) throw new CorruptDataError(`chunk ${id.toString("hex")} is missing from the index`);
+      pack = packName(rec.pack.toString("hex"));
+      packOffset = rec.offset;
+    }
+    const extends_ =
+      seg &&
+      seg.pack === pack &&
+      seg.length + len <= MAX_SEGMENT_BYTES &&
+      (pack === undefined || seg.packOffset + seg.length === packOffset);
+    if (seg && extends_) {
+      seg.length += len;
+      seg.last = i;
+    } else {
+      if (seg) yield seg;
+      seg = { pack, packOffset, length: len, first: i, last: i };
+    }
+  }
+  if (seg) yield seg;
+}
+
+function verifySegment(m: Manifest, seg: Segment, data: Buffer): void {
+  let at = 0;
+  for (let i = seg.first; i <= seg.last; i++) {
+    const len = m.lengths[i];
+    const want = chunkIdOf(m, i) as Buffer;
+    if (!chunkId(data.subarray(at, at + len)).equals(want)) {
+      throw new CorruptDataError(`chunk ${want.toString("hex")} in ${seg.pack} does not match its id`);
+    }
+    at += len;
+  }
+}
+
+export async function* readObject(engine: Engine, id: Buffer, options: ReadOptions): AsyncGenerator<Buffer> {
+  const m = loadManifest(engine, id);
+  const start = options.start ?? 0;
+  const end = options.end ?? m.size;
+  if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end <= m.size)) {
+    throw new RangeNotSatisfiableError(`range [${start}, ${end}) is outside an object of ${m.size} bytes`);
+  }
+  if (start === end) return;
+  const first = chunkAt(m, start);
+  const last = chunkAt(m, end - 1);
+  const plan = planSegments(engine, m, first, last);
+  const queue: { seg: Segment; data: Promise<Buffer> | undefined }[] = [];
+  let queued = 0;
+  let planned = false;
+
+  const fill = () => {
+    while (!planned && (queue.length === 0 || queued < engine.readAheadBytes)) {
+      const next = plan.next();
+      if (next.done) {
+        planned = true;
+        break;
+      }
+      const seg = next.value;
+      const data = seg.pack === undefined ? undefined : engine.backend.get(seg.pack, seg.packOffset, seg.length);
+      // Reads ahead may fail after the consumer has gone; their errors surface when awaited.
+      data?.catch(() => {});
+      queue.push({ seg, data });
+      queued += seg.length;
+    }
+  };
+
+  for (;;) {
+    fill();
+    const item = queue.shift();
+    if (!item) return;
+    queued -= item.seg.length;
+    const { seg } = item;
+    let data: Buffer;
+    if (item.data) {
+      data = await item.data;
+      if (engine.verifyOnRead) verifySegment(m, seg, data);
+    } else {
+      data = zeroBytes(seg.length);
+    }
+    // Trim the first and last segments to the requested range.
+    const segStart = m.offsets[seg.first];
+    const lo = Math.max(0, start - segStart);
+    const hi = Math.min(seg.length, end - segStart);
+    yield lo === 0 && hi === seg.length ? data : data.subarray(lo, hi);
+  }
+}

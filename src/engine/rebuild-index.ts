@@ -1,0 +1,124 @@
+/**
+ * Rebuilds the catalog's chunk index, pack records and refcounts from what is on the backend:
+ * the packs (each lists its chunks in its trailer) and the manifest objects. Used when the
+ * index is lost or suspected wrong; the packs are the truth.
+ *
+ * Manifests found on the backend but missing from the catalog are restored with one holder
+ * (their original holder count is not on the backend). A chunk stored in several packs (two
+ * concurrent ingests of the same new data) is indexed at the first pack in name order.
+ */
+import { decodeChunkRecord, encodeChunkRecord, type PackRecord } from "../catalog/catalog.js";
+import { decodeManifest, distinctChunkIds } from "../catalog/manifest.js";
+import { CorruptDataError } from "../errors.js";
+import { chunkId } from "../hash/chunk-id.js";
+import { manifestIdFromName, packIdFromName } from "../store/names.js";
+import {
+  checkPackHeader,
+  decodePackEntries,
+  decodePackFooter,
+  PACK_ENTRY_BYTES,
+  PACK_FOOTER_BYTES,
+  PACK_HEADER_BYTES,
+  type PackEntry,
+} from "../store/pack-format.js";
+import type { Engine } from "./engine.js";
+
+export interface RebuildResult {
+  packs: number;
+  chunks: number;
+  manifests: number;
+  manifestsRestored: number;
+  /** Packs that could not be read (named with the reason); their chunks are not indexed. */
+  badPacks: { name: string; error: string }[];
+}
+
+async function readPackEntries(engine: Engine, name: string, size: number): Promise<PackEntry[]> {
+  if (size < PACK_HEADER_BYTES + PACK_FOOTER_BYTES) throw new CorruptDataError("pack too short");
+  checkPackHeader(await engine.backend.get(name, 0, PACK_HEADER_BYTES));
+  const footer = await engine.backend.get(name, size - PACK_FOOTER_BYTES, PACK_FOOTER_BYTES);
+  const { count, entriesOffset } = decodePackFooter(footer, size);
+  const entries = await engine.backend.get(name, entriesOffset, count * PACK_ENTRY_BYTES);
+  return decodePackEntries(entries, footer);
+}
+
+export async function rebuildIndex(engine: Engine): Promise<RebuildResult> {
+  const { catalog, backend } = engine;
+  const result: RebuildResult = { packs: 0, chunks: 0, manifests: 0, manifestsRestored: 0, badPacks: [] };
+
+  const packObjects: { name: string; id: string; size: number }[] = [];
+  for await (const o of backend.list("packs/")) {
+    const id = packIdFromName(o.name);
+    if (id) packObjects.push({ name: o.name, id, size: o.size });
+  }
+  packObjects.sort((a, b) => (a.name < b.name ? -1 : 1));
+
+  const manifestObjects: { name: string; id: string; size: number }[] = [];
+  for await (const o of backend.list("manifests/")) {
+    const id = manifestIdFromName(o.name);
+    if (id) manifestObjects.push({ name: o.name, id, size: o.size });
+  }
+  const missing: { id: Buffer; bytes: Buffer }[] = [];
+  for (const o of manifestObjects) {
+    const id = Buffer.from(o.id, "hex");
+    if (catalog.getManifest(id)) continue;
+    const bytes = await backend.get(o.name, 0, o.size);
+    if (!chunkId(bytes).equals(id)) continue; // a damaged manifest object restores nothing
+    missing.push({ id, bytes });
+  }
+
+  const packsIndexed: { id: Buffer; rec: PackRecord; entries: PackEntry[] }[] = [];
+  for (const p of packObjects) {
+    try {
+      const entries = await readPackEntries(engine, p.name, p.size);
+      packsIndexed.push({
+        id: Buffer.from(p.id, "hex"),
+        rec: { size: p.size, chunks: entries.length, createdAt: new Date().toISOString() },
+        entries,
+      });
+    } catch (e) {
+      result.badPacks.push({ name: p.name, error: (e as Error).message });
+    }
+  }
+
+  await catalog.transaction(() => {
+    catalog.chunks.clearSync();
+    catalog.packs.clearSync();
+    for (const { id, bytes } of missing) {
+      const m = decodeManifest(bytes);
+      catalog.manifests.putSync(id, bytes);
+      if (!catalog.objects.get(id)) {
+        catalog.objects.putSync(id, {
+          size: m.size,
+          chunkCount: m.count,
+          hashes: {},
+          refs: 1,
+          createdAt: new Date().toISOString(),
+        });
+      }
+      result.manifestsRestored++;
+    }
+    for (const p of packsIndexed) {
+      catalog.packs.putSync(p.id, p.rec);
+      for (const e of p.entries) {
+        if (catalog.chunks.doesExist(e.id)) continue;
+        catalog.chunks.putSync(
+          e.id,
+          encodeChunkRecord({ pack: p.id, offset: e.offset, length: e.length, flags: e.flags, refs: 0 }),
+        );
+        result.chunks++;
+      }
+      result.packs++;
+    }
+    for (const { value } of catalog.manifests.getRange()) {
+      result.manifests++;
+      for (const id of distinctChunkIds(decodeManifest(value)).values()) {
+        const cur = catalog.chunks.get(id);
+        if (!cur) continue; // fsck reports manifests whose chunks are gone
+        const rec = decodeChunkRecord(cur);
+        rec.refs++;
+        catalog.chunks.putSync(id, encodeChunkRecord(rec));
+      }
+    }
+  });
+  return result;
+}

@@ -1,0 +1,141 @@
+import { createHash } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { DEFAULT_CHUNKER_PARAMS } from "../../src/chunker/params.js";
+import { RangeNotSatisfiableError } from "../../src/errors.js";
+import { prng } from "../helpers/data.js";
+import { collect, pieces, tempEngine } from "../helpers/store.js";
+
+const { min, avg, max } = DEFAULT_CHUNKER_PARAMS;
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups) await c();
+  cleanups = [];
+});
+async function store() {
+  const s = await tempEngine();
+  cleanups.push(s.cleanup);
+  return s.engine;
+}
+
+describe("ingest and read", () => {
+  it.each([0, 1, min - 1, min, avg, max, max + 1, 3 * 1024 * 1024 + 17, 9 * 1024 * 1024 + 5])(
+    "round-trips %i bytes byte for byte, with md5 and sha512 of the whole stream",
+    async (size) => {
+      const engine = await store();
+      const data = prng(size + 1, size);
+      const r = await engine.ingest(pieces(data, 100_003));
+      expect(r.size).toBe(size);
+      expect(r.hashes.md5).toBe(createHash("md5").update(data).digest("hex"));
+      expect(r.hashes.sha512).toBe(createHash("sha512").update(data).digest("hex"));
+      expect((await collect(engine.read(r.manifestId))).equals(Buffer.from(data))).toBe(true);
+      expect(engine.stat(r.manifestId)).toMatchObject({ size, refs: 1 });
+    },
+  );
+
+  it("stores nothing new when the same data is ingested twice", async () => {
+    const engine = await store();
+    const data = prng(7, 5 * 1024 * 1024);
+    const a = await engine.ingest(pieces(data));
+    const b = await engine.ingest(pieces(data, 77_777));
+    expect(a.bytesStored).toBe(data.length);
+    expect(b.manifestId).toBe(a.manifestId);
+    expect(b.bytesStored).toBe(0);
+    expect(b.packsWritten).toBe(0);
+    expect(b.bytesDeduplicated).toBe(data.length);
+    expect(b.createdObject).toBe(false);
+    expect(engine.stat(a.manifestId).refs).toBe(2);
+  });
+
+  it("shares at least 90% of chunks with the original after one byte is inserted near the front", async () => {
+    const engine = await store();
+    const data = prng(8, 16 * 1024 * 1024);
+    const shifted = Buffer.concat([data.subarray(0, 1000), Buffer.from([42]), data.subarray(1000)]);
+    const a = await engine.ingest(pieces(data));
+    const b = await engine.ingest(pieces(shifted));
+    expect(b.bytesDeduplicated / b.size).toBeGreaterThanOrEqual(0.9);
+    expect(b.chunkCount - b.newChunks).toBeGreaterThanOrEqual(0.9 * a.chunkCount);
+    expect((await collect(engine.read(b.manifestId))).equals(shifted)).toBe(true);
+  });
+
+  it("records all-zero chunks without storing them and synthesizes them on read", async () => {
+    const engine = await store();
+    const data = Buffer.concat([prng(9, 300_000), Buffer.alloc(4 * 1024 * 1024), prng(10, 300_000)]);
+    const r = await engine.ingest(pieces(data));
+    expect(r.zeroChunks).toBeGreaterThanOrEqual(14);
+    expect(r.bytesStored).toBeLessThan(data.length - 3.5 * 1024 * 1024);
+    expect((await collect(engine.read(r.manifestId))).equals(data)).toBe(true);
+  });
+
+  it("deduplicates chunks repeated within one stream", async () => {
+    const engine = await store();
+    const block = prng(11, 2 * 1024 * 1024);
+    const r = await engine.ingest(pieces(Buffer.concat([block, block, block])));
+    expect(r.bytesStored).toBeLessThan(2.5 * 1024 * 1024);
+  });
+
+  it("reads ranges at, before and across chunk and pack boundaries", async () => {
+    const engine = await store(); // 1 MiB packs: a 6 MiB object spans several
+    const data = Buffer.from(prng(12, 6 * 1024 * 1024 + 99));
+    const r = await engine.ingest(pieces(data));
+    const m = (await import("../../src/engine/read.js")).loadManifest(
+      engine,
+      Buffer.from(r.manifestId, "hex"),
+    );
+    const cuts = Array.from(m.offsets);
+    const points = new Set<number>([0, 1, data.length - 1, data.length]);
+    for (const c of cuts) for (const d of [-1, 0, 1]) points.add(Math.min(data.length, Math.max(0, c + d)));
+    const sorted = [...points].sort((a, b) => a - b);
+    let checked = 0;
+    for (let i = 0; i < sorted.length; i += 3) {
+      for (const width of [0, 1, 2, avg, 3 * max]) {
+        const start = sorted[i];
+        const end = Math.min(data.length, start + width);
+        const got = await collect(engine.read(r.manifestId, { start, end }));
+        expect(got.equals(data.subarray(start, end))).toBe(true);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(50);
+    // across every pack boundary at once: the whole middle
+    const mid = await collect(engine.read(r.manifestId, { start: 1, end: data.length - 1 }));
+    expect(mid.equals(data.subarray(1, data.length - 1))).toBe(true);
+  });
+
+  it("refuses a range outside the object", async () => {
+    const engine = await store();
+    const r = await engine.ingest(pieces(prng(13, 1000)));
+    await expect(collect(engine.read(r.manifestId, { start: 10, end: 1001 }))).rejects.toBeInstanceOf(
+      RangeNotSatisfiableError,
+    );
+    await expect(collect(engine.read(r.manifestId, { start: 5, end: 4 }))).rejects.toBeInstanceOf(
+      RangeNotSatisfiableError,
+    );
+  });
+
+  it("lets two concurrent ingests of overlapping data both succeed and read back", async () => {
+    const engine = await store();
+    const shared = prng(14, 4 * 1024 * 1024);
+    const a = Buffer.concat([prng(15, 1024 * 1024), shared]);
+    const b = Buffer.concat([shared, prng(16, 1024 * 1024)]);
+    const [ra, rb, rc] = await Promise.all([
+      engine.ingest(pieces(a, 64 * 1024)),
+      engine.ingest(pieces(b, 64 * 1024)),
+      engine.ingest(pieces(a, 100_000)),
+    ]);
+    expect((await collect(engine.read(ra.manifestId))).equals(a)).toBe(true);
+    expect((await collect(engine.read(rb.manifestId))).equals(b)).toBe(true);
+    expect(rc.manifestId).toBe(ra.manifestId);
+    expect(engine.stat(ra.manifestId).refs).toBe(2);
+  });
+
+  it("releases an object: its chunks lose their reference but stay readable until GC", async () => {
+    const engine = await store();
+    const data = prng(17, 1024 * 1024);
+    const r = await engine.ingest(pieces(data));
+    const someChunk = [...engine.catalog.chunks.getKeys()][0] as Buffer;
+    expect(engine.catalog.getChunk(someChunk)?.refs).toBe(1);
+    expect(await engine.release(r.manifestId)).toEqual({ removed: true });
+    expect(engine.catalog.getChunk(someChunk)?.refs).toBe(0);
+    expect(() => engine.stat(r.manifestId)).toThrow(/not found/);
+  });
+});

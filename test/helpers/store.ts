@@ -1,0 +1,28 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Engine, type EngineOptions } from "../../src/engine/engine.js";
+
+/** A fresh embedded store in a temp dir; `cleanup` closes it and removes the dir. */
+export async function tempEngine(options: EngineOptions & { durable?: boolean } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), "tessera-test-"));
+  const engine = await Engine.openDir(dir, { durable: false, packSize: 1024 * 1024, ...options });
+  return {
+    dir,
+    engine,
+    cleanup: async () => {
+      await engine.close().catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const p of stream) parts.push(Buffer.from(p));
+  return Buffer.concat(parts);
+}
+
+export async function* pieces(data: Uint8Array, size = 256 * 1024): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+}
