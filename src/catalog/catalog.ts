@@ -12,7 +12,7 @@
  * (ingests not yet released). Everything an ingest commits is one write transaction, so a
  * reader sees all of it or none of it. Reads are synchronous (LMDB reads are memory-mapped).
  */
-import { open, type Database, type RootDatabase } from "lmdb";
+import { type Database, open, type RootDatabase } from "lmdb";
 import { ChunkVanishedError } from "../errors.js";
 import type { ChunkLocation } from "../store/pack-writer.js";
 import { decodeManifest, distinctChunkIds } from "./manifest.js";

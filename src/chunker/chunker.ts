@@ -1,5 +1,11 @@
 import { GEAR_SCAN_WASM_BASE64 } from "./gear-scan-wasm.js";
-import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS, GEAR, masksFor, validateChunkerParams } from "./params.js";
+import {
+  type ChunkerParams,
+  DEFAULT_CHUNKER_PARAMS,
+  GEAR,
+  masksFor,
+  validateChunkerParams,
+} from "./params.js";
 
 interface GearScan {
   memory: WebAssembly.Memory;

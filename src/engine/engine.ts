@@ -62,7 +62,11 @@ export class Engine {
    * Opens a store: the catalog in `catalogDir` and the objects on `backend`. A new store
    * records its format; an existing one must match the requested chunker parameters.
    */
-  static async open(catalogDir: string, backend: ObjectBackend, options: EngineOptions = {}): Promise<Engine> {
+  static async open(
+    catalogDir: string,
+    backend: ObjectBackend,
+    options: EngineOptions = {},
+  ): Promise<Engine> {
     await mkdir(catalogDir, { recursive: true });
     const catalog = Catalog.open(catalogDir);
     try {
@@ -75,7 +79,10 @@ export class Engine {
   }
 
   /** The embedded default: catalog in DIR/catalog, objects under DIR/objects on local disk. */
-  static async openDir(dataDir: string, options: EngineOptions & { durable?: boolean } = {}): Promise<Engine> {
+  static async openDir(
+    dataDir: string,
+    options: EngineOptions & { durable?: boolean } = {},
+  ): Promise<Engine> {
     const backend = new FsBackend(join(dataDir, "objects"), { durable: options.durable });
     return Engine.open(join(dataDir, "catalog"), backend, options);
   }

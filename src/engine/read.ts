@@ -98,7 +98,9 @@ export async function* readObject(engine: Engine, id: Buffer, options: ReadOptio
   const m = loadManifest(engine, id);
   const start = options.start ?? 0;
   const end = options.end ?? m.size;
-  if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end <= m.size)) {
+  if (
+    !(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end <= m.size)
+  ) {
     throw new RangeNotSatisfiableError(`range [${start}, ${end}) is outside an object of ${m.size} bytes`);
   }
   if (start === end) return;
@@ -117,7 +119,8 @@ export async function* readObject(engine: Engine, id: Buffer, options: ReadOptio
         break;
       }
       const seg = next.value;
-      const data = seg.pack === undefined ? undefined : engine.backend.get(seg.pack, seg.packOffset, seg.length);
+      const data =
+        seg.pack === undefined ? undefined : engine.backend.get(seg.pack, seg.packOffset, seg.length);
       // Reads ahead may fail after the consumer has gone; their errors surface when awaited.
       data?.catch(() => {});
       queue.push({ seg, data });

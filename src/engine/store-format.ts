@@ -5,8 +5,9 @@
  * at creation to the backend (`tessera-store.json`) and to the catalog, and checked at
  * every open.
  */
-import { CHUNKER_ALGORITHM, type ChunkerParams, validateChunkerParams } from "../chunker/params.js";
+
 import { MANIFEST_VERSION } from "../catalog/manifest.js";
+import { CHUNKER_ALGORITHM, type ChunkerParams, validateChunkerParams } from "../chunker/params.js";
 import { StoreFormatError } from "../errors.js";
 import { CHUNK_ID_ALGORITHM } from "../hash/chunk-id.js";
 import { PACK_VERSION } from "../store/pack-format.js";

@@ -102,7 +102,11 @@ export class PackWriter {
     const buf = this.buf as Buffer;
     const trailer = encodePackTrailer(this.entries, this.used);
     const body = buf.subarray(0, this.used);
-    const pack: WrittenPack = { id: this.packId, size: this.used + trailer.length, chunks: this.entries.length };
+    const pack: WrittenPack = {
+      id: this.packId,
+      size: this.used + trailer.length,
+      chunks: this.entries.length,
+    };
     const p = this.backend
       .put(packName(pack.id.toString("hex")), [body, trailer])
       .then(

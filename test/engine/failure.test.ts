@@ -1,0 +1,90 @@
+import { open as fsOpen, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { Engine } from "../../src/engine/engine.js";
+import { CorruptDataError, StoreFormatError } from "../../src/errors.js";
+import { prng } from "../helpers/data.js";
+import { collect, pieces, tempEngine } from "../helpers/store.js";
+
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups) await c();
+  cleanups = [];
+});
+async function store() {
+  const s = await tempEngine();
+  cleanups.push(s.cleanup);
+  return s;
+}
+
+/** Every key and value of every catalog database, to compare whole states. */
+function snapshot(engine: Engine): string {
+  const c = engine.catalog;
+  const dump = (db: { getRange(): Iterable<{ key: unknown; value: unknown }> }) =>
+    [...db.getRange()].map(({ key, value }) => JSON.stringify([key, value]));
+  return JSON.stringify([dump(c.chunks), dump(c.packs), dump(c.manifests), dump(c.objects)]);
+}
+
+async function* failingAfter(data: Uint8Array, failAt: number): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < data.length; at += 100_000) {
+    if (at + 100_000 > failAt) {
+      yield data.subarray(at, failAt);
+      throw new Error("client went away");
+    }
+    yield data.subarray(at, at + 100_000);
+  }
+}
+
+describe("failures", () => {
+  it("leaves the catalog unchanged when an ingest is aborted at random points", async () => {
+    const { engine } = await store();
+    const base = prng(20, 3 * 1024 * 1024);
+    await engine.ingest(pieces(base));
+    const before = snapshot(engine);
+    const data = Buffer.concat([base, prng(21, 5 * 1024 * 1024)]);
+    const rand = prng(22, 64);
+    for (let k = 0; k < 8; k++) {
+      const failAt = new DataView(rand.buffer).getUint32(k * 4, true) % data.length;
+      await expect(engine.ingest(failingAfter(data, failAt))).rejects.toThrow("client went away");
+      expect(snapshot(engine)).toBe(before);
+    }
+    // the store still works, and the aborted ingests' chunks do not count as stored
+    const r = await engine.ingest(pieces(data));
+    const control = await store();
+    await control.engine.ingest(pieces(base));
+    expect(r.bytesStored).toBe((await control.engine.ingest(pieces(data))).bytesStored);
+    expect((await collect(engine.read(r.manifestId))).equals(data)).toBe(true);
+  });
+
+  it("detects a chunk corrupted on disk when reading it", async () => {
+    const { engine, dir } = await store();
+    const r = await engine.ingest(pieces(prng(23, 2 * 1024 * 1024)));
+    const packDir = join(dir, "objects", "packs");
+    const sub = (await readdir(packDir))[0];
+    const file = join(packDir, sub, (await readdir(join(packDir, sub)))[0]);
+    const fh = await fsOpen(file, "r+");
+    await fh.write(Buffer.from([0xff ^ (await fh.read(Buffer.alloc(1), 0, 1, 5000)).buffer[0]]), 0, 1, 5000);
+    await fh.close();
+    await expect(collect(engine.read(r.manifestId))).rejects.toBeInstanceOf(CorruptDataError);
+  });
+
+  it("refuses to open a store with other chunker parameters than it was created with", async () => {
+    const { engine, dir } = await store();
+    await engine.close();
+    await expect(
+      Engine.openDir(dir, { chunker: { min: 4096, avg: 16384, max: 65536 } }),
+    ).rejects.toBeInstanceOf(StoreFormatError);
+    const again = await Engine.openDir(dir, {});
+    expect(again.chunkerParams).toEqual({ min: 16384, avg: 65536, max: 262144 });
+    await again.close();
+  });
+
+  it("keeps a store's non-default parameters when reopened without any", async () => {
+    const s = await tempEngine({ chunker: { min: 4096, avg: 16384, max: 65536 } });
+    cleanups.push(s.cleanup);
+    await s.engine.close();
+    const again = await Engine.openDir(s.dir, {});
+    expect(again.chunkerParams.avg).toBe(16384);
+    await again.close();
+  });
+});
