@@ -10,6 +10,7 @@ import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../chunker/params.js
 import { NotFoundError } from "../errors.js";
 import { HasherPool } from "../hash/whole-image-hasher.js";
 import type { ObjectBackend } from "../store/backend.js";
+import { BufferPool } from "../store/buffer-pool.js";
 import { FsBackend } from "../store/fs-backend.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
 import { type IngestResult, ingest } from "./ingest.js";
@@ -37,6 +38,7 @@ export class Engine {
   readonly packSize: number;
   readonly verifyOnRead: boolean;
   readonly readAheadBytes: number;
+  readonly packBuffers: BufferPool;
 
   private constructor(
     readonly catalog: Catalog,
@@ -51,6 +53,8 @@ export class Engine {
     if (this.packSize < 1024 * 1024 || this.packSize > 1024 * 1024 * 1024) {
       throw new RangeError("packSize must be between 1 MiB and 1 GiB");
     }
+    // Enough idle buffers for one ingest's open pack plus the ones being written.
+    this.packBuffers = new BufferPool(this.packSize, 4);
   }
 
   get chunkerParams(): ChunkerParams {

@@ -38,7 +38,7 @@ export interface IngestResult {
 export async function ingest(engine: Engine, source: AsyncIterable<Uint8Array>): Promise<IngestResult> {
   const hasher = engine.hashers.acquire();
   const chunker = new Chunker(engine.chunkerParams);
-  const packs = new PackWriter(engine.backend, { packSize: engine.packSize });
+  const packs = new PackWriter(engine.backend, { packSize: engine.packSize, buffers: engine.packBuffers });
   const manifest = new ManifestBuilder();
   const written = new Map<string, ChunkLocation>();
   const stats = { zeroChunks: 0, zeroBytes: 0, bytesStored: 0, bytesDeduplicated: 0 };

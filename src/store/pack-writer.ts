@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { ObjectBackend } from "./backend.js";
+import { BufferPool } from "./buffer-pool.js";
 import { packName } from "./names.js";
 import {
   CHUNK_FLAGS_NONE,
@@ -30,6 +31,8 @@ export interface PackWriterOptions {
   packSize: number;
   /** Sealed packs allowed in flight before `drain()` waits (memory is about this many packs). */
   maxInFlight?: number;
+  /** Where pack buffers come from and return to (of `packSize` bytes). */
+  buffers?: BufferPool;
 }
 
 /**
@@ -41,6 +44,7 @@ export interface PackWriterOptions {
 export class PackWriter {
   private readonly packSize: number;
   private readonly maxInFlight: number;
+  private readonly buffers: BufferPool;
   private buf: Buffer | undefined;
   private used = 0;
   private entries: PackEntry[] = [];
@@ -55,6 +59,8 @@ export class PackWriter {
   ) {
     this.packSize = options.packSize;
     this.maxInFlight = options.maxInFlight ?? 2;
+    this.buffers = options.buffers ?? new BufferPool(this.packSize, 0);
+    if (this.buffers.size !== this.packSize) throw new RangeError("buffer pool size differs from pack size");
   }
 
   /** Copies a chunk into the open pack and returns where it will live. */
@@ -64,7 +70,7 @@ export class PackWriter {
       this.seal();
     }
     if (!this.buf) {
-      this.buf = Buffer.allocUnsafeSlow(Math.max(this.packSize, PACK_HEADER_BYTES + data.length));
+      this.buf = this.buffers.take();
       encodePackHeader().copy(this.buf, 0);
       this.used = PACK_HEADER_BYTES;
     }
@@ -93,6 +99,7 @@ export class PackWriter {
 
   /** Stops accepting chunks; waits for puts already started so nothing writes behind the caller. */
   async abort(): Promise<void> {
+    if (this.buf) this.buffers.give(this.buf);
     this.buf = undefined;
     this.entries = [];
     await Promise.allSettled(this.inFlight);
@@ -117,7 +124,10 @@ export class PackWriter {
           this.failure ??= e;
         },
       )
-      .finally(() => this.inFlight.delete(p));
+      .finally(() => {
+        this.inFlight.delete(p);
+        this.buffers.give(buf);
+      });
     this.inFlight.add(p);
     this.buf = undefined;
     this.entries = [];

@@ -1,8 +1,9 @@
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FsBackend } from "../../src/store/fs-backend.js";
+import { prng } from "../helpers/data.js";
 import { runBackendConformance } from "./backend-conformance.js";
 
 async function makeFs(durable: boolean) {
@@ -17,11 +18,26 @@ runBackendConformance("filesystem (durable)", () => makeFs(true));
 runBackendConformance("filesystem (no fsync)", () => makeFs(false));
 
 describe("filesystem backend", () => {
-  it("leaves no temporary file behind when a put fails", async () => {
-    const { backend, dispose } = await makeFs(true);
-    const bad = { length: 5, subarray: () => bad } as unknown as Uint8Array; // writev rejects it
-    await expect(backend.put("p/q", [bad])).rejects.toThrow();
-    expect(await readdir(join(backend.root, "p"))).toEqual([]);
+  it("writes objects of every length exactly with direct I/O (padding trimmed)", async () => {
+    const { backend, dispose } = await makeFs(false, true);
+    for (const n of [1, 4095, 4096, 4097, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1, 9 * 1024 * 1024 - 3]) {
+      const data = Buffer.from(prng(n, n));
+      await backend.put(`o/${n}`, [data.subarray(0, 7), data.subarray(7)]);
+      expect((await backend.stat(`o/${n}`))?.size).toBe(n);
+      expect((await backend.get(`o/${n}`, 0, n)).equals(data)).toBe(true);
+    }
     await dispose();
+  });
+
+  it("leaves no temporary file behind when a put fails", async () => {
+    for (const directIo of [true, false]) {
+      const { backend, dispose } = await makeFs(true, directIo);
+      // a non-empty directory where the object should go makes the final rename fail
+      await mkdir(join(backend.root, "p", "q"), { recursive: true });
+      await writeFile(join(backend.root, "p", "q", "x"), "x");
+      await expect(backend.put("p/q", [prng(1, 10_000)])).rejects.toThrow();
+      expect(await readdir(join(backend.root, "p"))).toEqual(["q"]);
+      await dispose();
+    }
   });
 });

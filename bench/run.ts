@@ -1,0 +1,283 @@
+/**
+ * `npm run bench`: the engine's speed and dedup, each speed as MB/s and as a ratio to a
+ * reference measured in the same run on the same bytes. The last line printed is one JSON
+ * object with every figure (docs/benchmarks.md records results).
+ *
+ *   --size-mb N        size of the random-data file (default 1024)
+ *   --dir DIR          scratch directory (default $TMPDIR/tessera-bench)
+ *   --corpus DIR       OS disk images from shared/corpus/make-corpus.sh (default ./corpus)
+ *   --chunker a,b,c    chunker min,avg,max in KiB (default 16,64,256)
+ *   --pack-mb N        pack size in MiB (default 32)
+ *   --no-fsync         do not fsync packs
+ *   --skip-random / --skip-corpus
+ */
+import { createHash, randomFillSync } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import { mkdir, open, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { Chunker } from "../src/chunker/chunker.js";
+import { chunkLengthsJs } from "../src/chunker/cut-points-js.js";
+import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../src/chunker/params.js";
+import { Engine } from "../src/engine/engine.js";
+import { chunkId, chunkIdImplementation, chunkIdWasm } from "../src/hash/chunk-id.js";
+
+const MB = 1e6;
+const MiB = 1024 * 1024;
+const CORPUS_IMAGES = ["base.raw", "web.raw", "dev.raw", "base-v2.raw", "base.qcow2", "base.vmdk", "base.vhd"];
+
+const { values: opt } = parseArgs({
+  options: {
+    "size-mb": { type: "string", default: "1024" },
+    dir: { type: "string", default: join(tmpdir(), "tessera-bench") },
+    corpus: { type: "string", default: "./corpus" },
+    chunker: { type: "string" },
+    "pack-mb": { type: "string", default: "32" },
+    "no-fsync": { type: "boolean", default: false },
+    "skip-random": { type: "boolean", default: false },
+    "skip-corpus": { type: "boolean", default: false },
+  },
+});
+const chunker: ChunkerParams = opt.chunker
+  ? (() => {
+      const [min, avg, max] = opt.chunker.split(",").map((k) => Number(k) * 1024);
+      return { min, avg, max };
+    })()
+  : DEFAULT_CHUNKER_PARAMS;
+const engineOptions = {
+  chunker,
+  packSize: Number(opt["pack-mb"]) * MiB,
+  durable: !opt["no-fsync"],
+};
+const results: Record<string, unknown> = {
+  chunker,
+  packMiB: Number(opt["pack-mb"]),
+  fsync: !opt["no-fsync"],
+  chunkIdImplementation,
+};
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function timed<T>(fn: () => Promise<T> | T): Promise<{ s: number; value: T }> {
+  const t0 = process.hrtime.bigint();
+  const value = await fn();
+  return { s: Number(process.hrtime.bigint() - t0) / 1e9, value };
+}
+
+const fileStream = (path: string) => createReadStream(path, { highWaterMark: MiB });
+
+async function hashFile(path: string, algo: string): Promise<void> {
+  const h = createHash(algo);
+  for await (const b of fileStream(path)) h.update(b);
+  h.digest();
+}
+
+async function drain(source: AsyncIterable<Uint8Array>): Promise<number> {
+  let n = 0;
+  for await (const b of source) n += b.length;
+  return n;
+}
+
+async function makeRandomFile(path: string, bytes: number): Promise<void> {
+  if ((await stat(path).catch(() => undefined))?.size === bytes) return;
+  const fh = await open(path, "w");
+  const buf = Buffer.allocUnsafe(16 * MiB);
+  for (let at = 0; at < bytes; at += buf.length) {
+    randomFillSync(buf);
+    await fh.write(buf, 0, Math.min(buf.length, bytes - at));
+  }
+  await fh.close();
+}
+
+function mbps(bytes: number, s: number): number {
+  return Math.round((bytes / MB / s) * 10) / 10;
+}
+
+function ratio(a: number, b: number): number {
+  return Math.round((a / b) * 100) / 100;
+}
+
+async function benchPrimitives(sample: Buffer): Promise<void> {
+  const c = new Chunker(chunker);
+  let chunks = 0;
+  const wasm = await timed(() => {
+    c.push(sample, () => chunks++);
+    c.finish(() => chunks++);
+  });
+  const js = await timed(() => chunkLengthsJs(sample, chunker));
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < sample.length; at += 64 * 1024) pieces.push(sample.subarray(at, at + 64 * 1024));
+  const native = await timed(() => {
+    for (const p of pieces) chunkId(p);
+  });
+  const wasmId = await timed(() => {
+    for (const p of pieces) chunkIdWasm(p);
+  });
+  const sha = await timed(() => createHash("sha512").update(sample).digest());
+  const md5 = await timed(() => createHash("md5").update(sample).digest());
+  Object.assign(results, {
+    chunkerWasmMBps: mbps(sample.length, wasm.s),
+    chunkerJsMBps: mbps(sample.length, js.s),
+    chunkIdNativeMBps: mbps(sample.length, native.s),
+    chunkIdWasmMBps: mbps(sample.length, wasmId.s),
+    md5MBps: mbps(sample.length, md5.s),
+    sha512MBps: mbps(sample.length, sha.s),
+  });
+  log(
+    `primitives on ${sample.length / MiB} MiB in memory: chunker wasm ${results.chunkerWasmMBps} MB/s ` +
+      `(js ${results.chunkerJsMBps}), BLAKE3 64 KiB native ${results.chunkIdNativeMBps} MB/s ` +
+      `(wasm ${results.chunkIdWasmMBps}), md5 ${results.md5MBps}, sha512 ${results.sha512MBps}; ` +
+      `${chunks} chunks, mean ${Math.round(sample.length / chunks)} B`,
+  );
+}
+
+async function benchRandom(dir: string): Promise<void> {
+  const size = Number(opt["size-mb"]) * MiB;
+  const file = join(dir, `random-${opt["size-mb"]}MiB.bin`);
+  await makeRandomFile(file, size);
+  await drain(fileStream(file)); // warm the page cache
+
+  const sample = Buffer.allocUnsafe(Math.min(size, 256 * MiB));
+  const fh = await open(file, "r");
+  await fh.read(sample, 0, sample.length, 0);
+  await fh.close();
+  await benchPrimitives(sample);
+
+  const plainRead = await timed(() => drain(fileStream(file)));
+  const md5 = await timed(() => hashFile(file, "md5"));
+  const sha = await timed(() => hashFile(file, "sha512"));
+  const refIngest = mbps(size, md5.s + sha.s);
+  const refRead = mbps(size, plainRead.s);
+  log(`reference: md5 then sha512 of the file on one thread ${refIngest} MB/s; plain file read ${refRead} MB/s`);
+
+  const storeDir = join(dir, "store-random");
+  await rm(storeDir, { recursive: true, force: true });
+  const engine = await Engine.openDir(storeDir, engineOptions);
+  try {
+    const ingNew = await timed(() => engine.ingest(fileStream(file)));
+    const ingDup = await timed(() => engine.ingest(fileStream(file)));
+    const id = ingNew.value.manifestId;
+    const full = await timed(() => drain(engine.read(id)));
+    const noVerify = await (async () => {
+      (engine as { verifyOnRead: boolean }).verifyOnRead = false;
+      const t = await timed(() => drain(engine.read(id)));
+      (engine as { verifyOnRead: boolean }).verifyOnRead = true;
+      return t;
+    })();
+    const rng = new Uint32Array(4000);
+    randomFillSync(rng);
+    const big = await timed(async () => {
+      let n = 0;
+      for (let i = 0; i < 500; i++) {
+        const start = rng[i] % (size - MiB);
+        n += await drain(engine.read(id, { start, end: start + MiB }));
+      }
+      return n;
+    });
+    const small = await timed(async () => {
+      for (let i = 0; i < 2000; i++) {
+        const start = rng[2000 + i] % (size - 4096);
+        await drain(engine.read(id, { start, end: start + 4096 }));
+      }
+    });
+    Object.assign(results, {
+      randomMiB: size / MiB,
+      refIngestMBps: refIngest,
+      refReadMBps: refRead,
+      ingestNewMBps: mbps(size, ingNew.s),
+      ingestNewRatio: ratio(mbps(size, ingNew.s), refIngest),
+      ingestDupMBps: mbps(size, ingDup.s),
+      ingestDupRatio: ratio(mbps(size, ingDup.s), refIngest),
+      readMBps: mbps(size, full.s),
+      readRatio: ratio(mbps(size, full.s), refRead),
+      readNoVerifyMBps: mbps(size, noVerify.s),
+      rangedRead1MiBMBps: mbps(big.value, big.s),
+      rangedRead4KiBPerSec: Math.round(2000 / small.s),
+    });
+    log(
+      `ingest new ${results.ingestNewMBps} MB/s (x${results.ingestNewRatio} of reference), ` +
+        `stored ${ingNew.value.bytesStored} B in ${ingNew.value.packsWritten} packs`,
+    );
+    log(`ingest already stored ${results.ingestDupMBps} MB/s (x${results.ingestDupRatio})`);
+    log(
+      `full read ${results.readMBps} MB/s (x${results.readRatio} of plain read), ` +
+        `without verification ${results.readNoVerifyMBps} MB/s`,
+    );
+    log(
+      `ranged reads: 1 MiB at random offsets ${results.rangedRead1MiBMBps} MB/s, ` +
+        `4 KiB at random offsets ${results.rangedRead4KiBPerSec}/s`,
+    );
+  } finally {
+    await engine.close();
+    await rm(storeDir, { recursive: true, force: true });
+  }
+}
+
+async function benchCorpus(dir: string): Promise<void> {
+  const missing = CORPUS_IMAGES.filter((f) => !existsSync(join(opt.corpus, f)));
+  if (missing.length > 0) {
+    log(
+      `corpus: ${missing.join(", ")} missing in ${opt.corpus}; make it with ` +
+        "`sudo apt-get install mmdebstrap e2fsprogs fdisk qemu-utils && " +
+        "MIRROR=http://deb.debian.org/debian ../shared/corpus/make-corpus.sh ./corpus` (about 4 minutes)",
+    );
+    return;
+  }
+  const storeDir = join(dir, "store-corpus");
+  await rm(storeDir, { recursive: true, force: true });
+  const engine = await Engine.openDir(storeDir, engineOptions);
+  let ingested = 0;
+  let stored = 0;
+  let seconds = 0;
+  const perImage: Record<string, unknown>[] = [];
+  try {
+    for (const name of CORPUS_IMAGES) {
+      const { s, value: r } = await timed(() => engine.ingest(fileStream(join(opt.corpus, name))));
+      ingested += r.size;
+      stored += r.bytesStored;
+      seconds += s;
+      perImage.push({
+        image: name,
+        bytes: r.size,
+        stored: r.bytesStored,
+        zero: r.zeroBytes,
+        dedup: r.bytesDeduplicated,
+        chunks: r.chunkCount,
+        MBps: mbps(r.size, s),
+      });
+      log(
+        `corpus ${name.padEnd(12)} ${(r.size / MB).toFixed(0).padStart(6)} MB ingested, ` +
+          `${(r.bytesStored / MB).toFixed(1).padStart(7)} MB stored, ${(r.zeroBytes / MB).toFixed(0)} MB zero, ` +
+          `${mbps(r.size, s)} MB/s`,
+      );
+    }
+    let chunks = 0;
+    for (const _ of engine.catalog.chunks.getKeys()) chunks++;
+    Object.assign(results, {
+      corpusIngestedBytes: ingested,
+      corpusStoredBytes: stored,
+      corpusDedupRatio: ratio(ingested, stored),
+      corpusUniqueChunks: chunks,
+      corpusIngestMBps: mbps(ingested, seconds),
+      corpusImages: perImage,
+    });
+    log(
+      `corpus total: ${(ingested / MB).toFixed(0)} MB ingested, ${(stored / MB).toFixed(1)} MB stored ` +
+        `(${results.corpusDedupRatio}x), ${chunks} unique chunks, ${results.corpusIngestMBps} MB/s`,
+    );
+  } finally {
+    await engine.close();
+    await rm(storeDir, { recursive: true, force: true });
+  }
+}
+
+const dir = opt.dir;
+await mkdir(dir, { recursive: true });
+if (!opt["skip-random"]) await benchRandom(dir);
+if (!opt["skip-corpus"]) await benchCorpus(dir);
+results.peakRssMB = Math.round(process.resourceUsage().maxRSS / 1024);
+log(`peak RSS ${results.peakRssMB} MB`);
+process.stdout.write(`${JSON.stringify(results)}\n`);
