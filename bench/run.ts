@@ -25,7 +25,15 @@ import { chunkId, chunkIdImplementation, chunkIdWasm } from "../src/hash/chunk-i
 
 const MB = 1e6;
 const MiB = 1024 * 1024;
-const CORPUS_IMAGES = ["base.raw", "web.raw", "dev.raw", "base-v2.raw", "base.qcow2", "base.vmdk", "base.vhd"];
+const CORPUS_IMAGES = [
+  "base.raw",
+  "web.raw",
+  "dev.raw",
+  "base-v2.raw",
+  "base.qcow2",
+  "base.vmdk",
+  "base.vhd",
+];
 
 const { values: opt } = parseArgs({
   options: {
@@ -151,7 +159,9 @@ async function benchRandom(dir: string): Promise<void> {
   const sha = await timed(() => hashFile(file, "sha512"));
   const refIngest = mbps(size, md5.s + sha.s);
   const refRead = mbps(size, plainRead.s);
-  log(`reference: md5 then sha512 of the file on one thread ${refIngest} MB/s; plain file read ${refRead} MB/s`);
+  log(
+    `reference: md5 then sha512 of the file on one thread ${refIngest} MB/s; plain file read ${refRead} MB/s`,
+  );
 
   const storeDir = join(dir, "store-random");
   await rm(storeDir, { recursive: true, force: true });

@@ -3,11 +3,11 @@
  * The `tessera` command. Each subcommand drives the engine and prints one JSON result on
  * stdout (`cat` prints the object's bytes instead), so it can be scripted and benchmarked.
  */
-import { createReadStream } from "node:fs";
 import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { Engine } from "../engine/engine.js";
+import { readFilePieces } from "../engine/file-source.js";
 import { TesseraError } from "../errors.js";
 
 const USAGE = `usage:
@@ -54,7 +54,7 @@ async function run(argv: string[]): Promise<void> {
   const engine = await Engine.openDir(dataDir, { durable: !values["no-fsync"] });
   try {
     if (command === "ingest") {
-      const source = arg === "-" ? process.stdin : createReadStream(arg, { highWaterMark: 1024 * 1024 });
+      const source = arg === "-" ? process.stdin : readFilePieces(arg);
       print(await engine.ingest(source));
     } else if (command === "cat") {
       const start = intOption(values.start, "start");

@@ -6,6 +6,7 @@ import {
   CHUNK_FLAGS_NONE,
   encodePackHeader,
   encodePackTrailer,
+  PACK_ENTRY_BYTES,
   PACK_FOOTER_BYTES,
   PACK_HEADER_BYTES,
   type PackEntry,
@@ -66,8 +67,11 @@ export class PackWriter {
   /** Copies a chunk into the open pack and returns where it will live. */
   add(id: Buffer, data: Uint8Array): ChunkLocation {
     this.throwIfFailed();
-    if (this.buf && this.used + data.length > this.packSize - PACK_FOOTER_BYTES && this.entries.length > 0) {
-      this.seal();
+    // The trailer goes into the same buffer, so the pack is one contiguous (aligned) write.
+    const trailer = (this.entries.length + 1) * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES;
+    if (this.buf && this.used + data.length + trailer > this.packSize) this.seal();
+    if (PACK_HEADER_BYTES + data.length + PACK_ENTRY_BYTES + PACK_FOOTER_BYTES > this.packSize) {
+      throw new RangeError("chunk larger than a pack");
     }
     if (!this.buf) {
       this.buf = this.buffers.take();
