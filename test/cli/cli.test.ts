@@ -37,10 +37,22 @@ describe("tessera CLI", () => {
     const cat = tessera(["cat", result.manifestId, "--data", join(dir, "data")]);
     expect(cat.status).toBe(0);
     expect(cat.stdout.equals(data)).toBe(true);
-    const part = tessera(["cat", result.manifestId, "--data", join(dir, "data"), "--start", "5", "--end", "70000"]);
+    const part = tessera([
+      "cat",
+      result.manifestId,
+      "--data",
+      join(dir, "data"),
+      "--start",
+      "5",
+      "--end",
+      "70000",
+    ]);
     expect(part.stdout.equals(data.subarray(5, 70000))).toBe(true);
     const fromStdin = tessera(["ingest", "-", "--data", join(dir, "data")], data);
-    expect(JSON.parse(fromStdin.stdout.toString())).toMatchObject({ manifestId: result.manifestId, bytesStored: 0 });
+    expect(JSON.parse(fromStdin.stdout.toString())).toMatchObject({
+      manifestId: result.manifestId,
+      bytesStored: 0,
+    });
   });
 
   it("answers an unknown object with a JSON error and exit status 1, bad usage with 2", async () => {
@@ -59,7 +71,9 @@ describe("tessera CLI", () => {
     await writeFile(join(dir, "base"), base);
     expect(tessera(["ingest", join(dir, "base"), "--data", dataDir]).status).toBe(0);
     // A slow stream from stdin, so that packs reach the disk while the ingest is still open.
-    const child = spawn(process.execPath, [BIN, "ingest", "-", "--data", dataDir], { stdio: ["pipe", "ignore", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "ingest", "-", "--data", dataDir], {
+      stdio: ["pipe", "ignore", "pipe"],
+    });
     child.stdin.on("error", () => {}); // EPIPE once it is killed
     const packsDir = join(dataDir, "objects", "packs");
     const countPacks = async () => {
