@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Catalog } from "../catalog/catalog.js";
 import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../chunker/params.js";
 import { NotFoundError } from "../errors.js";
+import { ChunkVerifier } from "../hash/chunk-verifier.js";
 import { HasherPool } from "../hash/whole-image-hasher.js";
 import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
@@ -25,7 +26,7 @@ export interface EngineOptions {
   hashAlgorithms?: string[];
   /** Target pack size in bytes (default 32 MiB). */
   packSize?: number;
-  /** Verify every chunk's BLAKE3 id on read (default true). */
+  /** Verify every chunk's BLAKE3 id on read (default true; on a worker thread). */
   verifyOnRead?: boolean;
   /** Bytes of pack reads kept in flight ahead of the consumer on read (default 16 MiB). */
   readAheadBytes?: number;
@@ -39,6 +40,7 @@ export class Engine {
   readonly verifyOnRead: boolean;
   readonly readAheadBytes: number;
   readonly packBuffers: BufferPool;
+  readonly verifier = new ChunkVerifier();
 
   private constructor(
     readonly catalog: Catalog,
@@ -120,6 +122,7 @@ export class Engine {
 
   async close(): Promise<void> {
     await this.hashers.close();
+    await this.verifier.close();
     await this.catalog.close();
     await this.backend.close();
   }

@@ -45,3 +45,30 @@ describe("whole-image hasher", () => {
     expect(() => new HasherPool(["nope"])).toThrow(RangeError);
   });
 });
+
+describe("chunk verifier", () => {
+  it("accepts matching chunks and rejects a flipped byte, on its workers and inline", async () => {
+    const { ChunkVerifier } = await import("../../src/hash/chunk-verifier.js");
+    const v = new ChunkVerifier(2);
+    try {
+      for (let round = 0; round < 4; round++) {
+        const data = Buffer.from(prng(round, 300_000));
+        const spans = [
+          { offset: 0, length: 100_000, id: chunkId(data.subarray(0, 100_000)) },
+          { offset: 100_000, length: 200_000, id: chunkId(data.subarray(100_000)) },
+        ];
+        const owned = Buffer.from(data); // owns its ArrayBuffer: goes to a worker
+        expect((await v.verify(owned, spans)).equals(data)).toBe(true);
+        const view = Buffer.concat([Buffer.alloc(1), data]).subarray(1); // a view: verified inline
+        expect((await v.verify(view, spans)).equals(data)).toBe(true);
+        const bad = Buffer.from(data);
+        bad[150_000] ^= 1;
+        const badView = Buffer.concat([Buffer.alloc(1), bad]).subarray(1);
+        await expect(v.verify(bad, spans)).rejects.toThrow(spans[1].id.toString("hex")); // detaches `bad`
+        await expect(v.verify(badView, spans)).rejects.toThrow(/does not match/);
+      }
+    } finally {
+      await v.close();
+    }
+  });
+});
