@@ -9,8 +9,11 @@
  *   --chunker a,b,c    chunker min,avg,max in KiB (default 16,64,256)
  *   --pack-mb N        pack size in MiB (default 32)
  *   --no-fsync         do not fsync packs
+ *   --rss-gib N        size of the file for the peak-memory run (default 4; 0 skips it)
  *   --skip-random / --skip-corpus
  */
+
+import { execFileSync } from "node:child_process";
 import { createHash, randomFillSync } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
 import { mkdir, open, rm, stat } from "node:fs/promises";
@@ -44,6 +47,7 @@ const { values: opt } = parseArgs({
     chunker: { type: "string" },
     "pack-mb": { type: "string", default: "32" },
     "no-fsync": { type: "boolean", default: false },
+    "rss-gib": { type: "string", default: "4" },
     "skip-random": { type: "boolean", default: false },
     "skip-corpus": { type: "boolean", default: false },
   },
@@ -289,10 +293,25 @@ async function benchCorpus(dir: string): Promise<void> {
   }
 }
 
+async function benchRss(dir: string): Promise<void> {
+  const gib = Number(opt["rss-gib"]);
+  if (!(gib > 0)) return;
+  const file = join(dir, `random-${gib}GiB.bin`);
+  await makeRandomFile(file, gib * 1024 * MiB);
+  const script = new URL("./rss.js", import.meta.url).pathname;
+  const out = execFileSync(process.execPath, [script, file, join(dir, "store-rss")], { encoding: "utf8" });
+  const r = JSON.parse(out);
+  Object.assign(results, { rssRunGiB: gib, peakRssMB: r.peakRssMB, rssRunIngestMBps: r.ingestMBps });
+  log(
+    `peak RSS of one process ingesting and then reading ${gib} GiB: ${r.peakRssMB} MB ` +
+      `(ingest ${r.ingestMBps} MB/s, first read ${r.readMBps} MB/s)`,
+  );
+  await rm(file, { force: true });
+}
+
 const dir = opt.dir;
 await mkdir(dir, { recursive: true });
 if (!opt["skip-random"]) await benchRandom(dir);
 if (!opt["skip-corpus"]) await benchCorpus(dir);
-results.peakRssMB = Math.round(process.resourceUsage().maxRSS / 1024);
-log(`peak RSS ${results.peakRssMB} MB`);
+await benchRss(dir);
 process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -24,21 +24,24 @@ export interface EngineOptions {
   chunker?: ChunkerParams;
   /** Whole-stream digests to compute on ingest (Glance: md5 and os_hash_algo). */
   hashAlgorithms?: string[];
-  /** Target pack size in bytes (default 32 MiB). */
+  /** Target pack size in bytes (default 16 MiB; docs/benchmarks.md has the measurement). */
   packSize?: number;
   /** Verify every chunk's BLAKE3 id on read (default true; on a worker thread). */
   verifyOnRead?: boolean;
-  /** Bytes of pack reads kept in flight ahead of the consumer on read (default 16 MiB). */
+  /** Bytes of pack reads kept in flight ahead of the consumer on read (default 8 MiB). */
   readAheadBytes?: number;
+  /** Largest single ranged read of a pack on read (default 4 MiB). */
+  readSegmentBytes?: number;
 }
 
-export const DEFAULT_PACK_SIZE = 32 * 1024 * 1024;
+export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 
 export class Engine {
   readonly hashers: HasherPool;
   readonly packSize: number;
   readonly verifyOnRead: boolean;
   readonly readAheadBytes: number;
+  readonly readSegmentBytes: number;
   readonly packBuffers: BufferPool;
   readonly verifier = new ChunkVerifier();
 
@@ -51,12 +54,13 @@ export class Engine {
     this.hashers = new HasherPool(options.hashAlgorithms ?? ["md5", "sha512"]);
     this.packSize = options.packSize ?? DEFAULT_PACK_SIZE;
     this.verifyOnRead = options.verifyOnRead ?? true;
-    this.readAheadBytes = options.readAheadBytes ?? 16 * 1024 * 1024;
+    this.readAheadBytes = options.readAheadBytes ?? 8 * 1024 * 1024;
+    this.readSegmentBytes = options.readSegmentBytes ?? 4 * 1024 * 1024;
     if (this.packSize < 1024 * 1024 || this.packSize > 1024 * 1024 * 1024) {
       throw new RangeError("packSize must be between 1 MiB and 1 GiB");
     }
     // Enough idle buffers for one ingest's open pack plus the ones being written.
-    this.packBuffers = new BufferPool(this.packSize, 4);
+    this.packBuffers = new BufferPool(this.packSize, 3);
   }
 
   get chunkerParams(): ChunkerParams {

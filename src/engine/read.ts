@@ -2,7 +2,7 @@
  * Read: an object's bytes, or a range of them, as a stream of Buffers.
  *
  * The manifest gives each chunk's place in the object; the chunk index gives its place in a
- * pack. Chunks adjacent in the same pack are fetched with one ranged read (up to 8 MiB), and
+ * pack. Chunks adjacent in the same pack are fetched with one ranged read (up to readSegmentBytes), and
  * reads are issued ahead of the consumer up to `readAheadBytes`, so a download keeps the
  * backend busy without holding more than that in memory. Every chunk is checked against its
  * BLAKE3 id before it is handed out (unless verifyOnRead is off). All-zero chunks are
@@ -21,8 +21,6 @@ export interface ReadOptions {
   /** End (exclusive), default the object's size. */
   end?: number;
 }
-
-const MAX_SEGMENT_BYTES = 8 * 1024 * 1024;
 
 /** A run of chunks read together: one ranged read of a pack, or synthesized zeros. */
 interface Segment {
@@ -69,7 +67,7 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
     const extends_ =
       seg &&
       seg.pack === pack &&
-      seg.length + len <= MAX_SEGMENT_BYTES &&
+      seg.length + len <= engine.readSegmentBytes &&
       (pack === undefined || seg.packOffset + seg.length === packOffset);
     if (seg && extends_) {
       seg.length += len;

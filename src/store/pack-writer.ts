@@ -59,7 +59,7 @@ export class PackWriter {
     options: PackWriterOptions,
   ) {
     this.packSize = options.packSize;
-    this.maxInFlight = options.maxInFlight ?? 2;
+    this.maxInFlight = options.maxInFlight ?? 1;
     this.buffers = options.buffers ?? new BufferPool(this.packSize, 0);
     if (this.buffers.size !== this.packSize) throw new RangeError("buffer pool size differs from pack size");
   }
