@@ -7,7 +7,7 @@
  *   --dir DIR          scratch directory (default $TMPDIR/tessera-bench)
  *   --corpus DIR       OS disk images from shared/corpus/make-corpus.sh (default ./corpus)
  *   --chunker a,b,c    chunker min,avg,max in KiB (default 16,64,256)
- *   --pack-mb N        pack size in MiB (default 32)
+ *   --pack-mb N        pack size in MiB (default: the engine's, 16)
  *   --no-fsync         do not fsync packs
  *   --rss-gib N        size of the file for the peak-memory run (default 4; 0 skips it)
  *   --skip-random / --skip-corpus
@@ -23,7 +23,7 @@ import { parseArgs } from "node:util";
 import { Chunker } from "../src/chunker/chunker.js";
 import { chunkLengthsJs } from "../src/chunker/cut-points-js.js";
 import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../src/chunker/params.js";
-import { Engine } from "../src/engine/engine.js";
+import { DEFAULT_PACK_SIZE, Engine } from "../src/engine/engine.js";
 import { readFilePieces } from "../src/engine/file-source.js";
 import { chunkId, chunkIdImplementation, chunkIdWasm } from "../src/hash/chunk-id.js";
 
@@ -45,7 +45,7 @@ const { values: opt } = parseArgs({
     dir: { type: "string", default: join(tmpdir(), "tessera-bench") },
     corpus: { type: "string", default: "./corpus" },
     chunker: { type: "string" },
-    "pack-mb": { type: "string", default: "32" },
+    "pack-mb": { type: "string", default: String(DEFAULT_PACK_SIZE / (1024 * 1024)) },
     "no-fsync": { type: "boolean", default: false },
     "rss-gib": { type: "string", default: "4" },
     "skip-random": { type: "boolean", default: false },

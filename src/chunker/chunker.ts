@@ -1,3 +1,4 @@
+import { firstCutJs } from "./cut-points-js.js";
 import { GEAR_SCAN_WASM_BASE64 } from "./gear-scan-wasm.js";
 import {
   type ChunkerParams,
@@ -49,6 +50,14 @@ export class Chunker {
   private end = 0;
   /** Offset up to which the current chunk has been scanned; -1 until scanning begins. */
   private scanned = -1;
+  /**
+   * True when the cut rule, run over `max` zero bytes, finds no cut before max (it does for
+   * the shipped table: the fingerprint of a zero run settles on a constant that no mask
+   * matches). Then a chunk whose first `max` bytes are zero can be cut at max without
+   * scanning, which is what keeps the gigabytes of zeros in raw disk images cheap.
+   */
+  private readonly zeroRunsCutAtMax: boolean;
+  private readonly zeros: Uint8Array;
 
   constructor(params: ChunkerParams = DEFAULT_CHUNKER_PARAMS) {
     validateChunkerParams(params);
@@ -58,6 +67,8 @@ export class Chunker {
     this.cap = this.mem.length - TABLE_BYTES;
     if (this.cap < 2 * params.max) throw new RangeError("chunker buffer too small for max chunk size");
     ({ maskS: this.maskS, maskL: this.maskL } = masksFor(params));
+    this.zeros = new Uint8Array(params.max);
+    this.zeroRunsCutAtMax = firstCutJs(this.zeros, 0, params.max, params) === params.max;
   }
 
   /** Feeds the next piece of the stream; calls `sink` for every chunk it completes. */
@@ -87,6 +98,10 @@ export class Chunker {
       const s = this.start;
       if (this.scanned < 0) {
         if (this.end - s <= min) return;
+        if (this.end - s >= max && this.zeroRunsCutAtMax && this.isZeroRun(s, max)) {
+          this.emit(max, sink);
+          continue;
+        }
         this.scanned = s + min;
         this.wasm.setFp(0);
       }
@@ -114,6 +129,11 @@ export class Chunker {
       }
       return;
     }
+  }
+
+  private isZeroRun(from: number, len: number): boolean {
+    const at = TABLE_BYTES + from;
+    return Buffer.compare(this.mem.subarray(at, at + len), this.zeros) === 0;
   }
 
   /** Scans [scanned, to) with `mask`; returns the buffer offset just past a cut, or 0. */

@@ -66,3 +66,25 @@ describe("streaming chunker", () => {
     expect(() => new Chunker({ min: 70000, avg: 65536, max: 262144 })).toThrow(RangeError);
   });
 });
+
+describe("zero runs", () => {
+  it("cuts data with long zero runs exactly where the reference scan cuts", () => {
+    const parts: Uint8Array[] = [];
+    for (let i = 0; i < 12; i++) {
+      parts.push(prng(i + 1, 50_000 + i * 7919));
+      parts.push(new Uint8Array(100_000 + i * 65_537));
+    }
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    const data = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      data.set(p, at);
+      at += p.length;
+    }
+    for (const params of [DEFAULT_CHUNKER_PARAMS, { min: 4096, avg: 16384, max: 65536 }]) {
+      expect(chunkStream(randomSplits(data, 3, 300_000), new Chunker(params))).toEqual(
+        chunkLengthsJs(data, params),
+      );
+    }
+  });
+});
