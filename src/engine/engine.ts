@@ -97,9 +97,17 @@ export class Engine {
     return Engine.open(join(dataDir, "catalog"), backend, options);
   }
 
+  private activeIngests = 0;
+
   /** Ingests a byte stream; see ingest.ts. */
-  ingest(source: AsyncIterable<Uint8Array>): Promise<IngestResult> {
-    return ingest(this, source);
+  async ingest(source: AsyncIterable<Uint8Array>): Promise<IngestResult> {
+    this.activeIngests++;
+    try {
+      return await ingest(this, source);
+    } finally {
+      // An idle engine should not hold a few packs' worth of buffers.
+      if (--this.activeIngests === 0) this.packBuffers.clear();
+    }
   }
 
   /** Streams an object's bytes (or a range of them); see read.ts. */

@@ -21,4 +21,9 @@ export class BufferPool {
   give(buf: Buffer): void {
     if (buf.length === this.size && this.idle.length < this.keep) this.idle.push(buf);
   }
+
+  /** Drops the idle buffers (the memory returns when they are collected). */
+  clear(): void {
+    this.idle = [];
+  }
 }

@@ -15,7 +15,7 @@ import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { allocAligned, IO_ALIGN as BLOCK, isAligned } from "./aligned.js";
 
-const STAGE_BYTES = 4 * 1024 * 1024;
+const STAGE_BYTES = 1024 * 1024;
 const idleStages: Buffer[] = [];
 
 function takeStage(): Buffer {
@@ -23,7 +23,7 @@ function takeStage(): Buffer {
 }
 
 function giveStage(b: Buffer): void {
-  if (idleStages.length < 8) idleStages.push(b);
+  if (idleStages.length < 2) idleStages.push(b);
 }
 
 /**
