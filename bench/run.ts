@@ -9,6 +9,7 @@
  *   --chunker a,b,c    chunker min,avg,max in KiB (default 16,64,256)
  *   --pack-mb N        pack size in MiB (default: the engine's, 16)
  *   --no-fsync         do not fsync packs
+ *   --rounds N         rounds of the random-data runs; medians are reported (default 3)
  *   --rss-gib N        size of the file for the peak-memory run (default 4; 0 skips it)
  *   --skip-random / --skip-corpus
  */
@@ -48,6 +49,7 @@ const { values: opt } = parseArgs({
     "pack-mb": { type: "string", default: String(DEFAULT_PACK_SIZE / (1024 * 1024)) },
     "no-fsync": { type: "boolean", default: false },
     "rss-gib": { type: "string", default: "4" },
+    rounds: { type: "string", default: "3" },
     "skip-random": { type: "boolean", default: false },
     "skip-corpus": { type: "boolean", default: false },
   },
@@ -147,6 +149,54 @@ async function benchPrimitives(sample: Buffer): Promise<void> {
   );
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * One round: the references and the engine's runs back to back on the same bytes, so that a
+ * machine that is slower for a while is slower for both. The bench reports the median round.
+ */
+async function randomRound(file: string, size: number, storeDir: string) {
+  const plainRead = await timed(() => drain(fileStream(file)));
+  const md5 = await timed(() => hashFile(file, "md5"));
+  const sha = await timed(() => hashFile(file, "sha512"));
+  await rm(storeDir, { recursive: true, force: true });
+  const engine = await Engine.openDir(storeDir, engineOptions);
+  try {
+    const ingNew = await timed(() => engine.ingest(readFilePieces(file)));
+    const ingDup = await timed(() => engine.ingest(readFilePieces(file)));
+    const id = ingNew.value.manifestId;
+    // Packs are written with O_DIRECT, so the first read comes from the device, not the cache.
+    const cold = await timed(() => drain(engine.read(id)));
+    const warm = await timed(() => drain(engine.read(id)));
+    (engine as { verifyOnRead: boolean }).verifyOnRead = false;
+    const noVerify = await timed(() => drain(engine.read(id)));
+    (engine as { verifyOnRead: boolean }).verifyOnRead = true;
+    const refIngest = mbps(size, md5.s + sha.s);
+    const refRead = mbps(size, plainRead.s);
+    return {
+      engine,
+      id,
+      packs: ingNew.value.packsWritten,
+      refIngestMBps: refIngest,
+      refReadMBps: refRead,
+      ingestNewMBps: mbps(size, ingNew.s),
+      ingestNewRatio: ratio(mbps(size, ingNew.s), refIngest),
+      ingestDupMBps: mbps(size, ingDup.s),
+      ingestDupRatio: ratio(mbps(size, ingDup.s), refIngest),
+      readColdMBps: mbps(size, cold.s),
+      readMBps: mbps(size, warm.s),
+      readRatio: ratio(mbps(size, warm.s), refRead),
+      readNoVerifyMBps: mbps(size, noVerify.s),
+    };
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+}
+
 async function benchRandom(dir: string): Promise<void> {
   const size = Number(opt["size-mb"]) * MiB;
   const file = join(dir, `random-${opt["size-mb"]}MiB.bin`);
@@ -159,31 +209,46 @@ async function benchRandom(dir: string): Promise<void> {
   await fh.close();
   await benchPrimitives(sample);
 
-  const plainRead = await timed(() => drain(fileStream(file)));
-  const md5 = await timed(() => hashFile(file, "md5"));
-  const sha = await timed(() => hashFile(file, "sha512"));
-  const refIngest = mbps(size, md5.s + sha.s);
-  const refRead = mbps(size, plainRead.s);
+  const storeDir = join(dir, "store-random");
+  const rounds: Awaited<ReturnType<typeof randomRound>>[] = [];
+  const n = Number(opt.rounds);
+  for (let i = 0; i < n; i++) {
+    const r = await randomRound(file, size, storeDir);
+    log(
+      `round ${i + 1}/${n}: reference ${r.refIngestMBps} MB/s, ingest new ${r.ingestNewMBps} (x${r.ingestNewRatio}), ` +
+        `already stored ${r.ingestDupMBps} (x${r.ingestDupRatio}), read warm ${r.readMBps} (x${r.readRatio})`,
+    );
+    if (i < n - 1) await r.engine.close();
+    rounds.push(r);
+  }
+  const keys = [
+    "refIngestMBps",
+    "refReadMBps",
+    "ingestNewMBps",
+    "ingestNewRatio",
+    "ingestDupMBps",
+    "ingestDupRatio",
+    "readColdMBps",
+    "readMBps",
+    "readRatio",
+    "readNoVerifyMBps",
+  ] as const;
+  results.randomMiB = size / MiB;
+  results.rounds = n;
+  for (const k of keys) results[k] = median(rounds.map((r) => r[k]));
   log(
-    `reference: md5 then sha512 of the file on one thread ${refIngest} MB/s; plain file read ${refRead} MB/s`,
+    `median of ${n} rounds: reference (md5 then sha512 on one thread) ${results.refIngestMBps} MB/s, ` +
+      `plain read of the cached file ${results.refReadMBps} MB/s`,
+  );
+  log(`ingest new ${results.ingestNewMBps} MB/s (x${results.ingestNewRatio}), ${rounds[0].packs} packs`);
+  log(`ingest already stored ${results.ingestDupMBps} MB/s (x${results.ingestDupRatio})`);
+  log(
+    `full read, warm ${results.readMBps} MB/s (x${results.readRatio}), first read after ingest ` +
+      `${results.readColdMBps} MB/s, without verification ${results.readNoVerifyMBps} MB/s`,
   );
 
-  const storeDir = join(dir, "store-random");
-  await rm(storeDir, { recursive: true, force: true });
-  const engine = await Engine.openDir(storeDir, engineOptions);
+  const { engine, id } = rounds[rounds.length - 1];
   try {
-    const ingNew = await timed(() => engine.ingest(readFilePieces(file)));
-    const ingDup = await timed(() => engine.ingest(readFilePieces(file)));
-    const id = ingNew.value.manifestId;
-    // Packs are written with O_DIRECT, so the first read comes from the device, not the cache.
-    const cold = await timed(() => drain(engine.read(id)));
-    const full = await timed(() => drain(engine.read(id)));
-    const noVerify = await (async () => {
-      (engine as { verifyOnRead: boolean }).verifyOnRead = false;
-      const t = await timed(() => drain(engine.read(id)));
-      (engine as { verifyOnRead: boolean }).verifyOnRead = true;
-      return t;
-    })();
     const rng = new Uint32Array(4000);
     randomFillSync(rng);
     const big = await timed(async () => {
@@ -201,30 +266,9 @@ async function benchRandom(dir: string): Promise<void> {
       }
     });
     Object.assign(results, {
-      randomMiB: size / MiB,
-      refIngestMBps: refIngest,
-      refReadMBps: refRead,
-      ingestNewMBps: mbps(size, ingNew.s),
-      ingestNewRatio: ratio(mbps(size, ingNew.s), refIngest),
-      ingestDupMBps: mbps(size, ingDup.s),
-      ingestDupRatio: ratio(mbps(size, ingDup.s), refIngest),
-      readColdMBps: mbps(size, cold.s),
-      readMBps: mbps(size, full.s),
-      readRatio: ratio(mbps(size, full.s), refRead),
-      readNoVerifyMBps: mbps(size, noVerify.s),
       rangedRead1MiBMBps: mbps(big.value, big.s),
       rangedRead4KiBPerSec: Math.round(2000 / small.s),
     });
-    log(
-      `ingest new ${results.ingestNewMBps} MB/s (x${results.ingestNewRatio} of reference), ` +
-        `stored ${ingNew.value.bytesStored} B in ${ingNew.value.packsWritten} packs`,
-    );
-    log(`ingest already stored ${results.ingestDupMBps} MB/s (x${results.ingestDupRatio})`);
-    log(
-      `full read, warm ${results.readMBps} MB/s (x${results.readRatio} of plain read of a cached file), ` +
-        `first read after ingest ${results.readColdMBps} MB/s, ` +
-        `without verification ${results.readNoVerifyMBps} MB/s`,
-    );
     log(
       `ranged reads: 1 MiB at random offsets ${results.rangedRead1MiBMBps} MB/s, ` +
         `4 KiB at random offsets ${results.rangedRead4KiBPerSec}/s`,
