@@ -4,6 +4,7 @@ import { dirname, join, relative, sep } from "node:path";
 import { CorruptDataError, NotFoundError } from "../errors.js";
 import { assertValidName, type ObjectBackend, type ObjectInfo } from "./backend.js";
 import { openDirect, writeDirect } from "./direct-write.js";
+import { ReadHandles } from "./read-handles.js";
 
 export interface FsBackendOptions {
   /** fsync each object and its directory before put resolves (default true). */
@@ -26,6 +27,7 @@ export class FsBackend implements ObjectBackend {
   private readonly durable: boolean;
   private directIo: boolean;
   private readonly madeDirs = new Set<string>();
+  private readonly handles = new ReadHandles();
 
   constructor(
     readonly root: string,
@@ -59,6 +61,7 @@ export class FsBackend implements ObjectBackend {
       await fh.close();
       fh = undefined;
       await rename(tmp, final);
+      this.handles.forget(final);
     } catch (e) {
       await fh?.close().catch(() => {});
       await unlink(tmp).catch(() => {});
@@ -69,24 +72,20 @@ export class FsBackend implements ObjectBackend {
 
   async get(name: string, offset: number, length: number): Promise<Buffer> {
     const p = this.path(name);
-    let fh: FileHandle;
     try {
-      fh = await open(p, "r");
+      return await this.handles.use(p, async (fh) => {
+        const buf = Buffer.allocUnsafe(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) throw new CorruptDataError(`object ${name} ends before ${offset + length}`);
+          got += bytesRead;
+        }
+        return buf;
+      });
     } catch (e) {
       if (isNoEnt(e)) throw new NotFoundError(`object ${name}`);
       throw e;
-    }
-    try {
-      const buf = Buffer.allocUnsafe(length);
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-        if (bytesRead === 0) throw new CorruptDataError(`object ${name} ends before ${offset + length}`);
-        got += bytesRead;
-      }
-      return buf;
-    } finally {
-      await fh.close();
     }
   }
 
@@ -101,7 +100,9 @@ export class FsBackend implements ObjectBackend {
   }
 
   async delete(name: string): Promise<void> {
-    await rm(this.path(name), { force: true });
+    const p = this.path(name);
+    this.handles.forget(p);
+    await rm(p, { force: true });
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -118,7 +119,9 @@ export class FsBackend implements ObjectBackend {
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.handles.closeAll();
+  }
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;

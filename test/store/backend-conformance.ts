@@ -40,9 +40,11 @@ export function runBackendConformance(
       expect(await backend.stat("nope")).toBeUndefined();
     });
 
-    it("deletes idempotently", async () => {
+    it("deletes idempotently, and a deleted object is gone even after it was read", async () => {
       await backend.put("d/1", [prng(4, 10)]);
+      await backend.get("d/1", 0, 10);
       await backend.delete("d/1");
+      await expect(backend.get("d/1", 0, 1)).rejects.toBeInstanceOf(NotFoundError);
       await backend.delete("d/1");
       expect(await backend.stat("d/1")).toBeUndefined();
     });
@@ -63,8 +65,9 @@ export function runBackendConformance(
       expect(none).toEqual([]);
     });
 
-    it("replaces an object whole when a name is put again", async () => {
+    it("replaces an object whole when a name is put again, even after it was read", async () => {
       await backend.put("r", [prng(8, 50)]);
+      expect((await backend.get("r", 0, 50)).equals(Buffer.from(prng(8, 50)))).toBe(true);
       await backend.put("r", [prng(9, 20)]);
       expect((await backend.get("r", 0, 20)).equals(Buffer.from(prng(9, 20)))).toBe(true);
       expect((await backend.stat("r"))?.size).toBe(20);
