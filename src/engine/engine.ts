@@ -15,6 +15,7 @@ import { BufferPool } from "../store/buffer-pool.js";
 import { FsBackend } from "../store/fs-backend.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
 import { type IngestResult, ingest } from "./ingest.js";
+import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, readObject } from "./read.js";
 import { type RebuildResult, rebuildIndex } from "./rebuild-index.js";
 import { assertSameFormat, makeStoreFormat, type StoreFormat } from "./store-format.js";
@@ -44,6 +45,7 @@ export class Engine {
   readonly readSegmentBytes: number;
   readonly packBuffers: BufferPool;
   readonly verifier = new ChunkVerifier();
+  readonly manifests = new ManifestCache();
 
   private constructor(
     readonly catalog: Catalog,

@@ -34,9 +34,15 @@ interface Segment {
 
 /** Loads and decodes a manifest, or throws NotFoundError. */
 export function loadManifest(engine: Engine, id: Buffer): Manifest {
+  const key = id.toString("hex");
+  if (!engine.catalog.objects.doesExist(id)) throw new NotFoundError(`object ${key}`);
+  const cached = engine.manifests.get(key);
+  if (cached) return cached;
   const bytes = engine.catalog.getManifest(id);
-  if (!bytes) throw new NotFoundError(`object ${id.toString("hex")}`);
-  return decodeManifest(bytes);
+  if (!bytes) throw new NotFoundError(`object ${key}`);
+  const m = decodeManifest(bytes);
+  engine.manifests.set(key, m);
+  return m;
 }
 
 /** Index of the chunk that contains byte `pos` (pos < size). */

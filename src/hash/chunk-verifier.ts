@@ -19,6 +19,8 @@ export interface ChunkSpan {
   id: Buffer;
 }
 
+const INLINE_BYTES = 512 * 1024;
+
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { blake3 } = require(workerData.native);
@@ -63,7 +65,8 @@ export class ChunkVerifier {
    */
   verify(data: Buffer, spans: readonly ChunkSpan[]): Promise<Buffer> {
     const owned = data.byteOffset === 0 && data.buffer.byteLength === data.length;
-    const worker = owned ? this.getWorker(this.seq) : undefined;
+    // Below INLINE_BYTES the round trip to a worker costs more than hashing here.
+    const worker = owned && data.length >= INLINE_BYTES ? this.getWorker(this.seq) : undefined;
     if (!worker) {
       try {
         return Promise.resolve(verifyInline(data, spans));

@@ -52,10 +52,10 @@ describe("chunk verifier", () => {
     const v = new ChunkVerifier(2);
     try {
       for (let round = 0; round < 4; round++) {
-        const data = Buffer.from(prng(round, 300_000));
+        const data = Buffer.from(prng(round, 900_000));
         const spans = [
           { offset: 0, length: 100_000, id: chunkId(data.subarray(0, 100_000)) },
-          { offset: 100_000, length: 200_000, id: chunkId(data.subarray(100_000)) },
+          { offset: 100_000, length: 800_000, id: chunkId(data.subarray(100_000)) },
         ];
         const owned = Buffer.from(data); // owns its ArrayBuffer: goes to a worker
         expect((await v.verify(owned, spans)).equals(data)).toBe(true);
