@@ -61,6 +61,9 @@ export class Engine {
     if (this.packSize < 1024 * 1024 || this.packSize > 1024 * 1024 * 1024) {
       throw new RangeError("packSize must be between 1 MiB and 1 GiB");
     }
+    if (this.packSize < 2 * format.chunker.max) {
+      throw new RangeError("packSize must hold at least two chunks of the maximum size");
+    }
     // Enough idle buffers for one ingest's open pack plus the ones being written.
     this.packBuffers = new BufferPool(this.packSize, 3);
   }

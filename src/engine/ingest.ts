@@ -35,6 +35,8 @@ export interface IngestResult {
   createdObject: boolean;
 }
 
+const MAX_SLICE = 1024 * 1024;
+
 export async function ingest(engine: Engine, source: AsyncIterable<Uint8Array>): Promise<IngestResult> {
   const hasher = engine.hashers.acquire();
   const chunker = new Chunker(engine.chunkerParams);
@@ -65,9 +67,13 @@ export async function ingest(engine: Engine, source: AsyncIterable<Uint8Array>):
   try {
     for await (const piece of source) {
       const bytes = typeof piece === "string" ? Buffer.from(piece) : piece;
-      await hasher.update(bytes);
-      chunker.push(bytes, onChunk);
-      await packs.drain();
+      // A huge piece would seal several packs before the next drain; feed it in slices.
+      for (let at = 0; at < bytes.length; at += MAX_SLICE) {
+        const slice = bytes.subarray(at, at + MAX_SLICE);
+        await hasher.update(slice);
+        chunker.push(slice, onChunk);
+        await packs.drain();
+      }
     }
     chunker.finish(onChunk);
     const [hashes, packList] = await Promise.all([hasher.digest(), packs.finish()]);

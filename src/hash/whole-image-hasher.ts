@@ -3,7 +3,10 @@ import { Worker } from "node:worker_threads";
 import { HASH_WORKER_SOURCE } from "./hash-worker-source.js";
 
 const SLOT_BYTES = 1024 * 1024;
-const SLOTS = 8;
+// 32 MiB of ring: measured, a deeper ring lets the main thread run ahead through the stalls
+// of sharing two cores with two hash workers (ingest of new data, 1 GiB: 8 slots ~415 MB/s,
+// 32 slots ~440, 64 slots ~460 but over the 300 MB peak-RSS budget of a 4 GiB ingest+read).
+const SLOTS = 32;
 
 /** Digests of a whole stream, hex encoded, keyed by algorithm name (e.g. md5, sha512). */
 export type Digests = Record<string, string>;

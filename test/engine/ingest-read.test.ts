@@ -139,3 +139,27 @@ describe("ingest and read", () => {
     expect(() => engine.stat(r.manifestId)).toThrow(/not found/);
   });
 });
+
+describe("ingest input shapes", () => {
+  it("accepts one huge piece and stores it in several packs", async () => {
+    const s = await tempEngine();
+    try {
+      const data = prng(60, 5 * 1024 * 1024 + 3);
+      const r = await s.engine.ingest(
+        (async function* () {
+          yield data;
+        })(),
+      );
+      expect(r.packsWritten).toBeGreaterThanOrEqual(5);
+      expect((await collect(s.engine.read(r.manifestId))).equals(Buffer.from(data))).toBe(true);
+    } finally {
+      await s.cleanup();
+    }
+  });
+
+  it("refuses a pack size too small for the chunker's largest chunk", async () => {
+    await expect(
+      tempEngine({ chunker: { min: 1 << 20, avg: 4 << 20, max: 16 << 20 }, packSize: 8 << 20 }),
+    ).rejects.toThrow(RangeError);
+  });
+});

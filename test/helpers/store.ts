@@ -6,7 +6,12 @@ import { Engine, type EngineOptions } from "../../src/engine/engine.js";
 /** A fresh embedded store in a temp dir; `cleanup` closes it and removes the dir. */
 export async function tempEngine(options: EngineOptions & { durable?: boolean } = {}) {
   const dir = await mkdtemp(join(tmpdir(), "tessera-test-"));
-  const engine = await Engine.openDir(dir, { durable: false, packSize: 1024 * 1024, ...options });
+  const engine = await Engine.openDir(dir, { durable: false, packSize: 1024 * 1024, ...options }).catch(
+    async (e) => {
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    },
+  );
   return {
     dir,
     engine,
