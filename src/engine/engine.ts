@@ -99,7 +99,12 @@ export class Engine {
     options: EngineOptions & { durable?: boolean } = {},
   ): Promise<Engine> {
     const backend = new FsBackend(join(dataDir, "objects"), { durable: options.durable });
-    return Engine.open(join(dataDir, "catalog"), backend, options);
+    try {
+      return await Engine.open(join(dataDir, "catalog"), backend, options);
+    } catch (e) {
+      await backend.close();
+      throw e;
+    }
   }
 
   private activeIngests = 0;

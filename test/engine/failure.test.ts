@@ -1,21 +1,12 @@
 import { open as fsOpen, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { CorruptDataError, StoreFormatError } from "../../src/errors.js";
 import { prng } from "../helpers/data.js";
-import { collect, pieces, tempEngine } from "../helpers/store.js";
+import { collect, pieces, tempStores } from "../helpers/store.js";
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups) await c();
-  cleanups = [];
-});
-async function store() {
-  const s = await tempEngine();
-  cleanups.push(s.cleanup);
-  return s;
-}
+const store = tempStores();
 
 /** Every key and value of every catalog database, to compare whole states. */
 function snapshot(engine: Engine): string {
@@ -80,11 +71,29 @@ describe("failures", () => {
   });
 
   it("keeps a store's non-default parameters when reopened without any", async () => {
-    const s = await tempEngine({ chunker: { min: 4096, avg: 16384, max: 65536 } });
-    cleanups.push(s.cleanup);
+    const s = await store({ chunker: { min: 4096, avg: 16384, max: 65536 } });
     await s.engine.close();
     const again = await Engine.openDir(s.dir, {});
     expect(again.chunkerParams.avg).toBe(16384);
     await again.close();
+  });
+});
+
+describe("backend failures", () => {
+  it("commits nothing when the backend fails a pack write mid-ingest, and works again after", async () => {
+    const { engine } = await store();
+    const before = snapshot(engine);
+    const backend = engine.backend;
+    const realPut = backend.put.bind(backend);
+    let puts = 0;
+    backend.put = async (name, parts) => {
+      if (name.startsWith("packs/") && ++puts === 2) throw new Error("disk full");
+      return realPut(name, parts);
+    };
+    await expect(engine.ingest(pieces(prng(40, 4 * 1024 * 1024)))).rejects.toThrow("disk full");
+    expect(snapshot(engine)).toBe(before);
+    backend.put = realPut;
+    const r = await engine.ingest(pieces(prng(40, 4 * 1024 * 1024)));
+    expect((await collect(engine.read(r.manifestId))).length).toBe(4 * 1024 * 1024);
   });
 });

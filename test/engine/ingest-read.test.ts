@@ -1,20 +1,14 @@
 import { createHash } from "node:crypto";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DEFAULT_CHUNKER_PARAMS } from "../../src/chunker/params.js";
 import { RangeNotSatisfiableError } from "../../src/errors.js";
 import { prng } from "../helpers/data.js";
-import { collect, pieces, tempEngine } from "../helpers/store.js";
+import { collect, pieces, tempEngine, tempStores } from "../helpers/store.js";
 
 const { min, avg, max } = DEFAULT_CHUNKER_PARAMS;
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups) await c();
-  cleanups = [];
-});
+const stores = tempStores();
 async function store() {
-  const s = await tempEngine();
-  cleanups.push(s.cleanup);
-  return s.engine;
+  return (await stores()).engine;
 }
 
 describe("ingest and read", () => {
@@ -142,8 +136,8 @@ describe("ingest and read", () => {
 
 describe("ingest input shapes", () => {
   it("accepts one huge piece and stores it in several packs", async () => {
-    const s = await tempEngine();
-    try {
+    const s = await stores();
+    {
       const data = prng(60, 5 * 1024 * 1024 + 3);
       const r = await s.engine.ingest(
         (async function* () {
@@ -152,8 +146,6 @@ describe("ingest input shapes", () => {
       );
       expect(r.packsWritten).toBeGreaterThanOrEqual(5);
       expect((await collect(s.engine.read(r.manifestId))).equals(Buffer.from(data))).toBe(true);
-    } finally {
-      await s.cleanup();
     }
   });
 

@@ -1,20 +1,15 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { prng } from "../helpers/data.js";
-import { collect, pieces, tempEngine } from "../helpers/store.js";
+import { collect, pieces, tempStores } from "../helpers/store.js";
 
-let cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups) await c();
-  cleanups = [];
-});
+const store = tempStores();
 
 describe("rebuild-index", () => {
   it("rebuilds a deleted chunk index from the packs alone, with the same locations and refcounts", async () => {
-    const s = await tempEngine();
-    cleanups.push(s.cleanup);
+    const s = await store();
     const { engine } = s;
     const a = await engine.ingest(pieces(prng(30, 5 * 1024 * 1024)));
     const b = await engine.ingest(
@@ -37,14 +32,13 @@ describe("rebuild-index", () => {
   });
 
   it("restores manifests from the backend when the whole catalog is lost", async () => {
-    const s = await tempEngine();
-    cleanups.push(s.cleanup);
+    const s = await store();
     const data = prng(32, 3 * 1024 * 1024);
     const r = await s.engine.ingest(pieces(data));
     await s.engine.close();
     await rm(join(s.dir, "catalog"), { recursive: true });
     const engine = await Engine.openDir(s.dir, { durable: false });
-    cleanups.push(() => engine.close());
+    store.defer(() => engine.close());
     const result = await engine.rebuildIndex();
     expect(result.manifestsRestored).toBe(1);
     expect((await collect(engine.read(r.manifestId))).equals(Buffer.from(data))).toBe(true);

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterEach } from "vitest";
 import { Engine, type EngineOptions } from "../../src/engine/engine.js";
 
 /** A fresh embedded store in a temp dir; `cleanup` closes it and removes the dir. */
@@ -30,4 +31,21 @@ export async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer
 
 export async function* pieces(data: Uint8Array, size = 256 * 1024): AsyncGenerator<Uint8Array> {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+}
+
+/**
+ * For a test file: a function that makes temp stores, all closed and removed after each test,
+ * plus `defer` for any other cleanup.
+ */
+export function tempStores() {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0)) await c();
+  });
+  const make = async (options: EngineOptions & { durable?: boolean } = {}) => {
+    const s = await tempEngine(options);
+    cleanups.push(s.cleanup);
+    return s;
+  };
+  return Object.assign(make, { defer: (c: () => Promise<void>) => cleanups.push(c) });
 }

@@ -6,16 +6,16 @@ import { FsBackend } from "../../src/store/fs-backend.js";
 import { prng } from "../helpers/data.js";
 import { runBackendConformance } from "./backend-conformance.js";
 
-async function makeFs(durable: boolean) {
+async function makeFs(durable: boolean, directIo = true) {
   const dir = await mkdtemp(join(tmpdir(), "tessera-fs-"));
   return {
-    backend: new FsBackend(dir, { durable }),
+    backend: new FsBackend(dir, { durable, directIo }),
     dispose: () => rm(dir, { recursive: true, force: true }),
   };
 }
 
-runBackendConformance("filesystem (durable)", () => makeFs(true));
-runBackendConformance("filesystem (no fsync)", () => makeFs(false));
+runBackendConformance("filesystem (durable, direct I/O where the filesystem allows it)", () => makeFs(true));
+runBackendConformance("filesystem (no fsync, buffered writes)", () => makeFs(false, false));
 
 describe("filesystem backend", () => {
   it("writes objects of every length exactly with direct I/O (padding trimmed)", async () => {
