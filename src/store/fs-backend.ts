@@ -46,14 +46,27 @@ export class FsBackend implements ObjectBackend {
     const final = this.path(name);
     const dir = dirname(final);
     await this.ensureDir(dir);
+    try {
+      await this.writeFile(dir, final, parts, this.directIo);
+    } catch (e) {
+      // Some filesystems accept O_DIRECT at open and refuse the writes; use buffered writes.
+      if (!this.directIo || (e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
+      this.directIo = false;
+      await this.writeFile(dir, final, parts, false);
+    }
+    if (this.durable) await fsyncDir(dir);
+  }
+
+  /** Writes a temporary file beside `final` and renames it into place. */
+  private async writeFile(dir: string, final: string, parts: readonly Uint8Array[], direct: boolean) {
     const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString("hex")}`);
     let fh: FileHandle | undefined;
     try {
-      fh = this.directIo ? await openDirect(tmp) : undefined;
+      fh = direct ? await openDirect(tmp) : undefined;
       if (fh) {
         await writeDirect(fh, parts);
       } else {
-        this.directIo = false; // the filesystem refused O_DIRECT; don't ask again
+        if (direct) this.directIo = false; // the filesystem refused O_DIRECT; don't ask again
         fh = await open(tmp, "wx");
         await writeAll(fh, parts);
       }
@@ -67,7 +80,6 @@ export class FsBackend implements ObjectBackend {
       await unlink(tmp).catch(() => {});
       throw e;
     }
-    if (this.durable) await fsyncDir(dir);
   }
 
   async get(name: string, offset: number, length: number): Promise<Buffer> {

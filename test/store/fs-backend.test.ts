@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +17,23 @@ async function makeFs(durable: boolean, directIo = true) {
 
 runBackendConformance("filesystem (durable, direct I/O where the filesystem allows it)", () => makeFs(true));
 runBackendConformance("filesystem (no fsync, buffered writes)", () => makeFs(false, false));
+
+// tmpfs refuses O_DIRECT: the backend must notice and fall back to buffered writes.
+const tmpfs = existsSync("/dev/shm") ? "/dev/shm" : undefined;
+describe.skipIf(!tmpfs)("filesystem backend on tmpfs (O_DIRECT refused)", () => {
+  it("falls back to buffered writes and stores objects exactly", async () => {
+    const dir = await mkdtemp(join(tmpfs as string, "tessera-fs-"));
+    const backend = new FsBackend(dir, { durable: true, directIo: true });
+    try {
+      const data = Buffer.from(prng(3, 5 * 1024 * 1024 + 1));
+      await backend.put("packs/00/x", [data]);
+      expect((await backend.get("packs/00/x", 0, data.length)).equals(data)).toBe(true);
+    } finally {
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("filesystem backend", () => {
   it("writes objects of every length exactly with direct I/O (padding trimmed)", async () => {
