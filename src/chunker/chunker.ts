@@ -3,24 +3,30 @@ import { GEAR_SCAN_WASM_BASE64 } from "./gear-scan-wasm.js";
 import {
   type ChunkerParams,
   DEFAULT_CHUNKER_PARAMS,
-  GEAR,
+  GEAR_HI,
+  GEAR_LO,
   masksFor,
   validateChunkerParams,
 } from "./params.js";
 
 interface GearScan {
   memory: WebAssembly.Memory;
-  setFp(v: number): void;
-  scan(p: number, end: number, mask: number): number;
+  resetFp(): void;
+  scan(p: number, end: number, maskHi: number): number;
 }
 
-const TABLE_BYTES = 1024;
+const TABLE_BYTES = 2048;
 const wasmModule = new WebAssembly.Module(Buffer.from(GEAR_SCAN_WASM_BASE64, "base64"));
 
 function instantiate(): GearScan {
   const inst = new WebAssembly.Instance(wasmModule, {});
   const ex = inst.exports as unknown as GearScan;
-  new Int32Array(ex.memory.buffer, 0, 256).set(GEAR);
+  // The table as little-endian i64s: low word, then high word.
+  const words = new Uint32Array(ex.memory.buffer, 0, 512);
+  for (let i = 0; i < 256; i++) {
+    words[2 * i] = GEAR_LO[i];
+    words[2 * i + 1] = GEAR_HI[i] >>> 0;
+  }
   return ex;
 }
 
@@ -103,7 +109,7 @@ export class Chunker {
           continue;
         }
         this.scanned = s + min;
-        this.wasm.setFp(0);
+        this.wasm.resetFp();
       }
       const normalEnd = Math.min(s + avg, this.end);
       if (this.scanned < normalEnd) {
