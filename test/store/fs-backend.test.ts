@@ -44,6 +44,7 @@ describe("filesystem backend", () => {
       expect((await backend.stat(`o/${n}`))?.size).toBe(n);
       expect((await backend.get(`o/${n}`, 0, n)).equals(data)).toBe(true);
     }
+    await backend.close();
     await dispose();
   });
 
@@ -55,6 +56,7 @@ describe("filesystem backend", () => {
       await writeFile(join(backend.root, "p", "q", "x"), "x");
       await expect(backend.put("p/q", [prng(1, 10_000)])).rejects.toThrow();
       expect(await readdir(join(backend.root, "p"))).toEqual(["q"]);
+      await backend.close();
       await dispose();
     }
   });
