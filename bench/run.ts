@@ -9,7 +9,7 @@
  *   --chunker a,b,c    chunker min,avg,max in KiB (default 16,64,256)
  *   --pack-mb N        pack size in MiB (default: the engine's, 16)
  *   --no-fsync         do not fsync packs
- *   --rounds N         rounds of the random-data runs; medians are reported (default 3)
+ *   --rounds N         rounds of the random-data runs; medians are reported (default 5)
  *   --rss-gib N        size of the file for the peak-memory run (default 4; 0 skips it)
  *   --skip-random / --skip-corpus
  */
@@ -49,7 +49,7 @@ const { values: opt } = parseArgs({
     "pack-mb": { type: "string", default: String(DEFAULT_PACK_SIZE / (1024 * 1024)) },
     "no-fsync": { type: "boolean", default: false },
     "rss-gib": { type: "string", default: "4" },
-    rounds: { type: "string", default: "3" },
+    rounds: { type: "string", default: "5" },
     "skip-random": { type: "boolean", default: false },
     "skip-corpus": { type: "boolean", default: false },
   },
