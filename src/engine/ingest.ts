@@ -8,6 +8,7 @@
  * catalog and every refcount are as they were, and what was written is unreferenced garbage.
  */
 import { ManifestBuilder } from "../catalog/manifest.js";
+import { encodeManifestObject } from "../catalog/manifest-object.js";
 import { Chunker } from "../chunker/chunker.js";
 import { chunkId } from "../hash/chunk-id.js";
 import { manifestName } from "../store/names.js";
@@ -79,13 +80,14 @@ export async function ingest(engine: Engine, source: AsyncIterable<Uint8Array>):
     const [hashes, packList] = await Promise.all([hasher.digest(), packs.finish()]);
     finished = true;
     const { id, bytes } = manifest.finish();
+    const object = { size: manifest.size, chunkCount: manifest.count, hashes };
     if (!engine.catalog.getObject(id)) {
-      await engine.backend.put(manifestName(id.toString("hex")), [bytes]);
+      await engine.backend.put(manifestName(id.toString("hex")), encodeManifestObject(bytes, object));
     }
     const { created } = await engine.catalog.commitIngest({
       manifestId: id,
       manifest: bytes,
-      object: { size: manifest.size, chunkCount: manifest.count, hashes },
+      object,
       written,
       packs: packList,
     });

@@ -3,12 +3,14 @@
  * the packs (each lists its chunks in its trailer) and the manifest objects. Used when the
  * index is lost or suspected wrong; the packs are the truth.
  *
- * Manifests found on the backend but missing from the catalog are restored with one holder
- * (their original holder count is not on the backend). A chunk stored in several packs (two
+ * Manifests found on the backend but missing from the catalog are restored, with the size and
+ * whole-image hashes their object carries, and one holder (the holder count is not on the
+ * backend). A chunk stored in several packs (two
  * concurrent ingests of the same new data) is indexed at the first pack in name order.
  */
 import { decodeChunkRecord, encodeChunkRecord, type PackRecord } from "../catalog/catalog.js";
 import { decodeManifest, distinctChunkIds } from "../catalog/manifest.js";
+import { decodeManifestObject, type ManifestObjectRecord } from "../catalog/manifest-object.js";
 import { CorruptDataError } from "../errors.js";
 import { chunkId } from "../hash/chunk-id.js";
 import { manifestIdFromName, packIdFromName } from "../store/names.js";
@@ -57,13 +59,17 @@ export async function rebuildIndex(engine: Engine): Promise<RebuildResult> {
     const id = manifestIdFromName(o.name);
     if (id) manifestObjects.push({ name: o.name, id, size: o.size });
   }
-  const missing: { id: Buffer; bytes: Buffer }[] = [];
+  const missing: { id: Buffer; bytes: Buffer; record: ManifestObjectRecord }[] = [];
   for (const o of manifestObjects) {
     const id = Buffer.from(o.id, "hex");
     if (catalog.getManifest(id)) continue;
-    const bytes = await backend.get(o.name, 0, o.size);
-    if (!chunkId(bytes).equals(id)) continue; // a damaged manifest object restores nothing
-    missing.push({ id, bytes });
+    try {
+      const { manifest, record } = decodeManifestObject(await backend.get(o.name, 0, o.size));
+      if (!chunkId(manifest).equals(id)) continue; // a damaged manifest object restores nothing
+      missing.push({ id, bytes: manifest, record });
+    } catch (e) {
+      if (!(e instanceof CorruptDataError || e instanceof SyntaxError)) throw e;
+    }
   }
 
   const packsIndexed: { id: Buffer; rec: PackRecord; entries: PackEntry[] }[] = [];
@@ -83,14 +89,14 @@ export async function rebuildIndex(engine: Engine): Promise<RebuildResult> {
   await catalog.transaction(() => {
     catalog.chunks.clearSync();
     catalog.packs.clearSync();
-    for (const { id, bytes } of missing) {
+    for (const { id, bytes, record } of missing) {
       const m = decodeManifest(bytes);
       catalog.manifests.putSync(id, bytes);
       if (!catalog.objects.get(id)) {
         catalog.objects.putSync(id, {
           size: m.size,
           chunkCount: m.count,
-          hashes: {},
+          hashes: record.hashes ?? {},
           refs: 1,
           createdAt: new Date().toISOString(),
         });

@@ -41,6 +41,7 @@ describe("rebuild-index", () => {
     store.defer(() => engine.close());
     const result = await engine.rebuildIndex();
     expect(result.manifestsRestored).toBe(1);
+    expect(engine.stat(r.manifestId)).toMatchObject({ size: data.length, hashes: r.hashes, refs: 1 });
     expect((await collect(engine.read(r.manifestId))).equals(Buffer.from(data))).toBe(true);
   });
 });
