@@ -49,15 +49,15 @@ function corrupt(s: ChunkSpan): CorruptDataError {
 export class ChunkVerifier {
   private workers: (Worker | undefined)[] = [];
   private seq = 0;
-  private pendingBy = new Map<Worker, number>();
-
-  /** `threads` workers share the verification, round-robin. */
-  constructor(private readonly threads = 2) {}
-
   private readonly pending = new Map<
     number,
     { spans: readonly ChunkSpan[]; resolve: (b: Buffer) => void; reject: (e: Error) => void; worker: Worker }
   >();
+  /** Outstanding requests per worker, to ref() a worker exactly while it has work. */
+  private readonly pendingBy = new Map<Worker, number>();
+
+  /** `threads` workers share the verification, round-robin. */
+  constructor(private readonly threads = 2) {}
 
   /**
    * Resolves with the bytes of `data` once every span matches. `data` is handed to a worker

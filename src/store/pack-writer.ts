@@ -112,14 +112,14 @@ export class PackWriter {
   private seal(): void {
     const buf = this.buf as Buffer;
     const trailer = encodePackTrailer(this.entries, this.used);
-    const body = buf.subarray(0, this.used);
+    trailer.copy(buf, this.used); // add() kept room for it
     const pack: WrittenPack = {
       id: this.packId,
       size: this.used + trailer.length,
       chunks: this.entries.length,
     };
     const p = this.backend
-      .put(packName(pack.id.toString("hex")), [body, trailer])
+      .put(packName(pack.id.toString("hex")), [buf.subarray(0, pack.size)])
       .then(
         () => {
           this.written.push(pack);
