@@ -57,3 +57,45 @@ export class ChunkVanishedError extends TesseraError {
     super("chunk_vanished", `chunk ${idHex} disappeared before commit; retry the ingest`);
   }
 }
+
+/** A request that is malformed or invalid in itself (a bad value, a missing precondition field). */
+export class BadRequestError extends TesseraError {
+  constructor(message: string) {
+    super("bad_request", message);
+  }
+}
+
+/** A request the rules forbid: read-only or reserved attributes, protected images. */
+export class ForbiddenError extends TesseraError {
+  constructor(message: string) {
+    super("forbidden", message);
+  }
+}
+
+/** A request that conflicts with the current state (a status transition, a duplicate id). */
+export class ConflictError extends TesseraError {
+  constructor(message: string) {
+    super("conflict", message);
+  }
+}
+
+/** An image deleted while its upload was running. */
+export class GoneError extends TesseraError {
+  constructor(message: string) {
+    super("gone", message);
+  }
+}
+
+/** A body, image or list that exceeds a configured limit. */
+export class TooLargeError extends TesseraError {
+  constructor(message: string) {
+    super("too_large", message);
+  }
+}
+
+/** An upload that ended before its bytes did (the client went away or sent too few). */
+export class IncompleteUploadError extends TesseraError {
+  constructor(message: string) {
+    super("incomplete_upload", message);
+  }
+}

@@ -6,6 +6,8 @@
  *   packs      pack id (16 B) → JSON   { size, chunks, createdAt }
  *   manifests  manifest id → bytes     the binary manifest (see manifest.ts)
  *   objects    manifest id → JSON      { size, chunkCount, hashes, refs, createdAt }
+ *   images     image id → record       the image records of the API (see image-records.ts)
+ *   image_by_K [value, image id] → ""  one sort index per sortable image attribute K
  *
  * Reference counts: a chunk's `refs` is the number of manifests in `manifests` that list it
  * (once per manifest, however often it repeats); an object's `refs` is the number of holders
@@ -15,6 +17,7 @@
 import { type Database, open, type RootDatabase } from "lmdb";
 import { ChunkVanishedError } from "../errors.js";
 import type { ChunkLocation } from "../store/pack-writer.js";
+import { IMAGE_SORT_KEYS, type ImageRecord, type ImageSortKey } from "./image-records.js";
 import { decodeManifest, distinctChunkIds } from "./manifest.js";
 
 export interface ChunkRecord extends ChunkLocation {
@@ -43,6 +46,12 @@ export interface IngestCommit {
   /** Chunks this ingest wrote, by hex id. */
   written: Map<string, ChunkLocation>;
   packs: { id: Buffer; size: number; chunks: number }[];
+  /**
+   * Runs inside the commit's transaction after the object is recorded (the image service
+   * flips its image to active here, so the image and its data become visible together).
+   * Throwing aborts the whole commit.
+   */
+  alsoInTransaction?: () => void;
 }
 
 const CHUNK_RECORD_BYTES = 32;
@@ -75,12 +84,16 @@ export class Catalog {
     readonly packs: Database<PackRecord, Buffer>,
     readonly manifests: Database<Buffer, Buffer>,
     readonly objects: Database<ObjectRecord, Buffer>,
+    readonly images: Database<ImageRecord, string>,
+    readonly imageIndexes: Record<ImageSortKey, Database<Buffer, (string | number | boolean)[]>>,
   ) {}
 
   /** Opens (creating if needed) the catalog in directory `path`. */
   static open(path: string, options: { durable?: boolean } = {}): Catalog {
-    const root = open({ path, maxDbs: 16, noSync: options.durable === false });
+    const root = open({ path, maxDbs: 32, noSync: options.durable === false });
     const bin = { keyEncoding: "binary", encoding: "binary" } as const;
+    const indexes = {} as Record<ImageSortKey, Database<Buffer, (string | number | boolean)[]>>;
+    for (const k of IMAGE_SORT_KEYS) indexes[k] = root.openDB({ name: `image_by_${k}`, encoding: "binary" });
     return new Catalog(
       root,
       root.openDB({ name: "meta", encoding: "json" }),
@@ -88,6 +101,8 @@ export class Catalog {
       root.openDB<PackRecord, Buffer>({ name: "packs", keyEncoding: "binary", encoding: "json" }),
       root.openDB<Buffer, Buffer>({ name: "manifests", ...bin }),
       root.openDB<ObjectRecord, Buffer>({ name: "objects", keyEncoding: "binary", encoding: "json" }),
+      root.openDB<ImageRecord, string>({ name: "images", encoding: "msgpack" }),
+      indexes,
     );
   }
 
@@ -123,6 +138,7 @@ export class Catalog {
       if (existing) {
         const hashes = { ...c.object.hashes, ...existing.hashes };
         this.objects.putSync(c.manifestId, { ...existing, hashes, refs: existing.refs + 1 });
+        c.alsoInTransaction?.();
         return { created: false };
       }
       for (const p of c.packs) {
@@ -142,6 +158,7 @@ export class Catalog {
       }
       this.manifests.putSync(c.manifestId, c.manifest);
       this.objects.putSync(c.manifestId, { ...c.object, refs: 1, createdAt: now });
+      c.alsoInTransaction?.();
       return { created: true };
     });
   }
@@ -152,27 +169,30 @@ export class Catalog {
    * stored) until garbage collection. Returns whether the manifest was removed.
    */
   async releaseObject(manifestId: Buffer): Promise<{ removed: boolean }> {
-    return this.root.transaction(() => {
-      const obj = this.objects.get(manifestId);
-      if (!obj) return { removed: false };
-      if (obj.refs > 1) {
-        this.objects.putSync(manifestId, { ...obj, refs: obj.refs - 1 });
-        return { removed: false };
+    return this.root.transaction(() => this.releaseObjectInTransaction(manifestId));
+  }
+
+  /** releaseObject's body, for callers that release as part of a larger transaction. */
+  releaseObjectInTransaction(manifestId: Buffer): { removed: boolean } {
+    const obj = this.objects.get(manifestId);
+    if (!obj) return { removed: false };
+    if (obj.refs > 1) {
+      this.objects.putSync(manifestId, { ...obj, refs: obj.refs - 1 });
+      return { removed: false };
+    }
+    const manifest = this.manifests.get(manifestId);
+    if (manifest) {
+      for (const id of distinctChunkIds(decodeManifest(manifest)).values()) {
+        const cur = this.chunks.get(id);
+        if (!cur) continue;
+        const rec = decodeChunkRecord(cur);
+        rec.refs = Math.max(0, rec.refs - 1);
+        this.chunks.putSync(id, encodeChunkRecord(rec));
       }
-      const manifest = this.manifests.get(manifestId);
-      if (manifest) {
-        for (const id of distinctChunkIds(decodeManifest(manifest)).values()) {
-          const cur = this.chunks.get(id);
-          if (!cur) continue;
-          const rec = decodeChunkRecord(cur);
-          rec.refs = Math.max(0, rec.refs - 1);
-          this.chunks.putSync(id, encodeChunkRecord(rec));
-        }
-      }
-      this.manifests.removeSync(manifestId);
-      this.objects.removeSync(manifestId);
-      return { removed: true };
-    });
+    }
+    this.manifests.removeSync(manifestId);
+    this.objects.removeSync(manifestId);
+    return { removed: true };
   }
 
   async close(): Promise<void> {

@@ -6,11 +6,16 @@
 import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
+import { startServer } from "../api/server.js";
 import { Engine } from "../engine/engine.js";
 import { readFilePieces } from "../engine/file-source.js";
 import { TesseraError } from "../errors.js";
+import { ConfigError, loadConfig, nodeHashName, type ServerConfig } from "./config.js";
 
 const USAGE = `usage:
+  tessera serve [--host H] [--port P] [--data DIR] [--config FILE]
+                                              serve the Glance Images API v2 (default 127.0.0.1:9292,
+                                              ./data); docs/configuration.md lists every setting
   tessera ingest FILE|- [--data DIR]          store a file (or stdin); prints the manifest id and stats
   tessera cat MANIFEST_ID [--data DIR] [--start N] [--end N] > FILE
                                               write an object (or the bytes [start, end)) to stdout
@@ -37,12 +42,19 @@ async function run(argv: string[]): Promise<void> {
       start: { type: "string" },
       end: { type: "string" },
       "no-fsync": { type: "boolean" },
+      host: { type: "string" },
+      port: { type: "string" },
+      config: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   const [command, arg] = positionals;
   if (values.help || !command) {
     process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (command === "serve") {
+    await serveCommand(values);
     return;
   }
   const dataDir = values.data ?? process.env.TESSERA_DATA ?? "./data";
@@ -68,6 +80,43 @@ async function run(argv: string[]): Promise<void> {
   } finally {
     await engine.close();
   }
+}
+
+async function serveCommand(values: {
+  host?: string;
+  port?: string;
+  data?: string;
+  config?: string;
+  "no-fsync"?: boolean;
+}): Promise<void> {
+  let cfg: ServerConfig;
+  try {
+    cfg = loadConfig(values.config ?? process.env.TESSERA_CONFIG, process.env, {
+      host: values.host,
+      port: values.port,
+      dataDir: values.data,
+      fsync: values["no-fsync"] ? false : undefined,
+    });
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+  const server = await startServer({ ...cfg, osHashNodeName: nodeHashName(cfg.osHashAlgo) });
+  let signals = 0;
+  const stop = (signal: string) => {
+    // A second signal means "now": skip the grace period.
+    if (++signals > 1) process.exit(1);
+    server.logger.info({ signal }, "signal received");
+    server.close().then(
+      () => process.exit(0),
+      (err) => {
+        server.logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
 }
 
 function print(v: unknown): void {

@@ -14,7 +14,7 @@ import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
 import { FsBackend } from "../store/fs-backend.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
-import { type IngestResult, ingest } from "./ingest.js";
+import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, readObject } from "./read.js";
 import { type RebuildResult, rebuildIndex } from "./rebuild-index.js";
@@ -23,7 +23,10 @@ import { assertSameFormat, makeStoreFormat, type StoreFormat } from "./store-for
 export interface EngineOptions {
   /** Chunker parameters. Omitted: the store's own (or the defaults for a new store). */
   chunker?: ChunkerParams;
-  /** Whole-stream digests to compute on ingest (Glance: md5 and os_hash_algo). */
+  /**
+   * Whole-stream digests to compute on ingest (Glance: md5 and os_hash_algo), as Node crypto
+   * names. Default md5 and sha512.
+   */
   hashAlgorithms?: string[];
   /** Target pack size in bytes (default 16 MiB; docs/benchmarks.md has the measurement). */
   packSize?: number;
@@ -39,6 +42,7 @@ export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 
 export class Engine {
   readonly hashers: HasherPool;
+  readonly hashAlgorithms: string[];
   readonly packSize: number;
   readonly verifyOnRead: boolean;
   readonly readAheadBytes: number;
@@ -53,7 +57,8 @@ export class Engine {
     readonly format: StoreFormat,
     options: EngineOptions,
   ) {
-    this.hashers = new HasherPool(options.hashAlgorithms ?? ["md5", "sha512"]);
+    this.hashAlgorithms = options.hashAlgorithms ?? ["md5", "sha512"];
+    this.hashers = new HasherPool(this.hashAlgorithms);
     this.packSize = options.packSize ?? DEFAULT_PACK_SIZE;
     this.verifyOnRead = options.verifyOnRead ?? true;
     this.readAheadBytes = options.readAheadBytes ?? 8 * 1024 * 1024;
@@ -110,10 +115,10 @@ export class Engine {
   private activeIngests = 0;
 
   /** Ingests a byte stream; see ingest.ts. */
-  async ingest(source: AsyncIterable<Uint8Array>): Promise<IngestResult> {
+  async ingest(source: AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
     this.activeIngests++;
     try {
-      return await ingest(this, source);
+      return await ingest(this, source, options);
     } finally {
       // An idle engine should not hold a few packs' worth of buffers.
       if (--this.activeIngests === 0) this.packBuffers.clear();

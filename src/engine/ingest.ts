@@ -10,6 +10,7 @@
 import { ManifestBuilder } from "../catalog/manifest.js";
 import { encodeManifestObject } from "../catalog/manifest-object.js";
 import { Chunker } from "../chunker/chunker.js";
+import { TooLargeError } from "../errors.js";
 import { chunkId } from "../hash/chunk-id.js";
 import { manifestName } from "../store/names.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
@@ -36,9 +37,25 @@ export interface IngestResult {
   createdObject: boolean;
 }
 
+export interface IngestOptions {
+  /**
+   * Runs inside the catalog's commit transaction with the object's id, size and hashes; what
+   * it writes commits with the object or not at all. Throwing aborts the ingest.
+   */
+  inCommit?: (object: { manifestId: string; size: number; hashes: Record<string, string> }) => void;
+  /** Refuse a stream longer than this many bytes (TooLargeError), before storing the excess. */
+  maxBytes?: number;
+}
+
 const MAX_SLICE = 1024 * 1024;
 
-export async function ingest(engine: Engine, source: AsyncIterable<Uint8Array>): Promise<IngestResult> {
+export async function ingest(
+  engine: Engine,
+  source: AsyncIterable<Uint8Array>,
+  options: IngestOptions = {},
+): Promise<IngestResult> {
+  const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+  let total = 0;
   const hasher = engine.hashers.acquire();
   const chunker = new Chunker(engine.chunkerParams);
   const packs = new PackWriter(engine.backend, { packSize: engine.packSize, buffers: engine.packBuffers });
@@ -68,6 +85,8 @@ export async function ingest(engine: Engine, source: AsyncIterable<Uint8Array>):
   try {
     for await (const piece of source) {
       const bytes = typeof piece === "string" ? Buffer.from(piece) : piece;
+      total += bytes.length;
+      if (total > maxBytes) throw new TooLargeError(`the stream exceeds the limit of ${maxBytes} bytes`);
       // A huge piece would seal several packs before the next drain; feed it in slices.
       for (let at = 0; at < bytes.length; at += MAX_SLICE) {
         const slice = bytes.subarray(at, at + MAX_SLICE);
@@ -80,6 +99,7 @@ export async function ingest(engine: Engine, source: AsyncIterable<Uint8Array>):
     const [hashes, packList] = await Promise.all([hasher.digest(), packs.finish()]);
     finished = true;
     const { id, bytes } = manifest.finish();
+    const hex = id.toString("hex");
     const object = { size: manifest.size, chunkCount: manifest.count, hashes };
     if (!engine.catalog.getObject(id)) {
       await engine.backend.put(manifestName(id.toString("hex")), encodeManifestObject(bytes, object));
@@ -90,9 +110,10 @@ export async function ingest(engine: Engine, source: AsyncIterable<Uint8Array>):
       object,
       written,
       packs: packList,
+      alsoInTransaction: options.inCommit && (() => options.inCommit?.({ manifestId: hex, ...object })),
     });
     return {
-      manifestId: id.toString("hex"),
+      manifestId: hex,
       size: manifest.size,
       hashes,
       chunkCount: manifest.count,

@@ -1,0 +1,103 @@
+/**
+ * The HTTP server: opens the engine and image service on a data directory, serves the API
+ * on host:port, and shuts down gracefully: stop accepting, abort uploads (their images go
+ * back to queued), let downloads finish for up to the grace period, then close the store.
+ */
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import pino, { type Logger } from "pino";
+import { Engine } from "../engine/engine.js";
+import { ImageService } from "../engine/images.js";
+import { createApp, type Inflight } from "./app.js";
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** fsync packs, manifests and the catalog before acknowledging an upload. */
+  fsync: boolean;
+  /** Glance's hashing_algorithm: the hashlib name reported as os_hash_algo... */
+  osHashAlgo: string;
+  /** ...and the Node crypto name that computes it. */
+  osHashNodeName: string;
+  /** Glance's image_size_cap, bytes. */
+  imageSizeCap: number;
+  /** Glance's limit_param_default and api_limit_max. */
+  limitParamDefault: number;
+  apiLimitMax: number;
+  /** Glance's image_property_quota and image_tag_quota. */
+  imagePropertyQuota: number;
+  imageTagQuota: number;
+  /** Largest JSON request body (create, patch), bytes. */
+  maxJsonBodyBytes: number;
+  /** How long a shutdown waits for downloads in progress before cutting them off. */
+  shutdownGraceSeconds: number;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  logger: Logger;
+  /** Graceful shutdown (see the module comment). Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+export async function startServer(o: ServerOptions, logger?: Logger): Promise<RunningServer> {
+  const log = logger ?? pino({ level: o.logLevel, base: { svc: "tessera" } });
+  const engine = await Engine.openDir(o.dataDir, {
+    durable: o.fsync,
+    hashAlgorithms: ["md5", o.osHashNodeName],
+  });
+  const images = await ImageService.open(engine, { sizeCap: o.imageSizeCap, osHashAlgo: o.osHashAlgo });
+  const inflight: Inflight = { uploads: new Set(), downloads: new Set() };
+  const app = createApp(images, {
+    limits: {
+      defaultLimit: o.limitParamDefault,
+      maxLimit: o.apiLimitMax,
+      maxProperties: o.imagePropertyQuota,
+      maxTags: o.imageTagQuota,
+    },
+    maxJsonBodyBytes: o.maxJsonBodyBytes,
+    logger: log,
+    inflight,
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () =>
+      resolve(s as Server),
+    ) as Server;
+    s.once("error", reject);
+  });
+  // Image uploads can be slow on slow links; Node's default 5-minute request timeout would cut
+  // a large upload off mid-stream.
+  server.requestTimeout = 0;
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`;
+  log.info({ url, dataDir: o.dataDir }, "tessera listening");
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      log.info({ uploads: inflight.uploads.size, downloads: inflight.downloads.size }, "shutting down");
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      for (const req of inflight.uploads) req.destroy(new Error("the server is shutting down"));
+      const deadline = Date.now() + o.shutdownGraceSeconds * 1000;
+      while (inflight.downloads.size > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      server.closeAllConnections();
+      await closed;
+      // Let handlers that were cut off settle their catalog updates before the store closes.
+      const settleBy = Date.now() + 10_000;
+      while ((inflight.uploads.size > 0 || inflight.downloads.size > 0) && Date.now() < settleBy) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await engine.close();
+      log.info("stopped");
+    })();
+    return closing;
+  };
+  return { url, port, logger: log, close };
+}

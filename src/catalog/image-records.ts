@@ -1,0 +1,123 @@
+/**
+ * Image records in the catalog, and the sort indexes that make listing an index scan.
+ *
+ * Each sortable attribute K has its own database `image_by_K` whose keys are [value, id]
+ * (LMDB keeps them ordered), so a page of images sorted by K is read by walking that index
+ * from the marker and loading only the records the page needs. LMDB drops `null` inside array
+ * keys, so a null value is indexed as `false`, which orders before every number and string,
+ * as NULL does in SQL.
+ *
+ * Writers call these inside a catalog transaction (Catalog.transaction), so a record and its
+ * index entries change together.
+ */
+import type { Catalog } from "./catalog.js";
+
+export const IMAGE_STATUSES = [
+  "queued",
+  "saving",
+  "active",
+  "killed",
+  "deleted",
+  "uploading",
+  "importing",
+  "pending_delete",
+  "deactivated",
+] as const;
+export type ImageStatus = (typeof IMAGE_STATUSES)[number];
+
+/** The attributes Glance can sort by, in the order its error message lists them. */
+export const IMAGE_SORT_KEYS = [
+  "name",
+  "status",
+  "container_format",
+  "disk_format",
+  "size",
+  "id",
+  "created_at",
+  "updated_at",
+] as const;
+export type ImageSortKey = (typeof IMAGE_SORT_KEYS)[number];
+
+export interface ImageRecord {
+  id: string;
+  name: string | null;
+  status: ImageStatus;
+  visibility: "public" | "private" | "shared" | "community";
+  protected: boolean;
+  os_hidden: boolean;
+  owner: string | null;
+  disk_format: string | null;
+  container_format: string | null;
+  min_disk: number;
+  min_ram: number;
+  size: number | null;
+  virtual_size: number | null;
+  checksum: string | null;
+  os_hash_algo: string | null;
+  os_hash_value: string | null;
+  /** ISO 8601 with milliseconds; the API shows whole seconds as Glance does. */
+  created_at: string;
+  updated_at: string;
+  tags: string[];
+  /** Free-form properties (Glance's additional properties: string values). */
+  properties: Record<string, string>;
+  /** Hex manifest id of the image's data in the engine, once uploaded. */
+  object: string | null;
+}
+
+export type IndexValue = string | number | boolean;
+
+export function indexValue(rec: ImageRecord, key: ImageSortKey): IndexValue {
+  const v = rec[key];
+  return v === null ? false : v;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export function getImage(cat: Catalog, id: string): ImageRecord | undefined {
+  return cat.images.get(id);
+}
+
+/** Writes a record and moves its index entries from `prev`'s values (inside a transaction). */
+export function putImage(cat: Catalog, rec: ImageRecord, prev?: ImageRecord): void {
+  for (const k of IMAGE_SORT_KEYS) {
+    const v = indexValue(rec, k);
+    if (prev) {
+      const old = indexValue(prev, k);
+      if (old === v) continue;
+      cat.imageIndexes[k].removeSync([old, rec.id]);
+    }
+    cat.imageIndexes[k].putSync([v, rec.id], EMPTY);
+  }
+  cat.images.putSync(rec.id, rec);
+}
+
+/** Removes a record and its index entries (inside a transaction). */
+export function removeImage(cat: Catalog, rec: ImageRecord): void {
+  for (const k of IMAGE_SORT_KEYS) cat.imageIndexes[k].removeSync([indexValue(rec, k), rec.id]);
+  cat.images.removeSync(rec.id);
+}
+
+/** Every image id, unordered (for recovery sweeps at startup). */
+export function allImageIds(cat: Catalog): Iterable<string> {
+  return cat.images.getKeys();
+}
+
+/**
+ * Image ids in the order of one sort index, starting at `from` (inclusive of every id with
+ * that value) and walking in `dir`. Lazily: a page reads only as far as it needs.
+ */
+export function* scanImageIndex(
+  cat: Catalog,
+  key: ImageSortKey,
+  dir: "asc" | "desc",
+  from?: IndexValue,
+): Generator<{ value: IndexValue; id: string }> {
+  const reverse = dir === "desc";
+  // Ids are ASCII, so "\uffff" sorts after every id with the same value.
+  const start = from === undefined ? undefined : reverse ? [from, "\uffff"] : [from];
+  for (const k of cat.imageIndexes[key].getKeys({ start, reverse })) {
+    const [value, id] = k as [IndexValue, string];
+    yield { value, id };
+  }
+}

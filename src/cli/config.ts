@@ -1,0 +1,119 @@
+/**
+ * Server configuration: defaults, then a JSON file, then environment variables, then
+ * command-line flags, each overriding the one before. Every key is documented in
+ * docs/configuration.md; unknown keys are refused so that a typo does not pass silently.
+ */
+
+import { getHashes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { ServerOptions } from "../api/server.js";
+
+/** Everything `tessera serve` takes; ServerOptions documents each key. */
+export type ServerConfig = Omit<ServerOptions, "osHashNodeName">;
+
+export const DEFAULT_CONFIG: ServerConfig = {
+  host: "127.0.0.1",
+  port: 9292,
+  dataDir: "./data",
+  fsync: true,
+  osHashAlgo: "sha512",
+  imageSizeCap: 1024 ** 4,
+  limitParamDefault: 25,
+  apiLimitMax: 1000,
+  imagePropertyQuota: 128,
+  imageTagQuota: 128,
+  maxJsonBodyBytes: 1024 * 1024,
+  shutdownGraceSeconds: 30,
+  logLevel: "info",
+};
+
+/** Environment variables and the keys they set. */
+export const ENV_KEYS: Record<string, keyof ServerConfig> = {
+  TESSERA_HOST: "host",
+  TESSERA_PORT: "port",
+  TESSERA_DATA: "dataDir",
+  TESSERA_FSYNC: "fsync",
+  TESSERA_OS_HASH_ALGO: "osHashAlgo",
+  TESSERA_IMAGE_SIZE_CAP: "imageSizeCap",
+  TESSERA_SHUTDOWN_GRACE_SECONDS: "shutdownGraceSeconds",
+  TESSERA_LOG_LEVEL: "logLevel",
+};
+
+export class ConfigError extends Error {}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/** hashlib names (what Glance's os_hash_algo reports) → Node crypto names. */
+export function nodeHashName(hashlib: string): string {
+  const map: Record<string, string> = {
+    sha3_224: "sha3-224",
+    sha3_256: "sha3-256",
+    sha3_384: "sha3-384",
+    sha3_512: "sha3-512",
+    blake2b: "blake2b512",
+    blake2s: "blake2s256",
+  };
+  return map[hashlib] ?? hashlib;
+}
+
+function coerce(key: keyof ServerConfig, value: unknown, source: string): unknown {
+  const def = DEFAULT_CONFIG[key];
+  if (typeof def === "number") {
+    const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
+      throw new ConfigError(`${source}: ${key} must be a non-negative integer`);
+    }
+    return n;
+  }
+  if (typeof def === "boolean") {
+    if (value === "true" || value === "1") return true;
+    if (value === "false" || value === "0") return false;
+    if (typeof value !== "boolean") throw new ConfigError(`${source}: ${key} must be true or false`);
+    return value;
+  }
+  if (typeof value !== "string" || value === "") throw new ConfigError(`${source}: ${key} must be a string`);
+  return value;
+}
+
+function merge(into: ServerConfig, from: Record<string, unknown>, source: string): void {
+  for (const [k, v] of Object.entries(from)) {
+    if (v === undefined) continue;
+    if (!(k in DEFAULT_CONFIG)) throw new ConfigError(`${source}: unknown key "${k}"`);
+    (into as unknown as Record<string, unknown>)[k] = coerce(k as keyof ServerConfig, v, source);
+  }
+}
+
+/** The configuration from `file` (optional), `env` and `flags`, checked. */
+export function loadConfig(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv,
+  flags: Partial<Record<keyof ServerConfig, unknown>>,
+): ServerConfig {
+  const cfg = { ...DEFAULT_CONFIG };
+  if (file) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, "utf8"));
+    } catch (e) {
+      throw new ConfigError(`${file}: ${(e as Error).message}`);
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw new ConfigError(`${file}: must hold a JSON object`);
+    }
+    merge(cfg, parsed as Record<string, unknown>, file);
+  }
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV_KEYS)) if (env[name] !== undefined) fromEnv[key] = env[name];
+  merge(cfg, fromEnv, "environment");
+  merge(cfg, flags, "command line");
+  if (cfg.port > 65535) throw new ConfigError(`port must be at most 65535`);
+  if (!LOG_LEVELS.includes(cfg.logLevel))
+    throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
+  if (!getHashes().includes(nodeHashName(cfg.osHashAlgo))) {
+    throw new ConfigError(`osHashAlgo "${cfg.osHashAlgo}" is not a hash algorithm this Node.js provides`);
+  }
+  if (cfg.limitParamDefault < 1 || cfg.apiLimitMax < cfg.limitParamDefault) {
+    throw new ConfigError(`limitParamDefault must be at least 1 and at most apiLimitMax`);
+  }
+  return cfg;
+}

@@ -1,0 +1,312 @@
+/**
+ * Images: records with a status machine over the engine's objects. This is where an image
+ * becomes `active` exactly when its data commits, and goes back to `queued` when an upload
+ * fails, whatever the transport. No HTTP here; the API validates and shapes, this enforces.
+ *
+ * Status machine (as Glance's): queued → saving → active ⇄ deactivated; a failed or
+ * interrupted upload returns saving → queued with nothing attached; deleting removes the
+ * record and drops the image's hold on its object.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  allImageIds,
+  getImage,
+  IMAGE_SORT_KEYS,
+  type ImageRecord,
+  type ImageSortKey,
+  type IndexValue,
+  indexValue,
+  putImage,
+  removeImage,
+  scanImageIndex,
+} from "../catalog/image-records.js";
+import { BadRequestError, ConflictError, ForbiddenError, GoneError, NotFoundError } from "../errors.js";
+import type { Engine } from "./engine.js";
+
+export type NewImage = Partial<Omit<ImageRecord, "status" | "created_at" | "updated_at" | "object">>;
+
+export interface SortSpec {
+  key: ImageSortKey;
+  dir: "asc" | "desc";
+}
+
+export interface ListQuery {
+  /** Sort keys in priority order; created_at desc and id desc are appended as tie-breakers. */
+  sort: SortSpec[];
+  limit: number;
+  /** List the images after this one (in the sort order). */
+  marker?: string;
+  /** Keeps the records the listing shows. */
+  match: (rec: ImageRecord) => boolean;
+}
+
+export interface ImageDownload {
+  image: ImageRecord;
+  /** The bytes (or the requested range); undefined when the image has no data. */
+  body?: AsyncGenerator<Buffer>;
+  start: number;
+  end: number;
+}
+
+export class ImageNotFoundError extends NotFoundError {
+  constructor(
+    readonly imageId: string,
+    message = `No image found with ID ${imageId}`,
+  ) {
+    super(`image ${imageId}`);
+    this.message = message;
+  }
+}
+
+export interface ImageServiceOptions {
+  /** Largest image accepted, in bytes (Glance's image_size_cap; default 1 TiB). */
+  sizeCap?: number;
+  /**
+   * The name reported as os_hash_algo (Glance reports hashlib names, e.g. sha3_256) for the
+   * engine's second hash algorithm (a Node crypto name, e.g. sha3-256). Default: the same.
+   */
+  osHashAlgo?: string;
+}
+
+export class ImageService {
+  readonly sizeCap: number;
+  readonly osHashAlgo: string | null;
+
+  private constructor(
+    readonly engine: Engine,
+    options: ImageServiceOptions,
+  ) {
+    this.sizeCap = options.sizeCap ?? 1024 ** 4;
+    this.osHashAlgo = options.osHashAlgo ?? engine.hashAlgorithms[1] ?? null;
+  }
+
+  /**
+   * Opens the image service on an engine. An image left `saving` can only be the trace of an
+   * upload cut off by a crash (uploads do not outlive the process), so it goes back to queued.
+   */
+  static async open(engine: Engine, options: ImageServiceOptions = {}): Promise<ImageService> {
+    const svc = new ImageService(engine, options);
+    const cat = engine.catalog;
+    await cat.transaction(() => {
+      for (const id of allImageIds(cat)) {
+        const rec = getImage(cat, id);
+        if (rec?.status === "saving") putImage(cat, { ...rec, status: "queued" }, rec);
+      }
+    });
+    return svc;
+  }
+
+  get(id: string): ImageRecord {
+    const rec = getImage(this.engine.catalog, id);
+    if (!rec) throw new ImageNotFoundError(id);
+    return rec;
+  }
+
+  async create(fields: NewImage): Promise<ImageRecord> {
+    const now = new Date().toISOString();
+    const rec: ImageRecord = {
+      id: fields.id ?? randomUUID(),
+      name: fields.name ?? null,
+      status: "queued",
+      visibility: fields.visibility ?? "shared",
+      protected: fields.protected ?? false,
+      os_hidden: fields.os_hidden ?? false,
+      owner: fields.owner ?? null,
+      disk_format: fields.disk_format ?? null,
+      container_format: fields.container_format ?? null,
+      min_disk: fields.min_disk ?? 0,
+      min_ram: fields.min_ram ?? 0,
+      size: null,
+      virtual_size: null,
+      checksum: null,
+      os_hash_algo: null,
+      os_hash_value: null,
+      created_at: now,
+      updated_at: now,
+      tags: [...new Set(fields.tags ?? [])],
+      properties: { ...fields.properties },
+      object: null,
+    };
+    const cat = this.engine.catalog;
+    await cat.transaction(() => {
+      if (getImage(cat, rec.id)) throw new ConflictError(`Image with identifier ${rec.id} already exists!`);
+      putImage(cat, rec);
+    });
+    return rec;
+  }
+
+  /**
+   * Applies `change` to a copy of the record and stores the result, in one transaction.
+   * `change` may throw to refuse; nothing is written then.
+   */
+  async update(id: string, change: (rec: ImageRecord) => ImageRecord): Promise<ImageRecord> {
+    const cat = this.engine.catalog;
+    return cat.transaction(() => {
+      const rec = getImage(cat, id);
+      if (!rec) throw new ImageNotFoundError(id);
+      const next = change(structuredClone(rec));
+      next.updated_at = new Date().toISOString();
+      putImage(cat, next, rec);
+      return next;
+    });
+  }
+
+  /**
+   * Streams `source` in as the image's data. The image must be queued with its formats set;
+   * it is `saving` while the bytes flow and `active` in the same transaction that commits
+   * them. On any failure (the source erroring, the size cap, a crash) it is queued again.
+   */
+  async upload(id: string, source: AsyncIterable<Uint8Array>): Promise<ImageRecord> {
+    const cat = this.engine.catalog;
+    const started = await this.update(id, (rec) => {
+      if (rec.status !== "queued") {
+        throw new ConflictError(`Image status transition from ${rec.status} to saving is not allowed`);
+      }
+      if (!rec.disk_format || !rec.container_format) {
+        throw new BadRequestError(
+          "Properties disk_format, container_format must be set prior to saving data.",
+        );
+      }
+      return { ...rec, status: "saving" };
+    });
+    // The same image, not one deleted and re-created with this id meanwhile.
+    const isOurs = (rec: ImageRecord | undefined): rec is ImageRecord =>
+      rec?.created_at === started.created_at && rec.status === "saving";
+    let committed: ImageRecord | undefined;
+    try {
+      const [md5, osHash] = this.engine.hashAlgorithms;
+      await this.engine.ingest(source, {
+        maxBytes: this.sizeCap,
+        inCommit: (obj) => {
+          const rec = getImage(cat, id);
+          if (!isOurs(rec)) throw new GoneError(`Image ${id} was deleted during the upload.`);
+          committed = {
+            ...rec,
+            status: "active",
+            size: obj.size,
+            // Raw content: the virtual size is the size (format inspection refines this).
+            virtual_size: obj.size,
+            checksum: obj.hashes[md5] ?? null,
+            os_hash_algo: this.osHashAlgo,
+            os_hash_value: (osHash && obj.hashes[osHash]) ?? null,
+            object: obj.manifestId,
+            updated_at: new Date().toISOString(),
+          };
+          putImage(cat, committed, rec);
+        },
+      });
+    } catch (e) {
+      await cat.transaction(() => {
+        const rec = getImage(cat, id);
+        if (isOurs(rec))
+          putImage(cat, { ...rec, status: "queued", updated_at: new Date().toISOString() }, rec);
+      });
+      throw e;
+    }
+    return committed as ImageRecord;
+  }
+
+  /**
+   * Opens an image's data for reading, or a range [start, end) of it. An image without data
+   * answers with no body (Glance's 204).
+   */
+  download(id: string, range?: { start: number; end: number }): ImageDownload {
+    const image = this.get(id);
+    if (!image.object || (image.status !== "active" && image.status !== "deactivated")) {
+      return { image, start: 0, end: 0 };
+    }
+    const start = range?.start ?? 0;
+    const end = range?.end ?? (image.size as number);
+    return { image, start, end, body: this.engine.read(image.object, { start, end }) };
+  }
+
+  async remove(id: string): Promise<void> {
+    const cat = this.engine.catalog;
+    await cat.transaction(() => {
+      const rec = getImage(cat, id);
+      if (!rec) throw new ImageNotFoundError(id, `Failed to find image ${id} to delete`);
+      if (rec.protected) throw new ForbiddenError(`Image ${id} is protected and cannot be deleted.`);
+      removeImage(cat, rec);
+      if (rec.object) cat.releaseObjectInTransaction(Buffer.from(rec.object, "hex"));
+    });
+  }
+
+  deactivate(id: string): Promise<ImageRecord> {
+    return this.update(id, (rec) => {
+      if (rec.status === "deactivated") return rec;
+      if (rec.status !== "active") {
+        throw new ForbiddenError(`Not allowed to deactivate image in status '${rec.status}'`);
+      }
+      return { ...rec, status: "deactivated" };
+    });
+  }
+
+  reactivate(id: string): Promise<ImageRecord> {
+    return this.update(id, (rec) => {
+      if (rec.status === "active") return rec;
+      if (rec.status !== "deactivated") {
+        throw new ForbiddenError(`Not allowed to reactivate image in status '${rec.status}'`);
+      }
+      return { ...rec, status: "active" };
+    });
+  }
+
+  /**
+   * One page of images: walks the index of the first sort key from the marker, sorts each
+   * run of equal values by the remaining keys, and stops as soon as the page is full.
+   */
+  list(q: ListQuery): ImageRecord[] {
+    const cat = this.engine.catalog;
+    const sort = [...q.sort];
+    for (const key of ["created_at", "id"] as const) {
+      if (!sort.some((s) => s.key === key)) sort.push({ key, dir: "desc" });
+    }
+    const [primary, ...rest] = sort;
+    const cmpRest = (a: ImageRecord, b: ImageRecord): number => {
+      for (const s of rest) {
+        const c = compareValues(indexValue(a, s.key), indexValue(b, s.key));
+        if (c !== 0) return s.dir === "asc" ? c : -c;
+      }
+      return 0;
+    };
+    let marker: ImageRecord | undefined;
+    let from: IndexValue | undefined;
+    if (q.marker !== undefined) {
+      marker = getImage(cat, q.marker);
+      if (!marker) throw new BadRequestError(`No image found with ID ${q.marker}`);
+      from = indexValue(marker, primary.key);
+    }
+    const out: ImageRecord[] = [];
+    let group: ImageRecord[] = [];
+    let groupValue: IndexValue | undefined;
+    const flush = (): boolean => {
+      group.sort(cmpRest);
+      for (const r of group) {
+        if (marker && groupValue === from && cmpRest(r, marker) <= 0) continue;
+        if (q.match(r)) out.push(r);
+        if (out.length >= q.limit) return true;
+      }
+      group = [];
+      return false;
+    };
+    for (const { value, id } of scanImageIndex(cat, primary.key, primary.dir, from)) {
+      if (group.length > 0 && value !== groupValue && flush()) return out;
+      groupValue = value;
+      const rec = getImage(cat, id);
+      if (rec) group.push(rec);
+    }
+    flush();
+    return out.slice(0, q.limit);
+  }
+}
+
+/** A total order on index values: false (null) < booleans < numbers < strings. */
+function compareValues(a: IndexValue, b: IndexValue): number {
+  const rank = (v: IndexValue) => (typeof v === "boolean" ? 0 : typeof v === "number" ? 1 : 2);
+  const ra = rank(a);
+  const rb = rank(b);
+  if (ra !== rb) return ra - rb;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export { IMAGE_SORT_KEYS };
