@@ -180,10 +180,6 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     return c.body(null, 204);
   });
 
-  app.on("HEAD", "/v2/images/:id/file", () => {
-    throw new HttpError(405, "The method HEAD is not allowed for this resource.", { Allow: "GET, PUT" });
-  });
-
   app.put("/v2/images/:id/file", async (c) => {
     const type = mediaType(c);
     if (type !== undefined && type !== "application/octet-stream") throw unsupportedMediaType(type);
@@ -204,6 +200,10 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   });
 
   app.get("/v2/images/:id/file", async (c) => {
+    // Hono dispatches HEAD as GET; Glance refuses HEAD on image data.
+    if (c.req.method === "HEAD") {
+      throw new HttpError(405, "The method HEAD is not allowed for this resource.", { Allow: "GET, PUT" });
+    }
     const image = images.get(c.req.param("id"));
     const range = image.size === null ? undefined : parseRange(c.req.header("range"), image.size);
     const dl = images.download(image.id, range);

@@ -71,6 +71,7 @@ export interface ImageServiceOptions {
 export class ImageService {
   readonly sizeCap: number;
   readonly osHashAlgo: string | null;
+  private lastStamp = 0;
 
   private constructor(
     readonly engine: Engine,
@@ -96,6 +97,15 @@ export class ImageService {
     return svc;
   }
 
+  /**
+   * Timestamps strictly increase within the process, so "newest first" is the order of
+   * creation (and of updates) even for images made in the same millisecond.
+   */
+  private now(): string {
+    this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
+    return new Date(this.lastStamp).toISOString();
+  }
+
   get(id: string): ImageRecord {
     const rec = getImage(this.engine.catalog, id);
     if (!rec) throw new ImageNotFoundError(id);
@@ -103,7 +113,7 @@ export class ImageService {
   }
 
   async create(fields: NewImage): Promise<ImageRecord> {
-    const now = new Date().toISOString();
+    const now = this.now();
     const rec: ImageRecord = {
       id: fields.id ?? randomUUID(),
       name: fields.name ?? null,
@@ -145,7 +155,7 @@ export class ImageService {
       const rec = getImage(cat, id);
       if (!rec) throw new ImageNotFoundError(id);
       const next = change(structuredClone(rec));
-      next.updated_at = new Date().toISOString();
+      next.updated_at = this.now();
       putImage(cat, next, rec);
       return next;
     });
@@ -190,7 +200,7 @@ export class ImageService {
             os_hash_algo: this.osHashAlgo,
             os_hash_value: (osHash && obj.hashes[osHash]) ?? null,
             object: obj.manifestId,
-            updated_at: new Date().toISOString(),
+            updated_at: this.now(),
           };
           putImage(cat, committed, rec);
         },
@@ -198,8 +208,7 @@ export class ImageService {
     } catch (e) {
       await cat.transaction(() => {
         const rec = getImage(cat, id);
-        if (isOurs(rec))
-          putImage(cat, { ...rec, status: "queued", updated_at: new Date().toISOString() }, rec);
+        if (isOurs(rec)) putImage(cat, { ...rec, status: "queued", updated_at: this.now() }, rec);
       });
       throw e;
     }
