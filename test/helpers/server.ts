@@ -61,7 +61,8 @@ export function client(base: () => string) {
       fetch(url(`/v2/images/${id}/file`), {
         method: "PUT",
         headers: { "content-type": "application/octet-stream" },
-        body: data,
+        // A copy into a plain ArrayBuffer: fetch's types take no SharedArrayBuffer-backed views.
+        body: typeof data === "string" ? data : new Uint8Array(data).buffer,
       }),
     patch: (id: string, ops: unknown, type = "application/openstack-images-v2.1-json-patch") =>
       fetch(url(`/v2/images/${id}`), {
