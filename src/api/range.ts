@@ -34,8 +34,8 @@ export function parseRange(
     return { start: Math.max(0, size - n), end: size };
   }
   const start = Number(r[1]);
-  const last = r[2] === "" ? size - 1 : Number(r[2]);
-  if (last < start) return undefined;
+  if (r[2] !== "" && Number(r[2]) < start) return undefined;
   if (start >= size) throw unsatisfiable();
+  const last = r[2] === "" ? size - 1 : Number(r[2]);
   return { start, end: Math.min(last + 1, size) };
 }
