@@ -114,6 +114,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
         req_id: requestId,
         method: c.req.method,
         path: c.req.path,
+        query: new URL(c.req.url).search || undefined,
         status: out.statusCode,
         bytes_in: Number(c.req.header("content-length") ?? 0),
         bytes_out: Number(out.getHeader("content-length") ?? 0),
