@@ -8,13 +8,12 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { HttpBindings } from "@hono/node-server";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import type { Logger } from "pino";
 import type { ImageService } from "../engine/images.js";
+import type { ReadPiece } from "../engine/read.js";
 import { BadRequestError, TooLargeError } from "../errors.js";
 import { errorResponse, HttpError, responseForError } from "./errors.js";
 import { applyPatch, type ImageLimits, imageFromCreateBody } from "./image-changes.js";
@@ -94,6 +93,40 @@ async function readJson(c: Context<Env>, max: number): Promise<unknown> {
     return JSON.parse(Buffer.concat(parts).toString("utf8"));
   } catch {
     throw new BadRequestError("Malformed JSON in request body.");
+  }
+}
+
+/**
+ * Streams read pieces to the response with backpressure, releasing each piece's buffer once
+ * the socket is done with it. Stops reading (and its read-ahead) as soon as the client goes.
+ */
+async function writePieces(body: AsyncGenerator<ReadPiece>, out: ServerResponse): Promise<void> {
+  let gone = false;
+  const onClose = () => {
+    gone = true;
+  };
+  out.once("close", onClose);
+  try {
+    for await (const piece of body) {
+      if (gone) throw new Error("the client went away");
+      const ok = out.write(piece.bytes, () => piece.release());
+      if (!ok && !gone) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            out.off("drain", done);
+            out.off("close", done);
+            resolve();
+          };
+          out.on("drain", done);
+          out.on("close", done);
+        });
+      }
+    }
+    if (gone) throw new Error("the client went away");
+    out.end();
+  } finally {
+    out.off("close", onClose);
+    await body.return(undefined);
   }
 }
 
@@ -219,8 +252,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     out.writeHead(range ? 206 : 200, headers);
     inflight.downloads.add(out);
     try {
-      // pipeline stops the read (and its read-ahead) as soon as the client goes away.
-      await pipeline(Readable.from(dl.body, { objectMode: false, highWaterMark: 1 }), out);
+      await writePieces(dl.body, out);
     } catch (err) {
       if (!out.destroyed) out.destroy();
       opts.logger.warn({ req_id: c.get("requestId"), err: String(err) }, "download ended early");

@@ -31,6 +31,8 @@ export interface ServerOptions {
   imageTagQuota: number;
   /** Largest JSON request body (create, patch), bytes. */
   maxJsonBodyBytes: number;
+  /** Check every chunk read against its BLAKE3 id (on worker threads) before sending it. */
+  verifyOnRead: boolean;
   /** How long a shutdown waits for downloads in progress before cutting them off. */
   shutdownGraceSeconds: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -49,6 +51,7 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
   const engine = await Engine.openDir(o.dataDir, {
     durable: o.fsync,
     hashAlgorithms: ["md5", o.osHashNodeName],
+    verifyOnRead: o.verifyOnRead,
   });
   const images = await ImageService.open(engine, { sizeCap: o.imageSizeCap, osHashAlgo: o.osHashAlgo });
   const inflight: Inflight = { uploads: new Set(), downloads: new Set() };

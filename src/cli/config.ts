@@ -23,6 +23,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   imagePropertyQuota: 128,
   imageTagQuota: 128,
   maxJsonBodyBytes: 1024 * 1024,
+  verifyOnRead: true,
   shutdownGraceSeconds: 30,
   logLevel: "info",
 };
@@ -35,6 +36,7 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_FSYNC: "fsync",
   TESSERA_OS_HASH_ALGO: "osHashAlgo",
   TESSERA_IMAGE_SIZE_CAP: "imageSizeCap",
+  TESSERA_VERIFY_ON_READ: "verifyOnRead",
   TESSERA_SHUTDOWN_GRACE_SECONDS: "shutdownGraceSeconds",
   TESSERA_LOG_LEVEL: "logLevel",
 };

@@ -16,7 +16,7 @@ import { FsBackend } from "../store/fs-backend.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
-import { type ReadOptions, readObject } from "./read.js";
+import { ReadBufferPool, type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
 import { type RebuildResult, rebuildIndex } from "./rebuild-index.js";
 import { assertSameFormat, makeStoreFormat, type StoreFormat } from "./store-format.js";
 
@@ -48,6 +48,7 @@ export class Engine {
   readonly readAheadBytes: number;
   readonly readSegmentBytes: number;
   readonly packBuffers: BufferPool;
+  readonly readBuffers: ReadBufferPool;
   readonly verifier = new ChunkVerifier();
   readonly manifests = new ManifestCache();
 
@@ -71,6 +72,11 @@ export class Engine {
     }
     // Enough idle buffers for one ingest's open pack plus the ones being written.
     this.packBuffers = new BufferPool(this.packSize, 3);
+    // A download's read-ahead plus the pieces its socket still holds.
+    this.readBuffers = new ReadBufferPool(
+      this.readSegmentBytes,
+      Math.ceil(this.readAheadBytes / this.readSegmentBytes) + 4,
+    );
   }
 
   get chunkerParams(): ChunkerParams {
@@ -128,6 +134,14 @@ export class Engine {
   /** Streams an object's bytes (or a range of them); see read.ts. */
   read(manifestId: Buffer | string, options: ReadOptions = {}): AsyncGenerator<Buffer> {
     return readObject(this, toId(manifestId), options);
+  }
+
+  /**
+   * Like read, but the pieces' buffers come from a pool: the caller releases each piece when
+   * done with it (see ReadPiece). For servers streaming many large reads.
+   */
+  readPooled(manifestId: Buffer | string, options: ReadOptions = {}): AsyncGenerator<ReadPiece> {
+    return readPieces(this, toId(manifestId), options, true);
   }
 
   /** The size and hashes recorded for an object. */

@@ -22,6 +22,7 @@ import {
 } from "../catalog/image-records.js";
 import { BadRequestError, ConflictError, ForbiddenError, GoneError, NotFoundError } from "../errors.js";
 import type { Engine } from "./engine.js";
+import type { ReadPiece } from "./read.js";
 
 export type NewImage = Partial<Omit<ImageRecord, "status" | "created_at" | "updated_at" | "object">>;
 
@@ -42,8 +43,8 @@ export interface ListQuery {
 
 export interface ImageDownload {
   image: ImageRecord;
-  /** The bytes (or the requested range); undefined when the image has no data. */
-  body?: AsyncGenerator<Buffer>;
+  /** The bytes (or the requested range), in pooled pieces; undefined when the image has no data. */
+  body?: AsyncGenerator<ReadPiece>;
   start: number;
   end: number;
 }
@@ -226,7 +227,7 @@ export class ImageService {
     }
     const start = range?.start ?? 0;
     const end = range?.end ?? (image.size as number);
-    return { image, start, end, body: this.engine.read(image.object, { start, end }) };
+    return { image, start, end, body: this.engine.readPooled(image.object, { start, end }) };
   }
 
   async remove(id: string): Promise<void> {

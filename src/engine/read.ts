@@ -22,6 +22,39 @@ export interface ReadOptions {
   end?: number;
 }
 
+/**
+ * A piece of a read whose buffer may come from the engine's pool of read buffers: call
+ * `release` once nothing uses `bytes` any more (e.g. when the socket has taken it), and the
+ * buffer is reused for a later read instead of faulting in fresh pages.
+ */
+export interface ReadPiece {
+  bytes: Buffer;
+  release(): void;
+}
+
+/** Reusable buffers of one read segment's size, kept as ArrayBuffers (they travel to workers). */
+export class ReadBufferPool {
+  private idle: ArrayBuffer[] = [];
+
+  constructor(
+    readonly size: number,
+    private readonly keep: number,
+  ) {}
+
+  take(): Buffer {
+    const ab = this.idle.pop();
+    return ab ? Buffer.from(ab) : Buffer.allocUnsafeSlow(this.size);
+  }
+
+  /** Takes back the memory under `view`; a detached or foreign buffer is ignored. */
+  give(view: Buffer): void {
+    const ab = view.buffer;
+    if (ab instanceof ArrayBuffer && ab.byteLength === this.size && this.idle.length < this.keep) {
+      this.idle.push(ab);
+    }
+  }
+}
+
 /** A run of chunks read together: one ranged read of a pack, or synthesized zeros. */
 interface Segment {
   pack: string | undefined;
@@ -96,13 +129,25 @@ function spansOf(m: Manifest, seg: Segment): ChunkSpan[] {
   return spans;
 }
 
-function fetchSegment(engine: Engine, m: Manifest, seg: Segment): Promise<Buffer> {
-  const data = engine.backend.get(seg.pack as string, seg.packOffset, seg.length);
+function fetchSegment(engine: Engine, m: Manifest, seg: Segment, into?: Buffer): Promise<Buffer> {
+  const data = engine.backend.get(seg.pack as string, seg.packOffset, seg.length, into);
   if (!engine.verifyOnRead) return data;
   return data.then((d) => engine.verifier.verify(d, spansOf(m, seg)));
 }
 
+const noop = () => {};
+
 export async function* readObject(engine: Engine, id: Buffer, options: ReadOptions): AsyncGenerator<Buffer> {
+  for await (const piece of readPieces(engine, id, options, false)) yield piece.bytes;
+}
+
+/** The read itself: pieces whose buffers come from the engine's pool when `pooled`. */
+export async function* readPieces(
+  engine: Engine,
+  id: Buffer,
+  options: ReadOptions,
+  pooled: boolean,
+): AsyncGenerator<ReadPiece> {
   const m = loadManifest(engine, id);
   const start = options.start ?? 0;
   const end = options.end ?? m.size;
@@ -127,7 +172,8 @@ export async function* readObject(engine: Engine, id: Buffer, options: ReadOptio
         break;
       }
       const seg = next.value;
-      const data = seg.pack === undefined ? undefined : fetchSegment(engine, m, seg);
+      const into = pooled && seg.pack !== undefined ? engine.readBuffers.take() : undefined;
+      const data = seg.pack === undefined ? undefined : fetchSegment(engine, m, seg, into);
       // Reads ahead may fail after the consumer has gone; their errors surface when awaited.
       data?.catch(() => {});
       queue.push({ seg, data });
@@ -151,6 +197,8 @@ export async function* readObject(engine: Engine, id: Buffer, options: ReadOptio
     const segStart = m.offsets[seg.first];
     const lo = Math.max(0, start - segStart);
     const hi = Math.min(seg.length, end - segStart);
-    yield lo === 0 && hi === seg.length ? data : data.subarray(lo, hi);
+    const bytes = lo === 0 && hi === seg.length ? data : data.subarray(lo, hi);
+    const pooledData = pooled && item.data ? data : undefined;
+    yield { bytes, release: pooledData ? () => engine.readBuffers.give(pooledData) : noop };
   }
 }

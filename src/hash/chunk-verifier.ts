@@ -4,8 +4,9 @@
  * verification on the main thread held full reads below 2 GB/s, (BLAKE3 3.9 GB/s and the
  * kernel's copy share two cores); see docs/benchmarks.md.
  *
- * Buffers that own their whole ArrayBuffer are transferred to the worker and back (no
- * copy); any other buffer, or a process without the native BLAKE3, is verified inline.
+ * Large buffers have their ArrayBuffer transferred to the worker and back (no copy), views
+ * into a larger ArrayBuffer included (pooled read buffers); small ones, memory that cannot be
+ * detached (WebAssembly), or a process without the native BLAKE3, are verified inline.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -24,14 +25,14 @@ const INLINE_BYTES = 512 * 1024;
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { blake3 } = require(workerData.native);
-parentPort.on("message", ({ seq, buf, spans, ids }) => {
-  const data = Buffer.from(buf);
+parentPort.on("message", ({ seq, buf, at, len, spans, ids }) => {
+  const data = Buffer.from(buf, at, len);
   let bad = -1;
   for (let i = 0; i < spans.length / 2; i++) {
     const h = blake3(data.subarray(spans[2 * i], spans[2 * i] + spans[2 * i + 1]));
     if (Buffer.compare(h, ids.subarray(32 * i, 32 * i + 32)) !== 0) { bad = i; break; }
   }
-  parentPort.postMessage({ seq, buf, bad }, [buf]);
+  parentPort.postMessage({ seq, buf, at, len, bad }, [buf]);
 });
 `;
 
@@ -60,13 +61,14 @@ export class ChunkVerifier {
   constructor(private readonly threads = 2) {}
 
   /**
-   * Resolves with the bytes of `data` once every span matches. `data` is handed to a worker
-   * and detached when it owns its ArrayBuffer: use only the Buffer this resolves with.
+   * Resolves with the bytes of `data` once every span matches. The ArrayBuffer under a large
+   * `data` is handed to a worker and detached meanwhile (every view of it, not just `data`):
+   * use only the Buffer this resolves with, a view of the same ArrayBuffer when it returns.
    */
   verify(data: Buffer, spans: readonly ChunkSpan[]): Promise<Buffer> {
-    const owned = data.byteOffset === 0 && data.buffer.byteLength === data.length;
+    const transferable = data.buffer instanceof ArrayBuffer;
     // Below INLINE_BYTES the round trip to a worker costs more than hashing here.
-    const worker = owned && data.length >= INLINE_BYTES ? this.getWorker(this.seq) : undefined;
+    const worker = transferable && data.length >= INLINE_BYTES ? this.getWorker(this.seq) : undefined;
     if (!worker) {
       try {
         return Promise.resolve(verifyInline(data, spans));
@@ -85,7 +87,19 @@ export class ChunkVerifier {
     return new Promise((resolve, reject) => {
       this.pending.set(seq, { spans, resolve, reject, worker });
       this.count(worker, +1);
-      worker.postMessage({ seq, buf: data.buffer, spans: flat, ids }, [data.buffer as ArrayBuffer]);
+      const msg = { seq, buf: data.buffer, at: data.byteOffset, len: data.length, spans: flat, ids };
+      try {
+        worker.postMessage(msg, [data.buffer as ArrayBuffer]);
+      } catch {
+        // Not detachable (WebAssembly memory): verify here instead.
+        this.pending.delete(seq);
+        this.count(worker, -1);
+        try {
+          resolve(verifyInline(data, spans));
+        } catch (e) {
+          reject(e as Error);
+        }
+      }
     });
   }
 
@@ -110,13 +124,13 @@ export class ChunkVerifier {
     const native = createRequire(import.meta.url).resolve("@napi-rs/blake-hash");
     const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { native } });
     w.unref();
-    w.on("message", (m: { seq: number; buf: ArrayBuffer; bad: number }) => {
+    w.on("message", (m: { seq: number; buf: ArrayBuffer; at: number; len: number; bad: number }) => {
       const p = this.pending.get(m.seq);
       if (!p) return;
       this.pending.delete(m.seq);
       this.count(w, -1);
       if (m.bad >= 0) p.reject(corrupt(p.spans[m.bad]));
-      else p.resolve(Buffer.from(m.buf));
+      else p.resolve(Buffer.from(m.buf, m.at, m.len));
     });
     w.on("error", (e) => {
       for (const [seq, p] of this.pending) {

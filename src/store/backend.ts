@@ -24,9 +24,11 @@ export interface ObjectBackend {
 
   /**
    * Reads `length` bytes at `offset`. Rejects with NotFoundError if the object does not exist
-   * and with CorruptDataError if it is shorter than offset+length.
+   * and with CorruptDataError if it is shorter than offset+length. A backend may read into
+   * `into` (at least `length` bytes; a reused buffer saves a page fault per 4 KiB) and return
+   * a view of it, or ignore it and return a buffer of its own: callers use what it returns.
    */
-  get(name: string, offset: number, length: number): Promise<Buffer>;
+  get(name: string, offset: number, length: number, into?: Buffer): Promise<Buffer>;
 
   /** The object's size, or undefined if it does not exist. */
   stat(name: string): Promise<ObjectInfo | undefined>;

@@ -82,11 +82,11 @@ export class FsBackend implements ObjectBackend {
     }
   }
 
-  async get(name: string, offset: number, length: number): Promise<Buffer> {
+  async get(name: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const p = this.path(name);
     try {
       return await this.handles.use(p, async (fh) => {
-        const buf = Buffer.allocUnsafe(length);
+        const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
         let got = 0;
         while (got < length) {
           const { bytesRead } = await fh.read(buf, got, length - got, offset + got);

@@ -95,6 +95,38 @@ describe("ingest and read", () => {
     expect(mid.equals(data.subarray(1, data.length - 1))).toBe(true);
   });
 
+  it("reads the same bytes through pooled buffers that are released and reused between reads", async () => {
+    const engine = await tempEngine({ readSegmentBytes: 256 * 1024, readAheadBytes: 1024 * 1024 });
+    try {
+      const a = Buffer.from(prng(13, 5 * 1024 * 1024 + 7));
+      const b = Buffer.concat([Buffer.alloc(300_000), Buffer.from(prng(14, 2 * 1024 * 1024))]);
+      const ra = await engine.engine.ingest(pieces(a));
+      const rb = await engine.engine.ingest(pieces(b));
+      const seen = new Set<ArrayBufferLike>();
+      for (const [r, data, range] of [
+        [ra, a, {}],
+        [rb, b, {}],
+        [ra, a, { start: 12_345, end: 4_000_000 }],
+        [rb, b, { start: 299_999 }],
+        [ra, a, {}],
+      ] as const) {
+        const parts: Buffer[] = [];
+        for await (const piece of engine.engine.readPooled(r.manifestId, range)) {
+          parts.push(Buffer.from(piece.bytes)); // a copy: the buffer goes back to the pool
+          seen.add(piece.bytes.buffer);
+          piece.release();
+        }
+        const start = "start" in range ? range.start : 0;
+        const end = "end" in range ? range.end : data.length;
+        expect(Buffer.concat(parts).equals(data.subarray(start, end))).toBe(true);
+      }
+      // ~40 segments were read through a pool that keeps 8 buffers: they were reused.
+      expect(seen.size).toBeLessThan(20);
+    } finally {
+      await engine.cleanup();
+    }
+  });
+
   it("refuses a range outside the object", async () => {
     const engine = await store();
     const r = await engine.ingest(pieces(prng(13, 1000)));

@@ -33,6 +33,15 @@ export function runBackendConformance(
       expect(await backend.stat("packs/ab/obj1")).toEqual({ name: "packs/ab/obj1", size: all.length });
     });
 
+    it("reads the same bytes whether or not it is handed a buffer to read into", async () => {
+      const a = prng(3, 70_000);
+      await backend.put("packs/cd/obj2", [a]);
+      const into = Buffer.alloc(80_000, 0xee);
+      const got = await backend.get("packs/cd/obj2", 1000, 50_000, into);
+      expect(got.length).toBe(50_000);
+      expect(got.equals(Buffer.from(a.subarray(1000, 51_000)))).toBe(true);
+    });
+
     it("rejects a read past the end as corrupt and a missing object as not found", async () => {
       await backend.put("x", [prng(3, 10)]);
       await expect(backend.get("x", 5, 6)).rejects.toBeInstanceOf(CorruptDataError);
