@@ -17,7 +17,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomFillSync } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
-import { mkdir, open, rm, stat } from "node:fs/promises";
+import { mkdir, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,6 +27,7 @@ import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../src/chunker/param
 import { DEFAULT_PACK_SIZE, Engine } from "../src/engine/engine.js";
 import { readFilePieces } from "../src/engine/file-source.js";
 import { chunkId, chunkIdImplementation, chunkIdWasm } from "../src/hash/chunk-id.js";
+import { makeRandomFile, median } from "./common.js";
 
 const MB = 1e6;
 const MiB = 1024 * 1024;
@@ -96,17 +97,6 @@ async function drain(source: AsyncIterable<Uint8Array>): Promise<number> {
   return n;
 }
 
-async function makeRandomFile(path: string, bytes: number): Promise<void> {
-  if ((await stat(path).catch(() => undefined))?.size === bytes) return;
-  const fh = await open(path, "w");
-  const buf = Buffer.allocUnsafe(16 * MiB);
-  for (let at = 0; at < bytes; at += buf.length) {
-    randomFillSync(buf);
-    await fh.write(buf, 0, Math.min(buf.length, bytes - at));
-  }
-  await fh.close();
-}
-
 function mbps(bytes: number, s: number): number {
   return Math.round((bytes / MB / s) * 10) / 10;
 }
@@ -157,11 +147,6 @@ async function benchPrimitives(sample: Buffer): Promise<void> {
       `wasm ${results.chunkIdWasmMBps}), md5 ${results.md5MBps}, sha512 ${results.sha512MBps}; ` +
       `${chunks} chunks, mean ${Math.round(sample.length / chunks)} B`,
   );
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 /**

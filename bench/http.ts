@@ -1,0 +1,306 @@
+/**
+ * HTTP benchmark: upload and download with curl against Tessera (`tessera serve`, the compiled
+ * bin, fsync on) and against the real Glance (shared/tools/glance-peer) in the same run, on
+ * 1 GiB of random data and on a corpus image; the engine-level figures of the same bytes in
+ * the same run, so the cost of the HTTP layer shows; the disk space each server uses for the
+ * whole corpus; and listing latency over 10,000 images.
+ *
+ *   npm run bench:http -- [--rounds 3] [--size-mb 1024] [--corpus ./corpus] [--image base.qcow2]
+ *                         [--glance URL | --glance-start PATH | --no-glance] [--list-images 10000]
+ *
+ * Without --glance, it starts Glance with ../shared/tools/glance-peer/start.sh when that
+ * exists. Results: a log on stderr, one JSON object on the last line of stdout.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { parseArgs, promisify } from "node:util";
+import { Engine } from "../src/engine/engine.js";
+import { readFilePieces } from "../src/engine/file-source.js";
+import { makeRandomFile, median } from "./common.js";
+
+const run = promisify(execFile);
+const MB = 1e6;
+const { values: opt } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "3" },
+    "size-mb": { type: "string", default: "1024" },
+    corpus: { type: "string", default: "./corpus" },
+    image: { type: "string", default: "base.qcow2" },
+    glance: { type: "string" },
+    "glance-start": { type: "string", default: "../shared/tools/glance-peer/start.sh" },
+    "no-glance": { type: "boolean" },
+    "list-images": { type: "string", default: "10000" },
+  },
+});
+const rounds = Number(opt.rounds);
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const r2 = (x: number) => Math.round(x * 100) / 100;
+const BIN = new URL("../src/cli/main.js", import.meta.url).pathname;
+
+interface Target {
+  name: string;
+  url: string;
+}
+
+async function createImage(t: Target, name: string): Promise<string> {
+  const res = await fetch(`${t.url}/v2/images`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name, disk_format: "raw", container_format: "bare" }),
+  });
+  if (res.status !== 201) throw new Error(`${t.name}: create ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+async function curl(args: string[]): Promise<{ code: string; seconds: number }> {
+  const { stdout } = await run(
+    "curl",
+    ["-s", "-S", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", ...args],
+    {
+      maxBuffer: 1 << 20,
+    },
+  );
+  const [code, seconds] = stdout.trim().split(" ");
+  return { code, seconds: Number(seconds) };
+}
+
+/** Uploads `file` as a new image; MB/s. */
+async function upload(t: Target, file: string, size: number): Promise<{ id: string; mbps: number }> {
+  const id = await createImage(t, "bench");
+  const r = await curl([
+    "-X",
+    "PUT",
+    "-H",
+    "Content-Type: application/octet-stream",
+    "-H",
+    "Expect:",
+    "-T",
+    file,
+    `${t.url}/v2/images/${id}/file`,
+  ]);
+  if (r.code !== "204") throw new Error(`${t.name}: upload answered ${r.code}`);
+  return { id, mbps: size / MB / r.seconds };
+}
+
+async function download(t: Target, id: string, size: number): Promise<number> {
+  const r = await curl([`${t.url}/v2/images/${id}/file`]);
+  if (r.code !== "200") throw new Error(`${t.name}: download answered ${r.code}`);
+  return size / MB / r.seconds;
+}
+
+async function removeImage(t: Target, id: string): Promise<void> {
+  await fetch(`${t.url}/v2/images/${id}`, { method: "DELETE" });
+}
+
+async function startTessera(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [BIN, "serve", "--data", dataDir, "--port", "0"], {
+    env: { ...process.env, TESSERA_LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const url = await new Promise<string>((ok, fail) => {
+    lines.on("line", (l) => {
+      const rec = JSON.parse(l) as { msg?: string; url?: string };
+      if (rec.msg === "tessera listening") ok(rec.url as string);
+    });
+    child.once("exit", (c) => fail(new Error(`tessera exited ${c}`)));
+  });
+  return { child, url };
+}
+
+async function startGlance(dir: string): Promise<{ url: string; stop: () => Promise<void> } | undefined> {
+  if (opt["no-glance"]) return undefined;
+  if (opt.glance) return { url: opt.glance, stop: async () => {} };
+  const script = resolve(opt["glance-start"]);
+  if (!existsSync(script)) {
+    log(`glance: ${script} not found; Glance not measured`);
+    return undefined;
+  }
+  const { stdout } = await run(script, ["0", dir], { env: { ...process.env, GLANCE_PEER_PORT: "0" } }).catch(
+    async () => run(script, ["19399", dir]),
+  );
+  const url = stdout.trim().split("\n").pop() as string;
+  return {
+    url,
+    stop: async () => {
+      await run(join(script, "..", "stop.sh"), [dir]).catch(() => {});
+    },
+  };
+}
+
+async function du(path: string): Promise<number> {
+  const { stdout } = await run("du", ["-sb", path]);
+  return Number(stdout.split("\t")[0]);
+}
+
+async function engineFigures(file: string, size: number): Promise<{ ingest: number; read: number }> {
+  const dir = await mkdtemp(join(tmpdir(), "tessera-bench-engine-"));
+  try {
+    const engine = await Engine.openDir(dir);
+    let t = performance.now();
+    const r = await engine.ingest(readFilePieces(file));
+    const ingest = size / MB / ((performance.now() - t) / 1000);
+    // Best of two reads, as for the HTTP downloads: the page cache warm, as a served image's is.
+    let read = 0;
+    for (let i = 0; i < 2; i++) {
+      t = performance.now();
+      for await (const piece of engine.readPooled(r.manifestId)) piece.release();
+      read = Math.max(read, size / MB / ((performance.now() - t) / 1000));
+    }
+    await engine.close();
+    return { ingest, read };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function listing(t: Target, n: number): Promise<Record<string, number>> {
+  log(`listing: creating ${n} images`);
+  let made = 0;
+  const worker = async () => {
+    while (made < n) {
+      made++;
+      const res = await fetch(`${t.url}/v2/images`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: `list-${made % 1000}`, tags: [`t${made % 10}`], disk_format: "raw" }),
+      });
+      await res.arrayBuffer();
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  const out: Record<string, number> = {};
+  for (const [label, q] of [
+    ["defaultPageMs", ""],
+    ["sortNamePageMs", "?sort=name:asc&limit=100"],
+    ["filterTagScanMs", "?tag=t3&limit=1000"],
+    ["filterNameScanMs", "?name=list-7"],
+    ["limit1000Ms", "?limit=1000"],
+  ] as const) {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const res = await fetch(`${t.url}/v2/images${q}`);
+      await res.arrayBuffer();
+      times.push(performance.now() - t0);
+    }
+    out[label] = r2(median(times));
+    log(`listing ${n} images: GET /v2/images${q} ${out[label]} ms`);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), "tessera-bench-http-"));
+  const size = Number(opt["size-mb"]) * 1024 * 1024;
+  const randomFile = join(work, "random.bin");
+  await makeRandomFile(randomFile, size);
+  const tdata = join(work, "tessera");
+  const tess = await startTessera(tdata);
+  const gdir = join(work, "glance");
+  const glance = await startGlance(gdir);
+  const targets: Target[] = [{ name: "tessera", url: tess.url }];
+  if (glance) targets.push({ name: "glance", url: glance.url });
+  const results: Record<string, unknown> = {
+    command: `npm run bench:http -- ${process.argv.slice(2).join(" ")}`.trim(),
+  };
+  try {
+    const corpusImage = join(opt.corpus, opt.image);
+    const files: [string, string][] = [["random", randomFile]];
+    if (existsSync(corpusImage)) files.push([opt.image, corpusImage]);
+    else
+      log(
+        `${corpusImage} not found: corpus figures not measured (build it with shared/corpus/make-corpus.sh)`,
+      );
+
+    for (const [label, file] of files) {
+      const bytes = (await stat(file)).size;
+      const per: Record<string, { up: number[]; down: number[] }> = {};
+      const eng = { ingest: [] as number[], read: [] as number[] };
+      for (let i = 0; i < rounds; i++) {
+        for (const t of targets) {
+          per[t.name] ??= { up: [], down: [] };
+          const up = await upload(t, file, bytes);
+          const downs = [await download(t, up.id, bytes), await download(t, up.id, bytes)];
+          per[t.name].up.push(up.mbps);
+          per[t.name].down.push(Math.max(...downs));
+          await removeImage(t, up.id);
+        }
+        const e = await engineFigures(file, bytes);
+        eng.ingest.push(e.ingest);
+        eng.read.push(e.read);
+        log(
+          `${label} round ${i + 1}/${rounds}: ` +
+            targets
+              .map(
+                (t) =>
+                  `${t.name} up ${per[t.name].up[i].toFixed(0)} down ${per[t.name].down[i].toFixed(0)} MB/s`,
+              )
+              .join(", ") +
+            `; engine ingest ${e.ingest.toFixed(0)} read ${e.read.toFixed(0)} MB/s`,
+        );
+      }
+      const tUp = median(per.tessera.up);
+      const tDown = median(per.tessera.down);
+      const entry: Record<string, number | null> = {
+        bytes,
+        tesseraUploadMBps: r2(tUp),
+        tesseraDownloadMBps: r2(tDown),
+        engineIngestMBps: r2(median(eng.ingest)),
+        engineReadMBps: r2(median(eng.read)),
+        uploadOverEngine: r2(tUp / median(eng.ingest)),
+        downloadOverEngine: r2(tDown / median(eng.read)),
+        glanceUploadMBps: null,
+        glanceDownloadMBps: null,
+        uploadOverGlance: null,
+        downloadOverGlance: null,
+      };
+      if (per.glance) {
+        entry.glanceUploadMBps = r2(median(per.glance.up));
+        entry.glanceDownloadMBps = r2(median(per.glance.down));
+        entry.uploadOverGlance = r2(tUp / median(per.glance.up));
+        entry.downloadOverGlance = r2(tDown / median(per.glance.down));
+      }
+      results[label] = entry;
+      log(`${label}: ${JSON.stringify(entry)}`);
+    }
+
+    if (existsSync(opt.corpus)) {
+      const names = (await readdir(opt.corpus)).filter((n) => /\.(raw|qcow2|vmdk|vhd)$/.test(n)).sort();
+      let ingested = 0;
+      for (const name of names) {
+        const file = join(opt.corpus, name);
+        const bytes = (await stat(file)).size;
+        ingested += bytes;
+        for (const t of targets) await upload(t, file, bytes);
+        log(
+          `corpus: uploaded ${name} (${(bytes / MB).toFixed(0)} MB) to ${targets.map((t) => t.name).join(" and ")}`,
+        );
+      }
+      const space: Record<string, number | null> = {
+        corpusBytes: ingested,
+        tesseraDiskBytes: await du(tdata),
+        glanceDiskBytes: glance && !opt.glance ? await du(join(gdir, "images")) : null,
+      };
+      results.corpusSpace = space;
+      log(`corpus space: ${JSON.stringify(space)}`);
+    }
+
+    const n = Number(opt["list-images"]);
+    if (n > 0) results.listing = { images: n, ...(await listing(targets[0], n)) };
+  } finally {
+    tess.child.kill("SIGTERM");
+    await glance?.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+  process.stdout.write(`${JSON.stringify(results)}\n`);
+}
+
+main().catch((e) => {
+  log(String(e?.stack ?? e));
+  process.exitCode = 1;
+});
