@@ -14,6 +14,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -96,9 +97,12 @@ async function removeImage(t: Target, id: string): Promise<void> {
   await fetch(`${t.url}/v2/images/${id}`, { method: "DELETE" });
 }
 
-async function startTessera(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+async function startTessera(
+  dataDir: string,
+  verifyOnRead = true,
+): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, [BIN, "serve", "--data", dataDir, "--port", "0"], {
-    env: { ...process.env, TESSERA_LOG_LEVEL: "info" },
+    env: { ...process.env, TESSERA_LOG_LEVEL: "info", TESSERA_VERIFY_ON_READ: String(verifyOnRead) },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
@@ -120,9 +124,7 @@ async function startGlance(dir: string): Promise<{ url: string; stop: () => Prom
     log(`glance: ${script} not found; Glance not measured`);
     return undefined;
   }
-  const { stdout } = await run(script, ["0", dir], { env: { ...process.env, GLANCE_PEER_PORT: "0" } }).catch(
-    async () => run(script, ["19399", dir]),
-  );
+  const { stdout } = await run(script, [String(await freePort()), dir]);
   const url = stdout.trim().split("\n").pop() as string;
   return {
     url,
@@ -130,6 +132,18 @@ async function startGlance(dir: string): Promise<{ url: string; stop: () => Prom
       await run(join(script, "..", "stop.sh"), [dir]).catch(() => {});
     },
   };
+}
+
+/** A port that was free a moment ago (the Glance script needs a number, not 0). */
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => ok(port));
+    });
+  });
 }
 
 async function du(path: string): Promise<number> {
@@ -203,6 +217,8 @@ async function main(): Promise<void> {
   const tess = await startTessera(tdata);
   const gdir = join(work, "glance");
   const glance = await startGlance(gdir);
+  // A second server with verifyOnRead off, for the random data only: what verification costs.
+  const tessNoVerify = await startTessera(join(work, "tessera-noverify"), false);
   const targets: Target[] = [{ name: "tessera", url: tess.url }];
   if (glance) targets.push({ name: "glance", url: glance.url });
   const results: Record<string, unknown> = {
@@ -221,8 +237,10 @@ async function main(): Promise<void> {
       const bytes = (await stat(file)).size;
       const per: Record<string, { up: number[]; down: number[] }> = {};
       const eng = { ingest: [] as number[], read: [] as number[] };
+      const runTargets =
+        label === "random" ? [...targets, { name: "tesseraNoVerify", url: tessNoVerify.url }] : targets;
       for (let i = 0; i < rounds; i++) {
-        for (const t of targets) {
+        for (const t of runTargets) {
           per[t.name] ??= { up: [], down: [] };
           const up = await upload(t, file, bytes);
           const downs = [await download(t, up.id, bytes), await download(t, up.id, bytes)];
@@ -259,6 +277,11 @@ async function main(): Promise<void> {
         uploadOverGlance: null,
         downloadOverGlance: null,
       };
+      if (per.tesseraNoVerify) {
+        entry.tesseraNoVerifyDownloadMBps = r2(median(per.tesseraNoVerify.down));
+        if (per.glance)
+          entry.noVerifyDownloadOverGlance = r2(median(per.tesseraNoVerify.down) / median(per.glance.down));
+      }
       if (per.glance) {
         entry.glanceUploadMBps = r2(median(per.glance.up));
         entry.glanceDownloadMBps = r2(median(per.glance.down));
@@ -271,6 +294,8 @@ async function main(): Promise<void> {
 
     if (existsSync(opt.corpus)) {
       const names = (await readdir(opt.corpus)).filter((n) => /\.(raw|qcow2|vmdk|vhd)$/.test(n)).sort();
+      // Deltas: the runs above left chunks behind (deleted images' chunks wait for GC).
+      const before = { t: await du(tdata), g: glance && !opt.glance ? await du(join(gdir, "images")) : 0 };
       let ingested = 0;
       for (const name of names) {
         const file = join(opt.corpus, name);
@@ -283,8 +308,8 @@ async function main(): Promise<void> {
       }
       const space: Record<string, number | null> = {
         corpusBytes: ingested,
-        tesseraDiskBytes: await du(tdata),
-        glanceDiskBytes: glance && !opt.glance ? await du(join(gdir, "images")) : null,
+        tesseraDiskBytes: (await du(tdata)) - before.t,
+        glanceDiskBytes: glance && !opt.glance ? (await du(join(gdir, "images"))) - before.g : null,
       };
       results.corpusSpace = space;
       log(`corpus space: ${JSON.stringify(space)}`);
@@ -294,6 +319,7 @@ async function main(): Promise<void> {
     if (n > 0) results.listing = { images: n, ...(await listing(targets[0], n)) };
   } finally {
     tess.child.kill("SIGTERM");
+    tessNoVerify.child.kill("SIGTERM");
     await glance?.stop();
     await rm(work, { recursive: true, force: true });
   }
