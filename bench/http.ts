@@ -294,23 +294,28 @@ async function main(): Promise<void> {
 
     if (existsSync(opt.corpus)) {
       const names = (await readdir(opt.corpus)).filter((n) => /\.(raw|qcow2|vmdk|vhd)$/.test(n)).sort();
-      // Deltas: the runs above left chunks behind (deleted images' chunks wait for GC).
-      const before = { t: await du(tdata), g: glance && !opt.glance ? await du(join(gdir, "images")) : 0 };
+      // A fresh Tessera store (the rounds above left chunks behind: deleted images' chunks wait
+      // for GC), and Glance's growth (it deletes files at once).
+      const cdata = join(work, "tessera-corpus");
+      const tessCorpus = await startTessera(cdata);
+      const corpusTargets = [{ name: "tessera", url: tessCorpus.url }, ...targets.slice(1)];
+      const before = glance && !opt.glance ? await du(join(gdir, "images")) : 0;
       let ingested = 0;
       for (const name of names) {
         const file = join(opt.corpus, name);
         const bytes = (await stat(file)).size;
         ingested += bytes;
-        for (const t of targets) await upload(t, file, bytes);
+        for (const t of corpusTargets) await upload(t, file, bytes);
         log(
           `corpus: uploaded ${name} (${(bytes / MB).toFixed(0)} MB) to ${targets.map((t) => t.name).join(" and ")}`,
         );
       }
       const space: Record<string, number | null> = {
         corpusBytes: ingested,
-        tesseraDiskBytes: (await du(tdata)) - before.t,
-        glanceDiskBytes: glance && !opt.glance ? (await du(join(gdir, "images"))) - before.g : null,
+        tesseraDiskBytes: await du(cdata),
+        glanceDiskBytes: glance && !opt.glance ? (await du(join(gdir, "images"))) - before : null,
       };
+      tessCorpus.child.kill("SIGTERM");
       results.corpusSpace = space;
       log(`corpus space: ${JSON.stringify(space)}`);
     }

@@ -42,6 +42,8 @@ export interface RunningServer {
   url: string;
   port: number;
   logger: Logger;
+  /** Uploads and downloads in progress. */
+  inflight(): { uploads: number; downloads: number };
   /** Graceful shutdown (see the module comment). Safe to call more than once. */
   close(): Promise<void>;
 }
@@ -102,5 +104,6 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
     })();
     return closing;
   };
-  return { url, port, logger: log, close };
+  const counts = () => ({ uploads: inflight.uploads.size, downloads: inflight.downloads.size });
+  return { url, port, logger: log, inflight: counts, close };
 }

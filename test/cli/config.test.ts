@@ -1,0 +1,63 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, DEFAULT_CONFIG, loadConfig, nodeHashName } from "../../src/cli/config.js";
+
+async function withFile(content: string, fn: (path: string) => void): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "tessera-config-"));
+  try {
+    const path = join(dir, "tessera.json");
+    await writeFile(path, content);
+    fn(path);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe("server configuration", () => {
+  it("is the embedded default with nothing given: 127.0.0.1:9292, ./data, fsync, sha512", () => {
+    expect(loadConfig(undefined, {}, {})).toEqual(DEFAULT_CONFIG);
+    expect(DEFAULT_CONFIG).toMatchObject({ host: "127.0.0.1", port: 9292, dataDir: "./data", fsync: true });
+  });
+
+  it("layers file, then environment, then flags", async () => {
+    await withFile(
+      JSON.stringify({ port: 1000, host: "0.0.0.0", imageTagQuota: 7, logLevel: "warn" }),
+      (path) => {
+        const cfg = loadConfig(path, { TESSERA_PORT: "2000", TESSERA_LOG_LEVEL: "error" }, { port: "3000" });
+        expect(cfg).toMatchObject({ port: 3000, host: "0.0.0.0", imageTagQuota: 7, logLevel: "error" });
+        expect(loadConfig(path, { TESSERA_PORT: "2000", TESSERA_FSYNC: "false" }, {})).toMatchObject({
+          port: 2000,
+          fsync: false,
+        });
+      },
+    );
+  });
+
+  it("refuses unknown keys, wrong types, bad JSON and hash algorithms Node lacks", async () => {
+    for (const content of [
+      '{"prot": 1}',
+      '{"port": "http"}',
+      '{"port": 70000}',
+      '{"fsync": "sometimes"}',
+      '{"logLevel": "loud"}',
+      '{"osHashAlgo": "md6"}',
+      '{"limitParamDefault": 5000}',
+      "[1]",
+      "{",
+    ]) {
+      await withFile(content, (path) => {
+        expect(() => loadConfig(path, {}, {}), content).toThrow(ConfigError);
+      });
+    }
+    expect(() => loadConfig(undefined, { TESSERA_PORT: "-1" }, {})).toThrow(ConfigError);
+  });
+
+  it("maps hashlib names to Node's", () => {
+    expect(nodeHashName("sha3_256")).toBe("sha3-256");
+    expect(nodeHashName("blake2b")).toBe("blake2b512");
+    expect(nodeHashName("sha256")).toBe("sha256");
+    expect(loadConfig(undefined, { TESSERA_OS_HASH_ALGO: "sha3_512" }, {}).osHashAlgo).toBe("sha3_512");
+  });
+});
