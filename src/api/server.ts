@@ -3,10 +3,13 @@
  * on host:port, and shuts down gracefully: stop accepting, abort uploads (their images go
  * back to queued), let downloads finish for up to the grace period, then close the store.
  */
+
+import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import pino, { type Logger } from "pino";
+import { lockDir } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { ImageService } from "../engine/images.js";
 import { createApp, type Inflight } from "./app.js";
@@ -50,11 +53,29 @@ export interface RunningServer {
 
 export async function startServer(o: ServerOptions, logger?: Logger): Promise<RunningServer> {
   const log = logger ?? pino({ level: o.logLevel, base: { svc: "tessera" } });
-  const engine = await Engine.openDir(o.dataDir, {
-    durable: o.fsync,
-    hashAlgorithms: ["md5", o.osHashNodeName],
-    verifyOnRead: o.verifyOnRead,
-  });
+  await mkdir(o.dataDir, { recursive: true });
+  const unlock = await lockDir(o.dataDir);
+  let engine: Engine | undefined;
+  try {
+    engine = await Engine.openDir(o.dataDir, {
+      durable: o.fsync,
+      hashAlgorithms: ["md5", o.osHashNodeName],
+      verifyOnRead: o.verifyOnRead,
+    });
+    return await listen(o, engine, log, unlock);
+  } catch (e) {
+    await engine?.close();
+    await unlock();
+    throw e;
+  }
+}
+
+async function listen(
+  o: ServerOptions,
+  engine: Engine,
+  log: Logger,
+  unlock: () => Promise<void>,
+): Promise<RunningServer> {
   const images = await ImageService.open(engine, { sizeCap: o.imageSizeCap, osHashAlgo: o.osHashAlgo });
   const inflight: Inflight = { uploads: new Set(), downloads: new Set() };
   const app = createApp(images, {
@@ -100,6 +121,7 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
         await new Promise((r) => setTimeout(r, 10));
       }
       await engine.close();
+      await unlock();
       log.info("stopped");
     })();
     return closing;
