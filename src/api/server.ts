@@ -13,6 +13,7 @@ import { lockDir } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { ImageService } from "../engine/images.js";
 import { createApp, type Inflight } from "./app.js";
+import { stdoutDestination } from "./log-destination.js";
 
 export interface ServerOptions {
   host: string;
@@ -52,7 +53,10 @@ export interface RunningServer {
 }
 
 export async function startServer(o: ServerOptions, logger?: Logger): Promise<RunningServer> {
-  const log = logger ?? pino({ level: o.logLevel, base: { svc: "tessera" } });
+  const dest = logger || o.logLevel === "silent" ? undefined : stdoutDestination();
+  const flush = () => dest?.flush(2000) ?? Promise.resolve();
+  const log =
+    logger ?? pino({ level: o.logLevel, base: { svc: "tessera" } }, { write: (l) => dest?.write(l) });
   await mkdir(o.dataDir, { recursive: true });
   const unlock = await lockDir(o.dataDir);
   let engine: Engine | undefined;
@@ -62,10 +66,21 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
       hashAlgorithms: ["md5", o.osHashNodeName],
       verifyOnRead: o.verifyOnRead,
     });
-    return await listen(o, engine, log, unlock);
+    const running = await listen(o, engine, log, unlock);
+    const close = running.close;
+    return {
+      ...running,
+      close: async () => {
+        await close();
+        const dropped = dest?.dropped() ?? 0;
+        if (dropped > 0) log.warn({ dropped }, "log lines dropped: the log reader was slow");
+        await flush();
+      },
+    };
   } catch (e) {
     await engine?.close();
     await unlock();
+    await flush();
     throw e;
   }
 }

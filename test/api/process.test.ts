@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -68,7 +69,47 @@ async function hangingUpload(base: string, id: string, declared: number, sent: U
   return { req, answered };
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 describe("tessera serve as a process", () => {
+  it("keeps serving when nobody reads its log output", async () => {
+    const dir = await tempDir();
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, "serve", "--data", dir, "--port", String(port)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    children.push(child);
+    // Never read: the pipe fills after a few hundred log lines.
+    child.stdout?.pause();
+    const url = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      const ok = await fetch(`${url}/versions`).then(
+        () => true,
+        () => false,
+      );
+      if (ok) break;
+      if (i > 200) throw new Error("server did not start");
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (let i = 0; i < 1500; i++) {
+      const res = await fetch(`${url}/v2/images?limit=1&padding=${"x".repeat(200)}`);
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  });
+
   it("restarts cleanly after SIGKILL mid-upload: that image is queued, every other one intact", async () => {
     const dir = await tempDir();
     const s1 = await serve(dir);
