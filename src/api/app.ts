@@ -16,7 +16,7 @@ import type { ImageService } from "../engine/images.js";
 import type { ReadPiece } from "../engine/read.js";
 import { BadRequestError, TooLargeError } from "../errors.js";
 import { errorResponse, HttpError, responseForError } from "./errors.js";
-import { applyPatch, type ImageLimits, imageFromCreateBody } from "./image-changes.js";
+import { addTag, applyPatch, type ImageLimits, imageFromCreateBody, removeTag } from "./image-changes.js";
 import { imageView } from "./image-view.js";
 import { PATCH_TYPES, parsePatch } from "./json-patch.js";
 import { type ListLimits, listLinks, parseListQuery } from "./list-query.js";
@@ -54,9 +54,13 @@ const VERSION_IDS = [
   "v2.0",
 ];
 
+/** This server as the client addressed it (Glance builds its links the same way). */
+function baseUrl(c: Context): string {
+  return `http://${c.req.header("host") ?? "127.0.0.1:9292"}`;
+}
+
 function versionsDocument(c: Context): unknown {
-  const host = c.req.header("host") ?? "127.0.0.1:9292";
-  const href = `http://${host}/v2/`;
+  const href = `${baseUrl(c)}/v2/`;
   return {
     versions: VERSION_IDS.map((id, i) => ({
       id,
@@ -168,7 +172,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   const versions = (status: 200 | 300) => (c: Context) => c.json(versionsDocument(c), status);
   app.get("/", versions(300));
   app.get("/versions", versions(200));
-  app.get("/v2", (c) => c.redirect(`http://${c.req.header("host") ?? "127.0.0.1:9292"}/v2/`, 302));
+  app.get("/v2", (c) => c.redirect(`${baseUrl(c)}/v2/`, 302));
 
   app.get("/v2/schemas/image", (c) => c.json(IMAGE_SCHEMA));
   app.get("/v2/schemas/images", (c) => c.json(IMAGES_SCHEMA));
@@ -180,7 +184,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     if (type !== undefined && type !== "application/json") throw unsupportedMediaType(type);
     const fields = imageFromCreateBody(await readJson(c, opts.maxJsonBodyBytes), limits);
     const rec = await images.create(fields);
-    c.header("Location", `http://${c.req.header("host") ?? "127.0.0.1:9292"}/v2/images/${rec.id}`);
+    c.header("Location", `${baseUrl(c)}/v2/images/${rec.id}`);
     return c.json(imageView(rec), 201);
   });
 
@@ -217,12 +221,10 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   app.put("/v2/images/:id/file", async (c) => {
     const type = mediaType(c);
     if (type !== undefined && type !== "application/octet-stream") throw unsupportedMediaType(type);
-    const id = c.req.param("id");
-    images.get(id);
     const req = c.env.incoming;
     inflight.uploads.add(req);
     try {
-      await images.upload(id, req);
+      await images.upload(c.req.param("id"), req);
     } catch (e) {
       // The body may be unread; this connection cannot carry another request.
       c.header("Connection", "close");
@@ -263,27 +265,12 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   });
 
   app.put("/v2/images/:id/tags/:tag", async (c) => {
-    const tag = c.req.param("tag");
-    if (tag.length > 255) throw new BadRequestError("Tags must be at most 255 characters long.");
-    await images.update(c.req.param("id"), (r) => {
-      if (!r.tags.includes(tag)) r.tags.push(tag);
-      if (r.tags.length > limits.maxTags) {
-        throw new TooLargeError(
-          `Attempted: ${r.tags.length}, Maximum: ${limits.maxTags}. The limit on image tags was exceeded.`,
-        );
-      }
-      return r;
-    });
+    await images.update(c.req.param("id"), (r) => addTag(r, c.req.param("tag"), limits));
     return c.body(null, 204);
   });
 
   app.delete("/v2/images/:id/tags/:tag", async (c) => {
-    const tag = c.req.param("tag");
-    await images.update(c.req.param("id"), (r) => {
-      if (!r.tags.includes(tag)) throw new HttpError(404, "The resource could not be found.");
-      r.tags = r.tags.filter((t) => t !== tag);
-      return r;
-    });
+    await images.update(c.req.param("id"), (r) => removeTag(r, c.req.param("tag")));
     return c.body(null, 204);
   });
 

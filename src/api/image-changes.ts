@@ -1,11 +1,13 @@
 /**
  * Glance's rules for what a client may set on an image: on create (a JSON object) and on
  * update (a JSON patch). Read-only and reserved attributes are 403, schema violations 400,
- * missing properties 409, too many properties or tags 413, each with Glance's message.
+ * missing properties 409, too many properties or tags 413, each with Glance's message; and the
+ * tag routes' rules.
  */
 import type { ImageRecord } from "../catalog/image-records.js";
 import type { NewImage } from "../engine/images.js";
 import { BadRequestError, ConflictError, ForbiddenError, TooLargeError } from "../errors.js";
+import { HttpError } from "./errors.js";
 import type { PatchOp } from "./json-patch.js";
 import { validateImage } from "./validate.js";
 
@@ -160,5 +162,20 @@ export function applyPatch(rec: ImageRecord, ops: PatchOp[], limits: ImageLimits
   }
   checkBounds(rec);
   checkLimits(rec, limits);
+  return rec;
+}
+
+/** PUT /v2/images/{id}/tags/{tag}: adds the tag (once), within the schema and the tag quota. */
+export function addTag(rec: ImageRecord, tag: string, limits: ImageLimits): ImageRecord {
+  validateImage({ tags: [tag] });
+  if (!rec.tags.includes(tag)) rec.tags.push(tag);
+  checkLimits(rec, limits);
+  return rec;
+}
+
+/** DELETE /v2/images/{id}/tags/{tag}: removes the tag; a tag the image lacks is not found. */
+export function removeTag(rec: ImageRecord, tag: string): ImageRecord {
+  if (!rec.tags.includes(tag)) throw new HttpError(404, "The resource could not be found.");
+  rec.tags = rec.tags.filter((t) => t !== tag);
   return rec;
 }

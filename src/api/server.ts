@@ -59,6 +59,13 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
     logger ?? pino({ level: o.logLevel, base: { svc: "tessera" } }, { write: (l) => dest?.write(l) });
   await mkdir(o.dataDir, { recursive: true });
   const unlock = await lockDir(o.dataDir);
+  // The last steps of a shutdown, or of a start that failed after taking the lock.
+  const finish = async () => {
+    await unlock();
+    const dropped = dest?.dropped() ?? 0;
+    if (dropped > 0) log.warn({ dropped }, "log lines dropped: the log reader was slow");
+    await flush();
+  };
   let engine: Engine | undefined;
   try {
     engine = await Engine.openDir(o.dataDir, {
@@ -66,30 +73,25 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
       hashAlgorithms: ["md5", o.osHashNodeName],
       verifyOnRead: o.verifyOnRead,
     });
-    const running = await listen(o, engine, log, unlock);
-    const close = running.close;
-    return {
-      ...running,
-      close: async () => {
-        await close();
-        const dropped = dest?.dropped() ?? 0;
-        if (dropped > 0) log.warn({ dropped }, "log lines dropped: the log reader was slow");
-        await flush();
-      },
-    };
+    return await listen(o, engine, log, finish);
   } catch (e) {
     await engine?.close();
-    await unlock();
-    await flush();
+    await finish();
     throw e;
   }
+}
+
+/** Resolves once `done()` holds or `ms` have passed, checking every `step` ms. */
+async function waitFor(done: () => boolean, ms: number, step: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, step));
 }
 
 async function listen(
   o: ServerOptions,
   engine: Engine,
   log: Logger,
-  unlock: () => Promise<void>,
+  finish: () => Promise<void>,
 ): Promise<RunningServer> {
   const images = await ImageService.open(engine, { sizeCap: o.imageSizeCap, osHashAlgo: o.osHashAlgo });
   const inflight: Inflight = { uploads: new Set(), downloads: new Set() };
@@ -124,20 +126,14 @@ async function listen(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       for (const req of inflight.uploads) req.destroy(new Error("the server is shutting down"));
-      const deadline = Date.now() + o.shutdownGraceSeconds * 1000;
-      while (inflight.downloads.size > 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(() => inflight.downloads.size === 0, o.shutdownGraceSeconds * 1000, 50);
       server.closeAllConnections();
       await closed;
       // Let handlers that were cut off settle their catalog updates before the store closes.
-      const settleBy = Date.now() + 10_000;
-      while ((inflight.uploads.size > 0 || inflight.downloads.size > 0) && Date.now() < settleBy) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await waitFor(() => inflight.uploads.size === 0 && inflight.downloads.size === 0, 10_000, 10);
       await engine.close();
-      await unlock();
       log.info("stopped");
+      await finish();
     })();
     return closing;
   };

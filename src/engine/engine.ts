@@ -16,7 +16,7 @@ import { FsBackend } from "../store/fs-backend.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
-import { ReadBufferPool, type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
+import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
 import { type RebuildResult, rebuildIndex } from "./rebuild-index.js";
 import { assertSameFormat, makeStoreFormat, type StoreFormat } from "./store-format.js";
 
@@ -48,7 +48,7 @@ export class Engine {
   readonly readAheadBytes: number;
   readonly readSegmentBytes: number;
   readonly packBuffers: BufferPool;
-  readonly readBuffers: ReadBufferPool;
+  readonly readBuffers: BufferPool;
   readonly verifier = new ChunkVerifier();
   readonly manifests = new ManifestCache();
 
@@ -73,9 +73,11 @@ export class Engine {
     // Enough idle buffers for one ingest's open pack plus the ones being written.
     this.packBuffers = new BufferPool(this.packSize, 3);
     // A download's read-ahead plus the pieces its socket still holds.
-    this.readBuffers = new ReadBufferPool(
+    // Plain (not WebAssembly) memory: it is transferred to the verifier workers and back.
+    this.readBuffers = new BufferPool(
       this.readSegmentBytes,
       Math.ceil(this.readAheadBytes / this.readSegmentBytes) + 4,
+      (n) => Buffer.allocUnsafeSlow(n),
     );
   }
 

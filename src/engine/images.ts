@@ -14,6 +14,7 @@ import {
   IMAGE_SORT_KEYS,
   type ImageRecord,
   type ImageSortKey,
+  type ImageStatus,
   type IndexValue,
   indexValue,
   putImage,
@@ -242,22 +243,20 @@ export class ImageService {
   }
 
   deactivate(id: string): Promise<ImageRecord> {
-    return this.update(id, (rec) => {
-      if (rec.status === "deactivated") return rec;
-      if (rec.status !== "active") {
-        throw new ForbiddenError(`Not allowed to deactivate image in status '${rec.status}'`);
-      }
-      return { ...rec, status: "deactivated" };
-    });
+    return this.toggle(id, "active", "deactivated", "deactivate");
   }
 
   reactivate(id: string): Promise<ImageRecord> {
+    return this.toggle(id, "deactivated", "active", "reactivate");
+  }
+
+  /** from → to; already `to` is a no-op (Glance's actions are idempotent); any other status 403. */
+  private toggle(id: string, from: ImageStatus, to: ImageStatus, verb: string): Promise<ImageRecord> {
     return this.update(id, (rec) => {
-      if (rec.status === "active") return rec;
-      if (rec.status !== "deactivated") {
-        throw new ForbiddenError(`Not allowed to reactivate image in status '${rec.status}'`);
-      }
-      return { ...rec, status: "active" };
+      if (rec.status === to) return rec;
+      if (rec.status !== from)
+        throw new ForbiddenError(`Not allowed to ${verb} image in status '${rec.status}'`);
+      return { ...rec, status: to };
     });
   }
 

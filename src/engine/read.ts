@@ -32,29 +32,6 @@ export interface ReadPiece {
   release(): void;
 }
 
-/** Reusable buffers of one read segment's size, kept as ArrayBuffers (they travel to workers). */
-export class ReadBufferPool {
-  private idle: ArrayBuffer[] = [];
-
-  constructor(
-    readonly size: number,
-    private readonly keep: number,
-  ) {}
-
-  take(): Buffer {
-    const ab = this.idle.pop();
-    return ab ? Buffer.from(ab) : Buffer.allocUnsafeSlow(this.size);
-  }
-
-  /** Takes back the memory under `view`; a detached or foreign buffer is ignored. */
-  give(view: Buffer): void {
-    const ab = view.buffer;
-    if (ab instanceof ArrayBuffer && ab.byteLength === this.size && this.idle.length < this.keep) {
-      this.idle.push(ab);
-    }
-  }
-}
-
 /** A run of chunks read together: one ranged read of a pack, or synthesized zeros. */
 interface Segment {
   pack: string | undefined;
