@@ -265,6 +265,7 @@ export class ImageService {
    * run of equal values by the remaining keys, and stops as soon as the page is full.
    */
   list(q: ListQuery): ImageRecord[] {
+    if (q.limit <= 0) return [];
     const cat = this.engine.catalog;
     const sort = [...q.sort];
     for (const key of ["created_at", "id"] as const) {

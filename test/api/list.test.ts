@@ -228,6 +228,13 @@ describe("listing", () => {
     }
   });
 
+  it("answers limit=0 with an empty page and no next link", async () => {
+    const { status, body } = await list("?limit=0&visibility=all");
+    expect(status).toBe(200);
+    expect(body.images).toEqual([]);
+    expect(body.next).toBeUndefined();
+  });
+
   it("caps limit at the configured maximum", async () => {
     const { body } = await list("?limit=100000&visibility=all");
     expect(body.images.length).toBe(created.filter((i) => !i.os_hidden).length);
