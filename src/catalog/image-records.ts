@@ -98,11 +98,6 @@ export function removeImage(cat: Catalog, rec: ImageRecord): void {
   cat.images.removeSync(rec.id);
 }
 
-/** Every image id, unordered (for recovery sweeps at startup). */
-export function allImageIds(cat: Catalog): Iterable<string> {
-  return cat.images.getKeys();
-}
-
 /**
  * Image ids in the order of one sort index, starting at `from` (inclusive of every id with
  * that value) and walking in `dir`. Lazily: a page reads only as far as it needs.

@@ -9,7 +9,6 @@
  */
 import { randomUUID } from "node:crypto";
 import {
-  allImageIds,
   getImage,
   IMAGE_SORT_KEYS,
   type ImageRecord,
@@ -91,9 +90,16 @@ export class ImageService {
     const svc = new ImageService(engine, options);
     const cat = engine.catalog;
     await cat.transaction(() => {
-      for (const id of allImageIds(cat)) {
+      // The status index holds them together: no scan of every record at start. Ids are
+      // collected first, since moving a record moves its index entry.
+      const saving: string[] = [];
+      for (const { value, id } of scanImageIndex(cat, "status", "asc", "saving")) {
+        if (value !== "saving") break;
+        saving.push(id);
+      }
+      for (const id of saving) {
         const rec = getImage(cat, id);
-        if (rec?.status === "saving") putImage(cat, { ...rec, status: "queued" }, rec);
+        if (rec) putImage(cat, { ...rec, status: "queued" }, rec);
       }
     });
     return svc;
