@@ -4,7 +4,7 @@
  * lock is a pid file created exclusively; a file left by a process that is gone (a crash,
  * SIGKILL) is taken over.
  */
-import { open, readFile, rm } from "node:fs/promises";
+import { open, readFile, rm, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { TesseraError } from "../errors.js";
 
@@ -44,6 +44,10 @@ export async function lockDir(dir: string): Promise<() => Promise<void>> {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const pid = Number((await readFile(path, "utf8").catch(() => "")).trim());
       if (pid > 0 && pid !== process.pid && alive(pid)) throw new DirInUseError(dir, pid);
+      // No pid yet: another server is between creating the file and writing it, unless that
+      // was long enough ago to be a crash.
+      const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0);
+      if (!(pid > 0) && age < 10_000) throw new DirInUseError(dir, 0);
       await rm(path, { force: true });
     }
   }
