@@ -7,6 +7,7 @@
  * interrupted upload returns saving → queued with nothing attached; deleting removes the
  * record and drops the image's hold on its object.
  */
+
 import { randomUUID } from "node:crypto";
 import {
   getImage,
@@ -21,6 +22,8 @@ import {
   scanImageIndex,
 } from "../catalog/image-records.js";
 import { BadRequestError, ConflictError, ForbiddenError, GoneError, NotFoundError } from "../errors.js";
+import { inspectStream } from "../formats/inspect-stream.js";
+import { DEFAULT_FORMAT_POLICY, type FormatPolicy, FormatRejectedError } from "../formats/rules.js";
 import type { Engine } from "./engine.js";
 import type { ReadPiece } from "./read.js";
 
@@ -67,11 +70,14 @@ export interface ImageServiceOptions {
    * engine's second hash algorithm (a Node crypto name, e.g. sha3-256). Default: the same.
    */
   osHashAlgo?: string;
+  /** Format inspection and safety rules for uploads (default: all rules on, as Glance). */
+  formats?: FormatPolicy;
 }
 
 export class ImageService {
   readonly sizeCap: number;
   readonly osHashAlgo: string | null;
+  readonly formats: FormatPolicy;
   private lastStamp = 0;
 
   private constructor(
@@ -80,6 +86,7 @@ export class ImageService {
   ) {
     this.sizeCap = options.sizeCap ?? 1024 ** 4;
     this.osHashAlgo = options.osHashAlgo ?? engine.hashAlgorithms[1] ?? null;
+    this.formats = options.formats ?? DEFAULT_FORMAT_POLICY;
   }
 
   /**
@@ -191,19 +198,25 @@ export class ImageService {
     const isOurs = (rec: ImageRecord | undefined): rec is ImageRecord =>
       rec?.created_at === started.created_at && rec.status === "saving";
     let committed: ImageRecord | undefined;
+    // The inspector rides along with the chunker; its verdict is read inside the commit, so a
+    // rejected image commits nothing and goes back to queued like any failed upload.
+    const inspected = this.formats.inspect
+      ? inspectStream(source, started.disk_format as string, this.formats)
+      : undefined;
     try {
       const [md5, osHash] = this.engine.hashAlgorithms;
-      await this.engine.ingest(source, {
+      await this.engine.ingest(inspected?.pieces ?? source, {
         maxBytes: this.sizeCap,
         inCommit: (obj) => {
           const rec = getImage(cat, id);
           if (!isOurs(rec)) throw new GoneError(`Image ${id} was deleted during the upload.`);
+          const verdict = inspected?.result();
+          if (verdict && verdict.violations.length > 0) throw new FormatRejectedError(verdict.violations);
           committed = {
             ...rec,
             status: "active",
             size: obj.size,
-            // Raw content: the virtual size is the size (format inspection refines this).
-            virtual_size: obj.size,
+            virtual_size: verdict?.detection.virtualSize ?? null,
             checksum: obj.hashes[md5] ?? null,
             os_hash_algo: this.osHashAlgo,
             os_hash_value: (osHash && obj.hashes[osHash]) ?? null,
