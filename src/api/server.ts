@@ -12,6 +12,7 @@ import pino, { type Logger } from "pino";
 import { lockDir } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { ImageService } from "../engine/images.js";
+import type { FormatPolicy } from "../formats/rules.js";
 import { createApp, type Inflight } from "./app.js";
 import { stdoutDestination } from "./log-destination.js";
 
@@ -40,6 +41,8 @@ export interface ServerOptions {
   /** How long a shutdown waits for downloads in progress before cutting them off. */
   shutdownGraceSeconds: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Format inspection of uploads and its safety rules (docs/formats.md). */
+  formats: FormatPolicy;
 }
 
 export interface RunningServer {
@@ -93,7 +96,11 @@ async function listen(
   log: Logger,
   finish: () => Promise<void>,
 ): Promise<RunningServer> {
-  const images = await ImageService.open(engine, { sizeCap: o.imageSizeCap, osHashAlgo: o.osHashAlgo });
+  const images = await ImageService.open(engine, {
+    sizeCap: o.imageSizeCap,
+    osHashAlgo: o.osHashAlgo,
+    formats: o.formats,
+  });
   const inflight: Inflight = { uploads: new Set(), downloads: new Set() };
   const app = createApp(images, {
     limits: {

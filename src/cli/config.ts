@@ -7,6 +7,8 @@
 import { getHashes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { ServerOptions } from "../api/server.js";
+import { RULE_NAMES, type RuleName } from "../formats/inspector.js";
+import { DEFAULT_FORMAT_POLICY, type FormatPolicy } from "../formats/rules.js";
 
 /** Everything `tessera serve` takes; ServerOptions documents each key. */
 export type ServerConfig = Omit<ServerOptions, "osHashNodeName">;
@@ -26,6 +28,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   verifyOnRead: true,
   shutdownGraceSeconds: 30,
   logLevel: "info",
+  formats: DEFAULT_FORMAT_POLICY,
 };
 
 /** Environment variables and the keys they set. */
@@ -39,6 +42,7 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_VERIFY_ON_READ: "verifyOnRead",
   TESSERA_SHUTDOWN_GRACE_SECONDS: "shutdownGraceSeconds",
   TESSERA_LOG_LEVEL: "logLevel",
+  TESSERA_FORMATS: "formats",
 };
 
 export class ConfigError extends Error {}
@@ -58,7 +62,8 @@ export function nodeHashName(hashlib: string): string {
   return map[hashlib] ?? hashlib;
 }
 
-function coerce(key: keyof ServerConfig, value: unknown, source: string): unknown {
+function coerce(key: keyof ServerConfig, value: unknown, source: string, current: ServerConfig): unknown {
+  if (key === "formats") return formatPolicy(value, current.formats, source);
   const def = DEFAULT_CONFIG[key];
   if (typeof def === "number") {
     const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
@@ -81,8 +86,47 @@ function merge(into: ServerConfig, from: Record<string, unknown>, source: string
   for (const [k, v] of Object.entries(from)) {
     if (v === undefined) continue;
     if (!(k in DEFAULT_CONFIG)) throw new ConfigError(`${source}: unknown key "${k}"`);
-    (into as unknown as Record<string, unknown>)[k] = coerce(k as keyof ServerConfig, v, source);
+    (into as unknown as Record<string, unknown>)[k] = coerce(k as keyof ServerConfig, v, source, into);
   }
+}
+
+/**
+ * `formats` is an object merged key by key over what is already set: {"inspect": bool,
+ * "rules": {"<rule>": bool, ...}, "vmdkCreateTypes": [..]}. From the environment it is JSON.
+ */
+function formatPolicy(value: unknown, current: FormatPolicy, source: string): FormatPolicy {
+  const bad = (why: string) => new ConfigError(`${source}: formats: ${why}`);
+  let v = value;
+  if (typeof v === "string") {
+    try {
+      v = JSON.parse(v);
+    } catch {
+      throw bad("must be a JSON object");
+    }
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw bad("must be an object");
+  const out: FormatPolicy = { ...current, rules: { ...current.rules } };
+  for (const [k, x] of Object.entries(v)) {
+    if (k === "inspect") {
+      if (typeof x !== "boolean") throw bad("inspect must be true or false");
+      out.inspect = x;
+    } else if (k === "rules") {
+      if (typeof x !== "object" || x === null || Array.isArray(x)) throw bad("rules must be an object");
+      for (const [rule, on] of Object.entries(x)) {
+        if (!(RULE_NAMES as readonly string[]).includes(rule)) throw bad(`unknown rule "${rule}"`);
+        if (typeof on !== "boolean") throw bad(`rule ${rule} must be true or false`);
+        out.rules[rule as RuleName] = on;
+      }
+    } else if (k === "vmdkCreateTypes") {
+      if (!Array.isArray(x) || !x.every((t) => typeof t === "string" && t !== "")) {
+        throw bad("vmdkCreateTypes must be a list of names");
+      }
+      out.vmdkCreateTypes = x;
+    } else {
+      throw bad(`unknown key "${k}"`);
+    }
+  }
+  return out;
 }
 
 /** The configuration from `file` (optional), `env` and `flags`, checked. */

@@ -59,6 +59,11 @@ export class FormatDetector {
     for (const i of this.inspectors) i.feed(piece);
   }
 
+  /** Bytes all inspectors hold, whatever the stream's length. */
+  footprint(): number {
+    return this.inspectors.reduce((n, i) => n + i.footprint(), 0);
+  }
+
   /** True once no inspector can learn more before the end of the stream. */
   get settled(): boolean {
     return this.inspectors.every((i) => i.settled);

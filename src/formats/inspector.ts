@@ -152,6 +152,11 @@ export abstract class Inspector {
     };
   }
 
+  /** Bytes this inspector holds: its regions and its tail. */
+  footprint(): number {
+    return this.regions.reduce((n, r) => n + r.data.length, 0) + (this.tail?.length ?? 0);
+  }
+
   protected region(offset: number, length: number): Region {
     const r = new Region(offset, Math.min(length, MAX_REGION));
     this.regions.push(r);

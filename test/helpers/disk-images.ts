@@ -1,0 +1,130 @@
+/**
+ * Real disk images for the format tests, made by the tools that make them in production:
+ * qemu-img for the virtual disk formats, xorriso for ISOs, sfdisk for partition tables.
+ * Hostile variants are these files with a few header bytes changed (tamper()).
+ */
+import { execFileSync } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+
+export const IMAGE_TOOLS = ["qemu-img", "xorriso", "sfdisk"];
+export const IMAGE_TOOLS_INSTALL = "apt-get install qemu-utils xorriso fdisk";
+
+const MiB = 1024 * 1024;
+
+function run(cmd: string, args: string[], cwd: string): void {
+  execFileSync(cmd, args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
+}
+
+/** `qemu-img create -f fmt [-o opts] name size`; returns the path. */
+export function qemuCreate(
+  dir: string,
+  name: string,
+  fmt: string,
+  size: number,
+  opts: string[] = [],
+): string {
+  const args = ["create", "-q", "-f", fmt, ...opts, name, String(size)];
+  run("qemu-img", args, dir);
+  return join(dir, name);
+}
+
+/** qemu-img's own view of a file, with its format given (never probed). */
+export function qemuVirtualSize(path: string, fmt: string): number {
+  const out = execFileSync("qemu-img", ["info", "--output=json", "-f", fmt, path], { encoding: "utf8" });
+  return JSON.parse(out)["virtual-size"] as number;
+}
+
+/** A raw disk with real content turned into `fmt` by `qemu-img convert` (data, not just a header). */
+export function qemuConvert(
+  dir: string,
+  from: string,
+  name: string,
+  fmt: string,
+  opts: string[] = [],
+): string {
+  run("qemu-img", ["convert", "-q", "-f", "raw", "-O", fmt, ...opts, from, name], dir);
+  return join(dir, name);
+}
+
+/** A small ISO 9660 image; with `gpt`, an EFI partition appended and a GPT in the system area. */
+export function makeIso(dir: string, name: string, gpt = false): string {
+  const tree = join(dir, `${name}.d`);
+  mkdirSync(tree, { recursive: true });
+  writeFileSync(join(tree, "readme.txt"), "tessera test volume\n");
+  const args = ["-as", "mkisofs", "-quiet", "-V", "TESSERA", "-o", name];
+  if (gpt) {
+    const efi = join(dir, `${name}.efi`);
+    writeFileSync(efi, Buffer.alloc(1440 * 1024));
+    args.push("-append_partition", "2", "0xef", efi, "-appended_part_as_gpt");
+  }
+  run("xorriso", [...args, tree], dir);
+  return join(dir, name);
+}
+
+/** A raw disk partitioned by sfdisk with a `label` (gpt or dos) table and one partition. */
+export function makePartitioned(dir: string, name: string, label: "gpt" | "dos", size = 8 * MiB): string {
+  const path = join(dir, name);
+  writeFileSync(path, Buffer.alloc(0));
+  run("truncate", ["-s", String(size), path], dir);
+  execFileSync("sfdisk", ["-q", path], {
+    input: `label: ${label}\n,,L\n`,
+    stdio: ["pipe", "ignore", "pipe"],
+  });
+  return path;
+}
+
+/** Random bytes (deterministic per seed) as a raw disk of `size` bytes. */
+export function makeRawData(dir: string, name: string, size: number, seed = 1): string {
+  const b = Buffer.alloc(Math.ceil(size / 4) * 4);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b.writeUInt32LE(x >>> 0, i);
+  }
+  const path = join(dir, name);
+  writeFileSync(path, b.subarray(0, size));
+  return path;
+}
+
+/** Copies `src` to `name` and overwrites bytes at the given offsets (negative: from the end). */
+export function tamper(src: string, dir: string, name: string, edits: [number, Uint8Array][]): string {
+  const b = Buffer.from(readFileSync(src));
+  for (const [at, bytes] of edits) b.set(bytes, at < 0 ? b.length + at : at);
+  const path = join(dir, name);
+  writeFileSync(path, b);
+  return path;
+}
+
+/** Appends bytes to a copy of `src`. */
+export function withAppended(src: string, dir: string, name: string, extra: Uint8Array): string {
+  const path = join(dir, name);
+  writeFileSync(path, readFileSync(src));
+  const fd = openSync(path, "a");
+  writeSync(fd, extra);
+  closeSync(fd);
+  return path;
+}
+
+export function u32be(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v);
+  return b;
+}
+export function u32le(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v);
+  return b;
+}
+export function u64le(v: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+}
+export function u64be(v: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(v);
+  return b;
+}
