@@ -174,7 +174,7 @@ describe.runIf(run)("inspectors on images made by qemu-img, xorriso and sfdisk",
       "--object",
       "secret,id=s0,data=passphrase",
       "-o",
-      "key-secret=s0,iter-time=10",
+      "key-secret=s0,iter-time=250",
     ]);
     for (const piece of PIECES) {
       const { detection } = detectFile(path, piece);
