@@ -14,6 +14,7 @@ import {
   IMAGE_TOOLS,
   IMAGE_TOOLS_INSTALL,
   makeIso,
+  makeLuks,
   makePartitioned,
   makeRawData,
   qemuConvert,
@@ -170,12 +171,7 @@ describe.runIf(run)("inspectors on images made by qemu-img, xorriso and sfdisk",
   });
 
   it("accepts a LUKS v1 image (qemu-img) and reports its payload size", () => {
-    const path = qemuCreate(dir, "a.luks", "luks", 10 * MiB, [
-      "--object",
-      "secret,id=s0,data=passphrase",
-      "-o",
-      "key-secret=s0,iter-time=250",
-    ]);
+    const path = makeLuks(dir, "a.luks", 10 * MiB);
     for (const piece of PIECES) {
       const { detection } = detectFile(path, piece);
       expect(detection.format).toBe("luks");

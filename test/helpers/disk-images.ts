@@ -29,6 +29,21 @@ export function qemuCreate(
   return join(dir, name);
 }
 
+/**
+ * A LUKS v1 image from qemu-img. Its PBKDF benchmark fails now and then on a busy machine
+ * ("Unable to get accurate CPU usage"), so it is tried a few times.
+ */
+export function makeLuks(dir: string, name: string, size: number): string {
+  const opts = ["--object", "secret,id=s0,data=passphrase", "-o", "key-secret=s0,iter-time=250"];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return qemuCreate(dir, name, "luks", size, opts);
+    } catch (e) {
+      if (attempt === 5) throw e;
+    }
+  }
+}
+
 /** qemu-img's own view of a file, with its format given (never probed). */
 export function qemuVirtualSize(path: string, fmt: string): number {
   const out = execFileSync("qemu-img", ["info", "--output=json", "-f", fmt, path], { encoding: "utf8" });
