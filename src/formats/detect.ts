@@ -64,6 +64,11 @@ export class FormatDetector {
     return this.inspectors.reduce((n, i) => n + i.footprint(), 0);
   }
 
+  /** Inspection steps taken so far, summed over the inspectors. */
+  steps(): number {
+    return this.inspectors.reduce((n, i) => n + i.steps, 0);
+  }
+
   /** True once no inspector can learn more before the end of the stream. */
   get settled(): boolean {
     return this.inspectors.every((i) => i.settled);

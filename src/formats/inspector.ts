@@ -81,6 +81,8 @@ export abstract class Inspector {
   private malformed?: string;
   private tail?: Tail;
   private total = 0;
+  /** Calls of step(): bounded by pieces × (regions + 1), which the fuzz test holds it to. */
+  steps = 0;
 
   /** Inspects what has arrived so far: reads complete regions, adds new ones, settles. */
   protected abstract step(): void;
@@ -98,6 +100,7 @@ export abstract class Inspector {
       do {
         count = this.regions.length;
         for (const r of this.regions) r.capture(piece, at);
+        this.steps++;
         this.step();
       } while (this.regions.length !== count && !this.settled);
     } catch (e) {
