@@ -20,6 +20,7 @@ export class HttpError extends Error {
 const STATUS_BY_CODE: Record<string, number> = {
   bad_request: 400,
   format_rejected: 400,
+  conversion_failed: 400,
   forbidden: 403,
   not_found: 404,
   conflict: 409,

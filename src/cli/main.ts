@@ -7,9 +7,13 @@ import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { startServer } from "../api/server.js";
+import { lockDir } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { readFilePieces } from "../engine/file-source.js";
+import { ImageService } from "../engine/images.js";
 import { TesseraError } from "../errors.js";
+import { inspectAll } from "../formats/inspect-stream.js";
+import { DEFAULT_CONVERSION_LIMITS } from "../formats/qemu-img.js";
 import { ConfigError, loadConfig, nodeHashName, type ServerConfig } from "./config.js";
 
 const USAGE = `usage:
@@ -21,6 +25,12 @@ const USAGE = `usage:
                                               write an object (or the bytes [start, end)) to stdout
   tessera stat MANIFEST_ID [--data DIR]       print an object's size, hashes and holders
   tessera rebuild-index [--data DIR]          rebuild the chunk index from the packs
+  tessera inspect FILE|- [--disk-format F]    detect a disk image's format and virtual size and
+                                              apply the safety rules (exit status 1 if broken)
+  tessera convert IMAGE_ID --to FORMAT [--data DIR] [--config FILE]
+                  [--cpu-seconds N] [--address-space BYTES]
+                                              convert a stored image with qemu-img (raw, qcow2,
+                                              vmdk, vhd, vhdx, vdi); the server must be stopped
 options:
   --data DIR      the store's directory (default ./data, or $TESSERA_DATA)
   --no-fsync      do not fsync packs (faster, not crash-safe; for benchmarks)`;
@@ -45,6 +55,10 @@ async function run(argv: string[]): Promise<void> {
       host: { type: "string" },
       port: { type: "string" },
       config: { type: "string" },
+      "disk-format": { type: "string" },
+      to: { type: "string" },
+      "cpu-seconds": { type: "string" },
+      "address-space": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -55,6 +69,16 @@ async function run(argv: string[]): Promise<void> {
   }
   if (command === "serve") {
     await serveCommand(values);
+    return;
+  }
+  if (command === "inspect") {
+    if (!arg) throw new UsageError("inspect needs a file");
+    await inspectCommand(arg, values);
+    return;
+  }
+  if (command === "convert") {
+    if (!arg || !values.to) throw new UsageError("convert needs an image id and --to FORMAT");
+    await convertCommand(arg, values.to, values);
     return;
   }
   const dataDir = values.data ?? process.env.TESSERA_DATA ?? "./data";
@@ -82,16 +106,21 @@ async function run(argv: string[]): Promise<void> {
   }
 }
 
-async function serveCommand(values: {
+interface Flags {
   host?: string;
   port?: string;
   data?: string;
   config?: string;
   "no-fsync"?: boolean;
-}): Promise<void> {
-  let cfg: ServerConfig;
+  "disk-format"?: string;
+  "cpu-seconds"?: string;
+  "address-space"?: string;
+}
+
+/** The server's configuration, which the offline commands share (hash names, format rules). */
+function config(values: Flags): ServerConfig {
   try {
-    cfg = loadConfig(values.config ?? process.env.TESSERA_CONFIG, process.env, {
+    return loadConfig(values.config ?? process.env.TESSERA_CONFIG, process.env, {
       host: values.host,
       port: values.port,
       dataDir: values.data,
@@ -101,6 +130,47 @@ async function serveCommand(values: {
     if (e instanceof ConfigError) throw new UsageError(e.message);
     throw e;
   }
+}
+
+async function inspectCommand(file: string, values: Flags): Promise<void> {
+  const cfg = config(values);
+  const source = file === "-" ? process.stdin : readFilePieces(file);
+  const { detection, violations } = await inspectAll(source, values["disk-format"] ?? "raw", cfg.formats);
+  print({ ...detection, violations });
+  if (violations.length > 0) process.exitCode = 1;
+}
+
+async function convertCommand(id: string, to: string, values: Flags): Promise<void> {
+  const cfg = config(values);
+  const limits = {
+    cpuSeconds: intOption(values["cpu-seconds"], "cpu-seconds") ?? DEFAULT_CONVERSION_LIMITS.cpuSeconds,
+    addressSpaceBytes:
+      intOption(values["address-space"], "address-space") ?? DEFAULT_CONVERSION_LIMITS.addressSpaceBytes,
+  };
+  // A running server would not see the change in its caches of state; one process per directory.
+  const unlock = await lockDir(cfg.dataDir);
+  try {
+    const engine = await Engine.openDir(cfg.dataDir, {
+      durable: cfg.fsync,
+      hashAlgorithms: ["md5", nodeHashName(cfg.osHashAlgo)],
+    });
+    try {
+      const images = await ImageService.open(engine, {
+        sizeCap: cfg.imageSizeCap,
+        osHashAlgo: cfg.osHashAlgo,
+        formats: cfg.formats,
+      });
+      print(await images.convert(id, to, { limits }));
+    } finally {
+      await engine.close();
+    }
+  } finally {
+    await unlock();
+  }
+}
+
+async function serveCommand(values: Flags): Promise<void> {
+  const cfg = config(values);
   const server = await startServer({ ...cfg, osHashNodeName: nodeHashName(cfg.osHashAlgo) });
   let signals = 0;
   const stop = (signal: string) => {

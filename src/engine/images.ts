@@ -23,8 +23,11 @@ import {
 } from "../catalog/image-records.js";
 import { BadRequestError, ConflictError, ForbiddenError, GoneError, NotFoundError } from "../errors.js";
 import { inspectStream } from "../formats/inspect-stream.js";
+import type { ConversionLimits } from "../formats/qemu-img.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy, FormatRejectedError } from "../formats/rules.js";
+import { convertObject } from "./convert.js";
 import type { Engine } from "./engine.js";
+import type { CommittedObject } from "./ingest.js";
 import type { ReadPiece } from "./read.js";
 
 export type NewImage = Partial<Omit<ImageRecord, "status" | "created_at" | "updated_at" | "object">>;
@@ -204,7 +207,6 @@ export class ImageService {
       ? inspectStream(source, started.disk_format as string, this.formats)
       : undefined;
     try {
-      const [md5, osHash] = this.engine.hashAlgorithms;
       await this.engine.ingest(inspected?.pieces ?? source, {
         maxBytes: this.sizeCap,
         inCommit: (obj) => {
@@ -212,17 +214,7 @@ export class ImageService {
           if (!isOurs(rec)) throw new GoneError(`Image ${id} was deleted during the upload.`);
           const verdict = inspected?.result();
           if (verdict && verdict.violations.length > 0) throw new FormatRejectedError(verdict.violations);
-          committed = {
-            ...rec,
-            status: "active",
-            size: obj.size,
-            virtual_size: verdict?.detection.virtualSize ?? null,
-            checksum: obj.hashes[md5] ?? null,
-            os_hash_algo: this.osHashAlgo,
-            os_hash_value: (osHash && obj.hashes[osHash]) ?? null,
-            object: obj.manifestId,
-            updated_at: this.now(),
-          };
+          committed = { ...this.withData(rec, obj, verdict?.detection.virtualSize), status: "active" };
           putImage(cat, committed, rec);
         },
       });
@@ -234,6 +226,54 @@ export class ImageService {
       throw e;
     }
     return committed as ImageRecord;
+  }
+
+  /**
+   * Converts an active image's data to another disk format with qemu-img (engine/convert.ts):
+   * the image stays active on its old data meanwhile, then takes the new data, disk_format,
+   * sizes and checksums in the one transaction that commits them, and its old data is
+   * released. The step Glance's image_conversion import plugin performs.
+   */
+  async convert(id: string, to: string, options: { limits?: ConversionLimits; scratchDir?: string } = {}) {
+    const cat = this.engine.catalog;
+    const rec = this.get(id);
+    if (rec.status !== "active" || !rec.object) {
+      throw new ConflictError(`Image ${id} is ${rec.status}; only active images can be converted`);
+    }
+    if (rec.disk_format === to) return rec;
+    let committed: ImageRecord | undefined;
+    await convertObject(this.engine, rec.object, {
+      from: rec.disk_format as string,
+      to,
+      policy: this.formats,
+      maxBytes: this.sizeCap,
+      ...options,
+      inCommit: (obj, inspection) => {
+        const now = getImage(cat, id);
+        if (now?.created_at !== rec.created_at || now.object !== rec.object || now.status !== "active") {
+          throw new ConflictError(`Image ${id} changed during its conversion`);
+        }
+        committed = { ...this.withData(now, obj, inspection.detection.virtualSize), disk_format: to };
+        putImage(cat, committed, now);
+        cat.releaseObjectInTransaction(Buffer.from(rec.object as string, "hex"));
+      },
+    });
+    return committed as ImageRecord;
+  }
+
+  /** The record with `obj` as its data: size, virtual size, checksums, object id. */
+  private withData(rec: ImageRecord, obj: CommittedObject, virtualSize: number | undefined): ImageRecord {
+    const [md5, osHash] = this.engine.hashAlgorithms;
+    return {
+      ...rec,
+      size: obj.size,
+      virtual_size: virtualSize ?? null,
+      checksum: obj.hashes[md5 as string] ?? null,
+      os_hash_algo: this.osHashAlgo,
+      os_hash_value: (osHash && obj.hashes[osHash]) ?? null,
+      object: obj.manifestId,
+      updated_at: this.now(),
+    };
   }
 
   /**

@@ -37,12 +37,19 @@ export interface IngestResult {
   createdObject: boolean;
 }
 
+/** What a commit hook sees of the object being committed. */
+export interface CommittedObject {
+  manifestId: string;
+  size: number;
+  hashes: Record<string, string>;
+}
+
 export interface IngestOptions {
   /**
    * Runs inside the catalog's commit transaction with the object's id, size and hashes; what
    * it writes commits with the object or not at all. Throwing aborts the ingest.
    */
-  inCommit?: (object: { manifestId: string; size: number; hashes: Record<string, string> }) => void;
+  inCommit?: (object: CommittedObject) => void;
   /** Refuse a stream longer than this many bytes (TooLargeError), before storing the excess. */
   maxBytes?: number;
 }
