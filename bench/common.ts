@@ -20,3 +20,22 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
+
+export function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+export async function timed<T>(fn: () => Promise<T> | T): Promise<{ s: number; value: T }> {
+  const t0 = process.hrtime.bigint();
+  const value = await fn();
+  return { s: Number(process.hrtime.bigint() - t0) / 1e9, value };
+}
+
+/** Decimal megabytes per second, one decimal. */
+export function mbps(bytes: number, s: number): number {
+  return Math.round((bytes / 1e6 / s) * 10) / 10;
+}
+
+export function ratio(a: number, b: number): number {
+  return Math.round((a / b) * 100) / 100;
+}

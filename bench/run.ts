@@ -27,7 +27,7 @@ import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../src/chunker/param
 import { DEFAULT_PACK_SIZE, Engine } from "../src/engine/engine.js";
 import { readFilePieces } from "../src/engine/file-source.js";
 import { chunkId, chunkIdImplementation, chunkIdWasm } from "../src/hash/chunk-id.js";
-import { makeRandomFile, median } from "./common.js";
+import { log, makeRandomFile, mbps, median, ratio, timed } from "./common.js";
 
 const MB = 1e6;
 const MiB = 1024 * 1024;
@@ -73,16 +73,6 @@ const results: Record<string, unknown> = {
   chunkIdImplementation,
 };
 
-function log(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
-
-async function timed<T>(fn: () => Promise<T> | T): Promise<{ s: number; value: T }> {
-  const t0 = process.hrtime.bigint();
-  const value = await fn();
-  return { s: Number(process.hrtime.bigint() - t0) / 1e9, value };
-}
-
 const fileStream = (path: string) => createReadStream(path, { highWaterMark: MiB });
 
 async function hashFile(path: string, algo: string): Promise<void> {
@@ -95,14 +85,6 @@ async function drain(source: AsyncIterable<Uint8Array>): Promise<number> {
   let n = 0;
   for await (const b of source) n += b.length;
   return n;
-}
-
-function mbps(bytes: number, s: number): number {
-  return Math.round((bytes / MB / s) * 10) / 10;
-}
-
-function ratio(a: number, b: number): number {
-  return Math.round((a / b) * 100) / 100;
 }
 
 async function benchPrimitives(sample: Buffer): Promise<void> {
