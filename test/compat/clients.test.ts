@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { prng } from "../helpers/data.js";
+import { qemuCreate } from "../helpers/disk-images.js";
 import { client, sharedServer } from "../helpers/server.js";
 
 const PY = "/usr/bin/python3";
@@ -295,5 +296,52 @@ describe.skipIf(missing.length > 0)("real OpenStack clients", () => {
     expect(out.deactivated).toBe("deactivated");
     expect(out.reactivated).toBe("active");
     expect(out.after_delete).toBeNull();
+  });
+
+  it("glance and openstack CLIs: a real qcow2 gets its virtual_size; one with a backing file is refused naming the rule and stays queued", {
+    timeout: 120_000,
+  }, async () => {
+    const good = qemuCreate(work, "real.qcow2", "qcow2", 64 * 1024 * 1024);
+    const created = await glance(
+      "image-create",
+      "--name",
+      "real-qcow2",
+      "--disk-format",
+      "qcow2",
+      "--container-format",
+      "bare",
+      "--file",
+      good,
+    );
+    expect(created.status, created.err).toBe(0);
+    expect(field(created.out, "status")).toBe("active");
+    expect(field(created.out, "virtual_size")).toBe(String(64 * 1024 * 1024));
+
+    await writeFile(join(work, "host-secret"), "not for guests");
+    const evil = qemuCreate(work, "evil.qcow2", "qcow2", 1024 * 1024, [
+      "-b",
+      join(work, "host-secret"),
+      "-F",
+      "raw",
+    ]);
+    const refused = await glance(
+      "image-create",
+      "--name",
+      "evil",
+      "--disk-format",
+      "qcow2",
+      "--container-format",
+      "bare",
+      "--file",
+      evil,
+    );
+    expect(refused.status).not.toBe(0);
+    expect(refused.err).toContain("400");
+    expect(refused.err).toContain("qcow2-backing-file");
+    const shown = await openstack("image", "show", "evil", "-f", "json");
+    expect(shown.status, shown.err).toBe(0);
+    const evilImage = JSON.parse(shown.out) as { status: string; size?: number | null };
+    expect(evilImage.status).toBe("queued");
+    expect(evilImage.size ?? null).toBeNull(); // the openstack CLI leaves out unset fields
   });
 });

@@ -268,6 +268,12 @@ const cases: Case[] = [
     broken: ["vmdk-create-type", "vmdk-extent-file"],
   },
   {
+    what: "a twoGbMaxExtentSparse VMDK made by qemu-img (descriptor plus sparse extent files)",
+    declared: "vmdk",
+    make: () => qemuCreate(dir, "split.vmdk", "vmdk", 10 * MiB, ["-o", "subformat=twoGbMaxExtentSparse"]),
+    broken: ["vmdk-create-type", "vmdk-extent-file"],
+  },
+  {
     what: "a VMDK descriptor with a line of unknown kind",
     declared: "vmdk",
     make: () =>
