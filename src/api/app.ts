@@ -6,6 +6,7 @@
  * directly (with backpressure): at image sizes the Web-stream adapters cost a third of the
  * throughput, and direct access lets shutdown abort an upload by destroying its request.
  */
+
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpBindings } from "@hono/node-server";
@@ -15,6 +16,7 @@ import type { Logger } from "pino";
 import type { ImageService } from "../engine/images.js";
 import type { ReadPiece } from "../engine/read.js";
 import { BadRequestError, TooLargeError } from "../errors.js";
+import { FormatRejectedError } from "../formats/rules.js";
 import { errorResponse, HttpError, responseForError } from "./errors.js";
 import { addTag, applyPatch, type ImageLimits, imageFromCreateBody, removeTag } from "./image-changes.js";
 import { imageView } from "./image-view.js";
@@ -165,6 +167,11 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   app.onError((err, c) => {
     const res = responseForError(c, err);
     if (res.status >= 500) opts.logger.error({ req_id: c.get("requestId"), err }, "request failed");
+    // Hostile images are worth an operator's attention: which rules, on which image.
+    if (err instanceof FormatRejectedError) {
+      const rules = err.violations.map((v) => v.rule);
+      opts.logger.warn({ req_id: c.get("requestId"), path: c.req.path, rules }, "image content rejected");
+    }
     return res;
   });
   app.notFound((c) => errorResponse(c, 404, "The resource could not be found."));
