@@ -17,6 +17,7 @@ import {
   makeLuks,
   makePartitioned,
   makeRawData,
+  makeUdfIso,
   qemuConvert,
   qemuCreate,
   qemuVirtualSize,
@@ -113,6 +114,12 @@ const cases: Case[] = [
   },
   { name: "vdi", declared: "vdi", qemuFormat: "vdi", make: () => qemuCreate(dir, "a.vdi", "vdi", 513 * MiB) },
   { name: "iso 9660", declared: "iso", qemuFormat: "raw", make: () => makeIso(dir, "plain.iso") },
+  {
+    name: "iso 9660 with a UDF bridge (genisoimage)",
+    declared: "iso",
+    qemuFormat: "raw",
+    make: () => makeUdfIso(dir, "udf.iso"),
+  },
   {
     name: "raw with data",
     declared: "raw",

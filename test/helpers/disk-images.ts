@@ -1,14 +1,15 @@
 /**
  * Real disk images for the format tests, made by the tools that make them in production:
- * qemu-img for the virtual disk formats, xorriso for ISOs, sfdisk for partition tables.
+ * qemu-img for the virtual disk formats, xorriso and genisoimage for ISOs, sfdisk for
+ * partition tables.
  * Hostile variants are these files with a few header bytes changed (tamper()).
  */
 import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
-export const IMAGE_TOOLS = ["qemu-img", "xorriso", "sfdisk"];
-export const IMAGE_TOOLS_INSTALL = "apt-get install qemu-utils xorriso fdisk";
+export const IMAGE_TOOLS = ["qemu-img", "xorriso", "genisoimage", "sfdisk"];
+export const IMAGE_TOOLS_INSTALL = "apt-get install qemu-utils xorriso genisoimage fdisk";
 
 const MiB = 1024 * 1024;
 
@@ -74,6 +75,15 @@ export function makeIso(dir: string, name: string, gpt = false): string {
     args.push("-append_partition", "2", "0xef", efi, "-appended_part_as_gpt");
   }
   run("xorriso", [...args, tree], dir);
+  return join(dir, name);
+}
+
+/** An ISO 9660 image with a UDF bridge, by genisoimage (oslo's "udf" subformat). */
+export function makeUdfIso(dir: string, name: string): string {
+  const tree = join(dir, `${name}.d`);
+  mkdirSync(tree, { recursive: true });
+  writeFileSync(join(tree, "readme.txt"), "tessera test volume\n");
+  run("genisoimage", ["-quiet", "-udf", "-V", "TESSERA", "-o", name, tree], dir);
   return join(dir, name);
 }
 
