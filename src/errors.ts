@@ -99,3 +99,13 @@ export class IncompleteUploadError extends TesseraError {
     super("incomplete_upload", message);
   }
 }
+
+/**
+ * The object store could not be reached or answered with a transient failure (network,
+ * 5xx, throttling). The retry wrapper retries these, and only these.
+ */
+export class BackendUnavailableError extends TesseraError {
+  constructor(message: string, cause?: unknown) {
+    super("backend_unavailable", message, { cause });
+  }
+}
