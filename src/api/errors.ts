@@ -31,6 +31,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   incomplete_upload: 400,
   invalid_name: 400,
   chunk_vanished: 503,
+  backend_unavailable: 503,
   corrupt: 500,
   store_format: 500,
 };

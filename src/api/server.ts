@@ -13,6 +13,7 @@ import { lockDir } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { ImageService } from "../engine/images.js";
 import type { FormatPolicy } from "../formats/rules.js";
+import type { StoreConfig } from "../store/open-store.js";
 import { createApp, type Inflight } from "./app.js";
 import { stdoutDestination } from "./log-destination.js";
 
@@ -43,6 +44,9 @@ export interface ServerOptions {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Format inspection of uploads and its safety rules (docs/formats.md). */
   formats: FormatPolicy;
+  /** The object stores by name (Glance's enabled_backends), and the one uploads go to. */
+  stores: Record<string, StoreConfig>;
+  defaultStore: string;
 }
 
 export interface RunningServer {
@@ -72,6 +76,7 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
   let engine: Engine | undefined;
   try {
     engine = await Engine.openDir(o.dataDir, {
+      store: o.stores[o.defaultStore],
       durable: o.fsync,
       hashAlgorithms: ["md5", o.osHashNodeName],
       verifyOnRead: o.verifyOnRead,

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import type { ServerOptions } from "../api/server.js";
 import { RULE_NAMES, type RuleName } from "../formats/inspector.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy } from "../formats/rules.js";
+import { DEFAULT_STORES, type StoreConfig } from "../store/open-store.js";
 
 /** Everything `tessera serve` takes; ServerOptions documents each key. */
 export type ServerConfig = Omit<ServerOptions, "osHashNodeName">;
@@ -29,6 +30,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   shutdownGraceSeconds: 30,
   logLevel: "info",
   formats: DEFAULT_FORMAT_POLICY,
+  stores: DEFAULT_STORES,
+  defaultStore: "local",
 };
 
 /** Environment variables and the keys they set. */
@@ -43,6 +46,8 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_SHUTDOWN_GRACE_SECONDS: "shutdownGraceSeconds",
   TESSERA_LOG_LEVEL: "logLevel",
   TESSERA_FORMATS: "formats",
+  TESSERA_STORES: "stores",
+  TESSERA_DEFAULT_STORE: "defaultStore",
 };
 
 export class ConfigError extends Error {}
@@ -64,6 +69,7 @@ export function nodeHashName(hashlib: string): string {
 
 function coerce(key: keyof ServerConfig, value: unknown, source: string, current: ServerConfig): unknown {
   if (key === "formats") return formatPolicy(value, current.formats, source);
+  if (key === "stores") return stores(value, source);
   const def = DEFAULT_CONFIG[key];
   if (typeof def === "number") {
     const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
@@ -129,6 +135,58 @@ function formatPolicy(value: unknown, current: FormatPolicy, source: string): Fo
   return out;
 }
 
+const STORE_KEYS: Record<string, Record<string, "string" | "number" | "boolean">> = {
+  filesystem: { type: "string", path: "string" },
+  s3: {
+    type: "string",
+    endpoint: "string",
+    region: "string",
+    bucket: "string",
+    prefix: "string",
+    forcePathStyle: "boolean",
+    accessKeyId: "string",
+    secretAccessKey: "string",
+    sessionToken: "string",
+    partSize: "number",
+    maxSockets: "number",
+    maxPuts: "number",
+    maxGets: "number",
+    attempts: "number",
+  },
+};
+
+/** `stores`: {"name": {"type": "filesystem"|"s3", ...}}, replacing the default; JSON from the environment. */
+function stores(value: unknown, source: string): Record<string, StoreConfig> {
+  const bad = (why: string) => new ConfigError(`${source}: stores: ${why}`);
+  let v = value;
+  if (typeof v === "string") {
+    try {
+      v = JSON.parse(v);
+    } catch {
+      throw bad("must be a JSON object");
+    }
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw bad("must be an object of named stores");
+  const out: Record<string, StoreConfig> = {};
+  for (const [name, cfg] of Object.entries(v)) {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name))
+      throw bad(`store name "${name}" must be letters, digits, - or _`);
+    if (typeof cfg !== "object" || cfg === null) throw bad(`${name} must be an object`);
+    const type = (cfg as { type?: unknown }).type;
+    const keys = STORE_KEYS[String(type)];
+    if (!keys) throw bad(`${name}: type must be "filesystem" or "s3"`);
+    for (const [k, x] of Object.entries(cfg)) {
+      if (!keys[k]) throw bad(`${name}: unknown key "${k}"`);
+      if (typeof x !== keys[k]) throw bad(`${name}: ${k} must be a ${keys[k]}`);
+    }
+    if (type === "s3" && !(cfg as { bucket?: string }).bucket) throw bad(`${name}: bucket is required`);
+    if (type === "s3" && !(cfg as { region?: string }).region) throw bad(`${name}: region is required`);
+    out[name] = cfg as StoreConfig;
+  }
+  if (Object.keys(out).length === 0) throw bad("at least one store is needed");
+  return out;
+}
+
 /** The configuration from `file` (optional), `env` and `flags`, checked. */
 export function loadConfig(
   file: string | undefined,
@@ -157,6 +215,15 @@ export function loadConfig(
     throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
   if (!getHashes().includes(nodeHashName(cfg.osHashAlgo))) {
     throw new ConfigError(`osHashAlgo "${cfg.osHashAlgo}" is not a hash algorithm this Node.js provides`);
+  }
+  if (!cfg.stores[cfg.defaultStore]) {
+    throw new ConfigError(
+      `defaultStore "${cfg.defaultStore}" is not one of the stores (${Object.keys(cfg.stores).join(", ")})`,
+    );
+  }
+  if (Object.keys(cfg.stores).length > 1) {
+    // Several stores at once (per-image stores, copies) are the multi-store work still open.
+    throw new ConfigError("only one store can be configured so far");
   }
   if (cfg.limitParamDefault < 1 || cfg.apiLimitMax < cfg.limitParamDefault) {
     throw new ConfigError(`limitParamDefault must be at least 1 and at most apiLimitMax`);

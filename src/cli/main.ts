@@ -33,6 +33,7 @@ const USAGE = `usage:
                                               vmdk, vhd, vhdx, vdi); the server must be stopped
 options:
   --data DIR      the store's directory (default ./data, or $TESSERA_DATA)
+  --config FILE   the server's configuration (its stores, hash algorithm, format rules)
   --no-fsync      do not fsync packs (faster, not crash-safe; for benchmarks)`;
 
 class UsageError extends Error {}
@@ -81,13 +82,17 @@ async function run(argv: string[]): Promise<void> {
     await convertCommand(arg, values.to, values);
     return;
   }
-  const dataDir = values.data ?? process.env.TESSERA_DATA ?? "./data";
+
   const needsArg = command === "ingest" || command === "cat" || command === "stat";
   if (needsArg && !arg) throw new UsageError(`${command} needs an argument`);
   if (!["ingest", "cat", "stat", "rebuild-index"].includes(command)) {
     throw new UsageError(`unknown command ${command}`);
   }
-  const engine = await Engine.openDir(dataDir, { durable: !values["no-fsync"] });
+  const cfg = config(values);
+  const engine = await Engine.openDir(cfg.dataDir, {
+    store: cfg.stores[cfg.defaultStore],
+    durable: cfg.fsync,
+  });
   try {
     if (command === "ingest") {
       const source = arg === "-" ? process.stdin : readFilePieces(arg);
@@ -151,6 +156,7 @@ async function convertCommand(id: string, to: string, values: Flags): Promise<vo
   const unlock = await lockDir(cfg.dataDir);
   try {
     const engine = await Engine.openDir(cfg.dataDir, {
+      store: cfg.stores[cfg.defaultStore],
       durable: cfg.fsync,
       hashAlgorithms: ["md5", nodeHashName(cfg.osHashAlgo)],
     });

@@ -3,6 +3,7 @@
  * them back, with no HTTP anywhere. `Engine.open` wires a catalog and an object backend
  * together and checks that the store's format matches this process's.
  */
+
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Catalog } from "../catalog/catalog.js";
@@ -12,8 +13,8 @@ import { ChunkVerifier } from "../hash/chunk-verifier.js";
 import { HasherPool } from "../hash/whole-image-hasher.js";
 import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
-import { FsBackend } from "../store/fs-backend.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
+import { openBackend, type StoreConfig } from "../store/open-store.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
@@ -106,12 +107,15 @@ export class Engine {
     }
   }
 
-  /** The embedded default: catalog in DIR/catalog, objects under DIR/objects on local disk. */
+  /**
+   * A store under a data directory: the catalog in DIR/catalog, the objects on `store` (the
+   * embedded default: the filesystem under DIR/objects).
+   */
   static async openDir(
     dataDir: string,
-    options: EngineOptions & { durable?: boolean } = {},
+    options: EngineOptions & { durable?: boolean; store?: StoreConfig } = {},
   ): Promise<Engine> {
-    const backend = new FsBackend(join(dataDir, "objects"), { durable: options.durable });
+    const backend = openBackend(options.store ?? { type: "filesystem" }, dataDir, options.durable ?? true);
     try {
       return await Engine.open(join(dataDir, "catalog"), backend, options);
     } catch (e) {

@@ -1,0 +1,42 @@
+/**
+ * A store's configuration and the backend it opens: the filesystem backend, or the S3 backend
+ * inside its wrappers (retries outside, the concurrency bound inside, so that a request
+ * waiting out a backoff gives its slot to another).
+ */
+import { join } from "node:path";
+import type { ObjectBackend } from "./backend.js";
+import { FsBackend } from "./fs-backend.js";
+import { LimitedBackend } from "./limited-backend.js";
+import { DEFAULT_RETRY, RetryingBackend } from "./retrying-backend.js";
+import { S3Backend, type S3BackendOptions } from "./s3-backend.js";
+
+export interface FilesystemStoreConfig {
+  type: "filesystem";
+  /** Directory of the objects (default DATA_DIR/objects). */
+  path?: string;
+}
+
+export interface S3StoreConfig extends S3BackendOptions {
+  type: "s3";
+  /** Writes and reads in flight at once against this store (default 8 and 16). */
+  maxPuts?: number;
+  maxGets?: number;
+  /** Tries per request for transient failures (default 5). */
+  attempts?: number;
+}
+
+export type StoreConfig = FilesystemStoreConfig | S3StoreConfig;
+
+export const DEFAULT_STORES: Record<string, StoreConfig> = { local: { type: "filesystem" } };
+
+export function openBackend(cfg: StoreConfig, dataDir: string, durable: boolean): ObjectBackend {
+  if (cfg.type === "filesystem") return new FsBackend(cfg.path ?? join(dataDir, "objects"), { durable });
+  const { type: _, maxPuts, maxGets, attempts, ...s3 } = cfg;
+  return new RetryingBackend(
+    new LimitedBackend(new S3Backend(s3), { puts: maxPuts ?? 8, gets: maxGets ?? 16 }),
+    {
+      ...DEFAULT_RETRY,
+      attempts: attempts ?? DEFAULT_RETRY.attempts,
+    },
+  );
+}
