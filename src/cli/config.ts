@@ -152,6 +152,7 @@ const STORE_KEYS: Record<string, Record<string, "string" | "number" | "boolean">
     maxPuts: "number",
     maxGets: "number",
     attempts: "number",
+    readAheadBytes: "number",
   },
 };
 

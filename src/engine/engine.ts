@@ -14,7 +14,7 @@ import { HasherPool } from "../hash/whole-image-hasher.js";
 import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
-import { openBackend, type StoreConfig } from "../store/open-store.js";
+import { openBackend, S3_READ_AHEAD, type StoreConfig } from "../store/open-store.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
@@ -115,9 +115,15 @@ export class Engine {
     dataDir: string,
     options: EngineOptions & { durable?: boolean; store?: StoreConfig } = {},
   ): Promise<Engine> {
-    const backend = openBackend(options.store ?? { type: "filesystem" }, dataDir, options.durable ?? true);
+    const store = options.store ?? { type: "filesystem" };
+    const backend = openBackend(store, dataDir, options.durable ?? true);
+    const readAheadBytes =
+      options.readAheadBytes ?? (store.type === "s3" ? (store.readAheadBytes ?? S3_READ_AHEAD) : undefined);
     try {
-      return await Engine.open(join(dataDir, "catalog"), backend, options);
+      return await Engine.open(join(dataDir, "catalog"), backend, {
+        ...options,
+        ...(readAheadBytes ? { readAheadBytes } : {}),
+      });
     } catch (e) {
       await backend.close();
       throw e;
