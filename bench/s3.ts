@@ -22,7 +22,7 @@ import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { Engine } from "../src/engine/engine.js";
 import { readFilePieces } from "../src/engine/file-source.js";
 import { type BackendCounts, CountingBackend } from "../src/store/counting-backend.js";
-import { openBackend, S3_READ_AHEAD, type StoreConfig } from "../src/store/open-store.js";
+import { openBackend, S3_PACK_SIZE, S3_READ_AHEAD, type StoreConfig } from "../src/store/open-store.js";
 import { log, makeRandomFile, mbps, timed } from "./common.js";
 
 const { values: opt } = parseArgs({
@@ -126,8 +126,12 @@ async function open(t: Target, run: string): Promise<{ engine: Engine; counts: B
     counter = new CountingBackend(b);
     return counter;
   });
-  const readAheadBytes = store.type === "s3" ? S3_READ_AHEAD : undefined;
-  const engine = await Engine.open(join(dir, "catalog"), backend, readAheadBytes ? { readAheadBytes } : {});
+  // What Engine.openDir gives an S3 store.
+  const engine = await Engine.open(
+    join(dir, "catalog"),
+    backend,
+    store.type === "s3" ? { readAheadBytes: S3_READ_AHEAD, packSize: S3_PACK_SIZE } : {},
+  );
   return { engine, counts: (counter as CountingBackend).counts };
 }
 

@@ -153,6 +153,7 @@ const STORE_KEYS: Record<string, Record<string, "string" | "number" | "boolean">
     maxGets: "number",
     attempts: "number",
     readAheadBytes: "number",
+    packSize: "number",
   },
 };
 

@@ -14,7 +14,7 @@ import { HasherPool } from "../hash/whole-image-hasher.js";
 import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
-import { openBackend, S3_READ_AHEAD, type StoreConfig } from "../store/open-store.js";
+import { openBackend, S3_PACK_SIZE, S3_READ_AHEAD, type StoreConfig } from "../store/open-store.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
@@ -117,12 +117,14 @@ export class Engine {
   ): Promise<Engine> {
     const store = options.store ?? { type: "filesystem" };
     const backend = openBackend(store, dataDir, options.durable ?? true);
-    const readAheadBytes =
-      options.readAheadBytes ?? (store.type === "s3" ? (store.readAheadBytes ?? S3_READ_AHEAD) : undefined);
+    const s3 = store.type === "s3" ? store : undefined;
+    const readAheadBytes = options.readAheadBytes ?? (s3 && (s3.readAheadBytes ?? S3_READ_AHEAD));
+    const packSize = options.packSize ?? (s3 && (s3.packSize ?? S3_PACK_SIZE));
     try {
       return await Engine.open(join(dataDir, "catalog"), backend, {
         ...options,
         ...(readAheadBytes ? { readAheadBytes } : {}),
+        ...(packSize ? { packSize } : {}),
       });
     } catch (e) {
       await backend.close();

@@ -28,9 +28,15 @@ export interface S3StoreConfig extends S3BackendOptions {
    * since each GET waits a round trip the filesystem does not.
    */
   readAheadBytes?: number;
+  /**
+   * Target pack size (default 32 MiB): half the objects and PUTs per GiB of the filesystem's
+   * 16 MiB, where every request has a cost and a round trip.
+   */
+  packSize?: number;
 }
 
 export const S3_READ_AHEAD = 32 * 1024 * 1024;
+export const S3_PACK_SIZE = 32 * 1024 * 1024;
 
 export type StoreConfig = FilesystemStoreConfig | S3StoreConfig;
 
@@ -45,7 +51,7 @@ export function openBackend(
 ): ObjectBackend {
   if (cfg.type === "filesystem")
     return innermost(new FsBackend(cfg.path ?? join(dataDir, "objects"), { durable }));
-  const { type: _, maxPuts, maxGets, attempts, readAheadBytes: __, ...s3 } = cfg;
+  const { type: _, maxPuts, maxGets, attempts, readAheadBytes: __, packSize: ___, ...s3 } = cfg;
   return new RetryingBackend(
     new LimitedBackend(innermost(new S3Backend(s3)), { puts: maxPuts ?? 8, gets: maxGets ?? 16 }),
     {
