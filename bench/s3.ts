@@ -122,7 +122,7 @@ async function open(t: Target, run: string): Promise<{ engine: Engine; counts: B
     t.store.type === "s3"
       ? { ...t.store, prefix: `${run}/` }
       : { type: "filesystem", path: join(dir, "objects") };
-  const backend = openBackend(store, dir, true, (b) => {
+  const backend = await openBackend(store, dir, true, (b) => {
     counter = new CountingBackend(b);
     return counter;
   });

@@ -116,7 +116,7 @@ export class Engine {
     options: EngineOptions & { durable?: boolean; store?: StoreConfig } = {},
   ): Promise<Engine> {
     const store = options.store ?? { type: "filesystem" };
-    const backend = openBackend(store, dataDir, options.durable ?? true);
+    const backend = await openBackend(store, dataDir, options.durable ?? true);
     const s3 = store.type === "s3" ? store : undefined;
     const readAheadBytes = options.readAheadBytes ?? (s3 && (s3.readAheadBytes ?? S3_READ_AHEAD));
     const packSize = options.packSize ?? (s3 && (s3.packSize ?? S3_PACK_SIZE));

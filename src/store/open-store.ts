@@ -8,7 +8,7 @@ import type { ObjectBackend } from "./backend.js";
 import { FsBackend } from "./fs-backend.js";
 import { LimitedBackend } from "./limited-backend.js";
 import { DEFAULT_RETRY, RetryingBackend } from "./retrying-backend.js";
-import { S3Backend, type S3BackendOptions } from "./s3-backend.js";
+import type { S3BackendOptions } from "./s3-backend.js";
 
 export interface FilesystemStoreConfig {
   type: "filesystem";
@@ -42,16 +42,21 @@ export type StoreConfig = FilesystemStoreConfig | S3StoreConfig;
 
 export const DEFAULT_STORES: Record<string, StoreConfig> = { local: { type: "filesystem" } };
 
-/** `innermost` may wrap the backend itself, under the retries and limits (to count requests). */
-export function openBackend(
+/**
+ * `innermost` may wrap the backend itself, under the retries and limits (to count requests).
+ * The AWS SDK is loaded only for an S3 store: a filesystem-only server does not pay its
+ * start-up time and memory.
+ */
+export async function openBackend(
   cfg: StoreConfig,
   dataDir: string,
   durable: boolean,
   innermost: (b: ObjectBackend) => ObjectBackend = (b) => b,
-): ObjectBackend {
+): Promise<ObjectBackend> {
   if (cfg.type === "filesystem")
     return innermost(new FsBackend(cfg.path ?? join(dataDir, "objects"), { durable }));
   const { type: _, maxPuts, maxGets, attempts, readAheadBytes: __, packSize: ___, ...s3 } = cfg;
+  const { S3Backend } = await import("./s3-backend.js");
   return new RetryingBackend(
     new LimitedBackend(innermost(new S3Backend(s3)), { puts: maxPuts ?? 8, gets: maxGets ?? 16 }),
     {

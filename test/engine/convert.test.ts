@@ -17,9 +17,9 @@ import { DEFAULT_FORMAT_POLICY, FormatRejectedError } from "../../src/formats/ru
 import {
   IMAGE_TOOLS,
   IMAGE_TOOLS_INSTALL,
+  makeBackedQcow2,
   makeRawData,
   qemuConvert,
-  qemuCreate,
 } from "../helpers/disk-images.js";
 import { haveTools } from "../helpers/tools.js";
 
@@ -108,13 +108,7 @@ describe.runIf(run)("converting stored images with qemu-img", () => {
     };
     const { engine, images, add } = await openService("backed", lax);
     try {
-      writeFileSync(join(dir, "secret.raw"), "host secret");
-      const backed = qemuCreate(dir, "backed.qcow2", "qcow2", 4 * MiB, [
-        "-b",
-        join(dir, "secret.raw"),
-        "-F",
-        "raw",
-      ]);
+      const backed = makeBackedQcow2(dir, "backed.qcow2", 4 * MiB);
       const img = await add(backed, "qcow2");
       const err = await images.convert(img.id, "raw").catch((e: unknown) => e);
       expect(err).toBeInstanceOf(FormatRejectedError);
@@ -170,5 +164,23 @@ describe.runIf(run)("converting stored images with qemu-img", () => {
     ]);
     expect(bad.status).toBe(1);
     expect(JSON.parse(bad.stderr.toString())).toMatchObject({ error: "conversion_failed" });
+  });
+
+  it("is reachable as `tessera inspect`: the verdict as JSON, exit status 1 when a rule is broken", () => {
+    const backed = makeBackedQcow2(dir, "inspect-me.qcow2", 4 * MiB);
+    const bad = spawnSync(process.execPath, [BIN, "inspect", backed, "--disk-format", "qcow2"]);
+    expect(bad.status).toBe(1);
+    expect(JSON.parse(bad.stdout.toString())).toMatchObject({
+      format: "qcow2",
+      virtualSize: 4 * MiB,
+      violations: [{ rule: "qcow2-backing-file" }],
+    });
+    const good = spawnSync(process.execPath, [BIN, "inspect", raw]);
+    expect(good.status, good.stderr.toString()).toBe(0);
+    expect(JSON.parse(good.stdout.toString())).toMatchObject({
+      format: "raw",
+      virtualSize: rawBytes.length,
+      violations: [],
+    });
   });
 });

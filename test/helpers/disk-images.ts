@@ -45,6 +45,13 @@ export function makeLuks(dir: string, name: string, size: number): string {
   }
 }
 
+/** A qcow2 whose header names a backing file (a host file with `content`): the classic attack. */
+export function makeBackedQcow2(dir: string, name: string, size: number, content = "host secret"): string {
+  const backing = join(dir, `${name}.backing`);
+  writeFileSync(backing, content);
+  return qemuCreate(dir, name, "qcow2", size, ["-b", backing, "-F", "raw"]);
+}
+
 /** qemu-img's own view of a file, with its format given (never probed). */
 export function qemuVirtualSize(path: string, fmt: string): number {
   const out = execFileSync("qemu-img", ["info", "--output=json", "-f", fmt, path], { encoding: "utf8" });
