@@ -13,6 +13,7 @@ import { ChunkVerifier } from "../hash/chunk-verifier.js";
 import { HasherPool } from "../hash/whole-image-hasher.js";
 import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
+import { ChunkCodec } from "../store/chunk-codec.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
 import { openBackend, S3_PACK_SIZE, S3_READ_AHEAD, type StoreConfig } from "../store/open-store.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
@@ -37,6 +38,11 @@ export interface EngineOptions {
   readAheadBytes?: number;
   /** Largest single ranged read of a pack on read (default 4 MiB). */
   readSegmentBytes?: number;
+  /**
+   * Compress new chunks with zstd before they go into packs ("zstd", the default) or store them
+   * as they are ("none"). Either way a store reads both kinds: the choice is per chunk.
+   */
+  compression?: "zstd" | "none";
 }
 
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
@@ -51,6 +57,8 @@ export class Engine {
   readonly packBuffers: BufferPool;
   readonly readBuffers: BufferPool;
   readonly verifier = new ChunkVerifier();
+  readonly codec = new ChunkCodec();
+  readonly compression: boolean;
   readonly manifests = new ManifestCache();
 
   private constructor(
@@ -63,6 +71,7 @@ export class Engine {
     this.hashers = new HasherPool(this.hashAlgorithms);
     this.packSize = options.packSize ?? DEFAULT_PACK_SIZE;
     this.verifyOnRead = options.verifyOnRead ?? true;
+    this.compression = (options.compression ?? "zstd") === "zstd";
     this.readAheadBytes = options.readAheadBytes ?? 8 * 1024 * 1024;
     this.readSegmentBytes = options.readSegmentBytes ?? 4 * 1024 * 1024;
     if (this.packSize < 1024 * 1024 || this.packSize > 1024 * 1024 * 1024) {
@@ -178,6 +187,7 @@ export class Engine {
   async close(): Promise<void> {
     await this.hashers.close();
     await this.verifier.close();
+    await this.codec.close();
     await this.catalog.close();
     await this.backend.close();
   }

@@ -27,8 +27,9 @@ export interface IngestResult {
   /** All-zero chunks: recorded in the manifest, never stored. */
   zeroChunks: number;
   zeroBytes: number;
-  /** Chunks and bytes this ingest wrote to new packs. */
+  /** Chunks this ingest wrote to new packs, their bytes, and the bytes they took there (compressed). */
   newChunks: number;
+  bytesNew: number;
   bytesStored: number;
   /** Bytes of chunks the store already had (or that repeated earlier in this stream). */
   bytesDeduplicated: number;
@@ -55,6 +56,8 @@ export interface IngestOptions {
 }
 
 const MAX_SLICE = 1024 * 1024;
+/** Batches of new chunks (a slice each) being compressed at once. */
+const MAX_BATCHES_IN_FLIGHT = 4;
 
 export async function ingest(
   engine: Engine,
@@ -68,7 +71,14 @@ export async function ingest(
   const packs = new PackWriter(engine.backend, { packSize: engine.packSize, buffers: engine.packBuffers });
   const manifest = new ManifestBuilder();
   const written = new Map<string, ChunkLocation>();
-  const stats = { zeroChunks: 0, zeroBytes: 0, bytesStored: 0, bytesDeduplicated: 0 };
+  const stats = { zeroChunks: 0, zeroBytes: 0, bytesNew: 0, bytesStored: 0, bytesDeduplicated: 0 };
+
+  // New chunks wait here for compression (on the codec's workers), a slice's worth at a time;
+  // a few batches are in flight while the chunker goes on, and they reach the packs in order.
+  let batch: { id: Buffer; hex: string; plain: Buffer }[] = [];
+  const pendingIds = new Set<string>();
+  const compressing: Promise<void>[] = [];
+  let appended: Promise<void> = Promise.resolve();
 
   const onChunk = (chunk: Uint8Array): void => {
     if (isAllZero(chunk)) {
@@ -80,12 +90,39 @@ export async function ingest(
     const id = chunkId(chunk);
     manifest.add(id, chunk.length);
     const hex = id.toString("hex");
-    if (written.has(hex) || engine.catalog.hasChunk(id)) {
+    if (written.has(hex) || pendingIds.has(hex) || engine.catalog.hasChunk(id)) {
       stats.bytesDeduplicated += chunk.length;
       return;
     }
-    written.set(hex, packs.add(id, chunk));
-    stats.bytesStored += chunk.length;
+    stats.bytesNew += chunk.length;
+    if (!engine.compression) {
+      written.set(hex, packs.add(id, chunk));
+      stats.bytesStored += chunk.length;
+      return;
+    }
+    // The chunker's window moves on: keep a copy until the codec has it.
+    pendingIds.add(hex);
+    batch.push({ id, hex, plain: Buffer.from(chunk) });
+  };
+  /** Sends the batch to the codec; its chunks join the packs after every earlier batch's. */
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const mine = batch;
+    batch = [];
+    const encoded = engine.codec.compress(mine.map((c) => c.plain));
+    encoded.catch(() => {});
+    appended = appended.then(async () => {
+      const out = await encoded;
+      out.forEach((e, i) => {
+        const c = mine[i] as (typeof mine)[number];
+        written.set(c.hex, packs.add(c.id, e.data, e.flags));
+        pendingIds.delete(c.hex);
+        stats.bytesStored += e.data.length;
+      });
+    });
+    compressing.push(appended);
+    // Bounded: memory stays a few slices, whatever the image's size.
+    while (compressing.length > MAX_BATCHES_IN_FLIGHT) await compressing.shift();
   };
 
   let finished = false;
@@ -99,10 +136,13 @@ export async function ingest(
         const slice = bytes.subarray(at, at + MAX_SLICE);
         await hasher.update(slice);
         chunker.push(slice, onChunk);
+        await flush();
         await packs.drain();
       }
     }
     chunker.finish(onChunk);
+    await flush();
+    await appended;
     const [hashes, packList] = await Promise.all([hasher.digest(), packs.finish()]);
     finished = true;
     const { id, bytes } = manifest.finish();
@@ -130,6 +170,7 @@ export async function ingest(
       createdObject: created,
     };
   } catch (e) {
+    await appended.catch(() => {});
     await packs.abort();
     throw e;
   } finally {

@@ -12,6 +12,7 @@ import { chunkIdOf, decodeManifest, type Manifest } from "../catalog/manifest.js
 import { CorruptDataError, NotFoundError, RangeNotSatisfiableError } from "../errors.js";
 import type { ChunkSpan } from "../hash/chunk-verifier.js";
 import { packName } from "../store/names.js";
+import { CHUNK_FLAG_ZSTD } from "../store/pack-format.js";
 import type { Engine } from "./engine.js";
 import { zeroBytes } from "./zero.js";
 
@@ -32,11 +33,19 @@ export interface ReadPiece {
   release(): void;
 }
 
-/** A run of chunks read together: one ranged read of a pack, or synthesized zeros. */
+/**
+ * A run of chunks read together: one ranged read of a pack, or synthesized zeros. A segment
+ * is all raw chunks or all compressed ones, so raw reads keep their pooled, copy-free path.
+ */
 interface Segment {
   pack: string | undefined;
   packOffset: number;
+  /** Bytes of the object the segment yields. */
   length: number;
+  /** Bytes read from the pack: `length` for raw chunks; for compressed ones, each one's frame. */
+  stored: number;
+  /** Stored length of each chunk, for a compressed segment. */
+  frames?: number[];
   /** Manifest indexes of the chunks in this segment. */
   first: number;
   last: number;
@@ -74,23 +83,38 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
     const len = m.lengths[i];
     let pack: string | undefined;
     let packOffset = 0;
+    let stored = len;
+    let compressed = false;
     if (id) {
       const rec = engine.catalog.getChunk(id);
       if (!rec) throw new CorruptDataError(`chunk ${id.toString("hex")} is missing from the index`);
       pack = packName(rec.pack.toString("hex"));
       packOffset = rec.offset;
+      compressed = (rec.flags & CHUNK_FLAG_ZSTD) !== 0;
+      stored = rec.length;
     }
     const extends_ =
       seg &&
       seg.pack === pack &&
-      seg.length + len <= engine.readSegmentBytes &&
-      (pack === undefined || seg.packOffset + seg.length === packOffset);
+      (seg.frames !== undefined) === compressed &&
+      seg.stored + stored <= engine.readSegmentBytes &&
+      (pack === undefined || seg.packOffset + seg.stored === packOffset);
     if (seg && extends_) {
       seg.length += len;
+      seg.stored += stored;
+      seg.frames?.push(stored);
       seg.last = i;
     } else {
       if (seg) yield seg;
-      seg = { pack, packOffset, length: len, first: i, last: i };
+      seg = {
+        pack,
+        packOffset,
+        length: len,
+        stored,
+        first: i,
+        last: i,
+        ...(compressed ? { frames: [stored] } : {}),
+      };
     }
   }
   if (seg) yield seg;
@@ -107,7 +131,16 @@ function spansOf(m: Manifest, seg: Segment): ChunkSpan[] {
 }
 
 function fetchSegment(engine: Engine, m: Manifest, seg: Segment, into?: Buffer): Promise<Buffer> {
-  const data = engine.backend.get(seg.pack as string, seg.packOffset, seg.length, into);
+  const data = engine.backend.get(seg.pack as string, seg.packOffset, seg.stored, into);
+  const frames = seg.frames;
+  if (frames) {
+    const spans = frames.map((stored, k) => ({
+      stored,
+      plain: m.lengths[seg.first + k] as number,
+      id: chunkIdOf(m, seg.first + k) as Buffer,
+    }));
+    return data.then((d) => engine.codec.decompress(d, spans, engine.verifyOnRead));
+  }
   if (!engine.verifyOnRead) return data;
   return data.then((d) => engine.verifier.verify(d, spansOf(m, seg)));
 }
@@ -149,7 +182,8 @@ export async function* readPieces(
         break;
       }
       const seg = next.value;
-      const into = pooled && seg.pack !== undefined ? engine.readBuffers.take() : undefined;
+      // Compressed segments come back in a buffer of the codec's, not the pool's.
+      const into = pooled && seg.pack !== undefined && !seg.frames ? engine.readBuffers.take() : undefined;
       const data = seg.pack === undefined ? undefined : fetchSegment(engine, m, seg, into);
       // Reads ahead may fail after the consumer has gone; their errors surface when awaited.
       data?.catch(() => {});
@@ -175,7 +209,7 @@ export async function* readPieces(
     const lo = Math.max(0, start - segStart);
     const hi = Math.min(seg.length, end - segStart);
     const bytes = lo === 0 && hi === seg.length ? data : data.subarray(lo, hi);
-    const pooledData = pooled && item.data ? data : undefined;
+    const pooledData = pooled && item.data && !seg.frames ? data : undefined;
     yield { bytes, release: pooledData ? () => engine.readBuffers.give(pooledData) : noop };
   }
 }

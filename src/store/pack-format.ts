@@ -22,8 +22,13 @@ const HEADER_MAGIC = Buffer.from("TSPACK01");
 const FOOTER_MAGIC = Buffer.from("TSPKEND1");
 const ENTRIES_HASH_BYTES = 24;
 
-/** Per-chunk flags. None is set yet; compression (a later issue) will claim bit 0. */
+/** Per-chunk flags. */
 export const CHUNK_FLAGS_NONE = 0;
+/**
+ * The stored bytes are a zstd frame of the chunk; the entry's length is the frame's. The
+ * chunk's own length is in the manifests that use it, and its id is of the plain bytes.
+ */
+export const CHUNK_FLAG_ZSTD = 1;
 
 export interface PackEntry {
   id: Buffer;

@@ -65,7 +65,7 @@ export class PackWriter {
   }
 
   /** Copies a chunk into the open pack and returns where it will live. */
-  add(id: Buffer, data: Uint8Array): ChunkLocation {
+  add(id: Buffer, data: Uint8Array, flags = CHUNK_FLAGS_NONE): ChunkLocation {
     this.throwIfFailed();
     // The trailer goes into the same buffer, so the pack is one contiguous (aligned) write.
     const trailer = (this.entries.length + 1) * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES;
@@ -81,8 +81,8 @@ export class PackWriter {
     const offset = this.used;
     this.buf.set(data, offset);
     this.used += data.length;
-    this.entries.push({ id: Buffer.from(id), offset, length: data.length, flags: CHUNK_FLAGS_NONE });
-    return { pack: this.packId, offset, length: data.length, flags: CHUNK_FLAGS_NONE };
+    this.entries.push({ id: Buffer.from(id), offset, length: data.length, flags });
+    return { pack: this.packId, offset, length: data.length, flags };
   }
 
   /** Waits while too many sealed packs are still being written. */

@@ -1,0 +1,205 @@
+/**
+ * Per-chunk compression off the main thread: zstd on worker threads. On ingest a batch of new
+ * chunks is compressed, and a chunk that does not shrink by at least 1/32 is kept raw (random
+ * and already-compressed data pass through at memcpy cost, and raw chunks read faster). On
+ * read, a run of compressed chunks is decompressed and, when asked, each plain chunk checked
+ * against its BLAKE3 id in the same worker pass.
+ *
+ * zstd comes from @toondepauw/node-zstd (napi-rs, prebuilt for each platform on the npm
+ * registry, no build at install); docs/benchmarks.md has the candidates that were measured.
+ * Level 1: docs/benchmarks.md ("Compression candidates") has the ratio and speed per level.
+ */
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import { CorruptDataError } from "../errors.js";
+import { CHUNK_FLAG_ZSTD, CHUNK_FLAGS_NONE } from "./pack-format.js";
+
+export const ZSTD_LEVEL = 1;
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { Encoder, Decoder } = require(workerData.zstd);
+const { blake3 } = require(workerData.blake3);
+const encoder = new Encoder(workerData.level);
+const decoder = new Decoder();
+parentPort.on("message", (m) => {
+  if (m.t === "compress") {
+    // m.buf holds the chunks back to back; m.lengths their lengths.
+    const src = Buffer.from(m.buf);
+    const outs = [];
+    const flags = new Uint8Array(m.lengths.length);
+    let at = 0;
+    for (let i = 0; i < m.lengths.length; i++) {
+      const plain = src.subarray(at, at + m.lengths[i]);
+      at += m.lengths[i];
+      const z = encoder.encodeSync(plain);
+      if (z.length <= plain.length - (plain.length >> 5)) { outs.push(z); flags[i] = 1; }
+      else outs.push(plain);
+    }
+    const out = Buffer.concat(outs);
+    const sizes = Float64Array.from(outs, (o) => o.length);
+    const ab = out.buffer.slice(out.byteOffset, out.byteOffset + out.length);
+    parentPort.postMessage({ seq: m.seq, buf: ab, sizes, flags }, [ab]);
+  } else {
+    // m.buf: compressed chunks back to back (m.stored lengths), plain lengths m.plain, ids m.ids.
+    try {
+      const src = Buffer.from(m.buf, m.at, m.len);
+      const total = m.plain.reduce((a, b) => a + b, 0);
+      const out = Buffer.allocUnsafeSlow(total);
+      let at = 0, to = 0, bad = -1;
+      for (let i = 0; i < m.stored.length; i++) {
+        const plain = decoder.decodeSync(src.subarray(at, at + m.stored[i]));
+        at += m.stored[i];
+        if (plain.length !== m.plain[i]) { bad = i; break; }
+        if (m.ids && Buffer.compare(blake3(plain), m.ids.subarray(32 * i, 32 * i + 32)) !== 0) { bad = i; break; }
+        plain.copy(out, to);
+        to += plain.length;
+      }
+      const ab = out.buffer;
+      parentPort.postMessage({ seq: m.seq, buf: ab, at: out.byteOffset, len: out.length, bad }, [ab]);
+    } catch (e) {
+      parentPort.postMessage({ seq: m.seq, error: String(e && e.message || e) });
+    }
+  }
+});
+`;
+
+/** A chunk to store: the plain bytes in, what to write and its flags out. */
+export interface Encoded {
+  data: Buffer;
+  flags: number;
+}
+
+/** One compressed chunk within a read: its stored and plain lengths, and its id. */
+export interface CompressedSpan {
+  stored: number;
+  plain: number;
+  id: Buffer;
+}
+
+interface Pending {
+  resolve: (m: Record<string, unknown>) => void;
+  reject: (e: Error) => void;
+  worker: Worker;
+}
+
+export class ChunkCodec {
+  private workers: (Worker | undefined)[] = [];
+  private seq = 0;
+  private readonly pending = new Map<number, Pending>();
+  private readonly busy = new Map<Worker, number>();
+
+  constructor(private readonly threads = 2) {}
+
+  /** Compresses `chunks` (each kept raw if it does not shrink); results in the same order. */
+  async compress(chunks: readonly Uint8Array[]): Promise<Encoded[]> {
+    if (chunks.length === 0) return [];
+    const lengths = chunks.map((c) => c.length);
+    const all = Buffer.allocUnsafeSlow(lengths.reduce((a, b) => a + b, 0));
+    let at = 0;
+    for (const c of chunks) {
+      all.set(c, at);
+      at += c.length;
+    }
+    const m = await this.call({ t: "compress", buf: all.buffer, lengths }, [all.buffer as ArrayBuffer]);
+    const out = Buffer.from(m.buf as ArrayBuffer);
+    const sizes = m.sizes as Float64Array;
+    const flags = m.flags as Uint8Array;
+    const result: Encoded[] = [];
+    let from = 0;
+    for (let i = 0; i < sizes.length; i++) {
+      const n = sizes[i] as number;
+      result.push({
+        data: out.subarray(from, from + n),
+        flags: flags[i] ? CHUNK_FLAG_ZSTD : CHUNK_FLAGS_NONE,
+      });
+      from += n;
+    }
+    return result;
+  }
+
+  /**
+   * The plain bytes of a run of compressed chunks stored back to back in `data`; with
+   * `verify`, each is checked against its id. Rejects with CorruptDataError on any mismatch.
+   */
+  async decompress(data: Buffer, spans: readonly CompressedSpan[], verify: boolean): Promise<Buffer> {
+    const copy =
+      data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.length === data.buffer.byteLength;
+    const src = copy ? data : Buffer.from(data);
+    const ids = verify ? Buffer.concat(spans.map((s) => s.id)) : undefined;
+    const m = await this.call(
+      {
+        t: "decompress",
+        buf: src.buffer,
+        at: src.byteOffset,
+        len: src.length,
+        stored: spans.map((s) => s.stored),
+        plain: spans.map((s) => s.plain),
+        ids,
+      },
+      [src.buffer as ArrayBuffer],
+    );
+    if (typeof m.error === "string")
+      throw new CorruptDataError(`a compressed chunk does not decode: ${m.error}`);
+    const bad = m.bad as number;
+    if (bad >= 0) throw new CorruptDataError(`chunk ${spans[bad]?.id.toString("hex")} does not match its id`);
+    return Buffer.from(m.buf as ArrayBuffer, m.at as number, m.len as number);
+  }
+
+  async close(): Promise<void> {
+    const all = this.workers;
+    this.workers = [];
+    await Promise.all(all.map((w) => w?.terminate()));
+  }
+
+  private call(msg: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<Record<string, unknown>> {
+    const seq = this.seq++;
+    const worker = this.worker(seq);
+    return new Promise((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject, worker });
+      this.count(worker, +1);
+      worker.postMessage({ ...msg, seq }, transfer);
+    });
+  }
+
+  /** Keeps the event loop alive exactly while a worker has requests outstanding. */
+  private count(w: Worker, delta: number): void {
+    const n = (this.busy.get(w) ?? 0) + delta;
+    this.busy.set(w, n);
+    if (n === 1 && delta > 0) w.ref();
+    if (n === 0) w.unref();
+  }
+
+  private worker(seq: number): Worker {
+    const slot = seq % this.threads;
+    const existing = this.workers[slot];
+    if (existing) return existing;
+    const req = createRequire(import.meta.url);
+    const w = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        zstd: req.resolve("@toondepauw/node-zstd"),
+        blake3: req.resolve("@napi-rs/blake-hash"),
+        level: ZSTD_LEVEL,
+      },
+    });
+    w.unref();
+    w.on("message", (m: Record<string, unknown>) => {
+      const p = this.pending.get(m.seq as number);
+      if (!p) return;
+      this.pending.delete(m.seq as number);
+      this.count(w, -1);
+      p.resolve(m);
+    });
+    w.on("error", (e) => {
+      for (const [seq, p] of this.pending) {
+        if (p.worker !== w) continue;
+        this.pending.delete(seq);
+        p.reject(e);
+      }
+      this.workers[slot] = undefined;
+    });
+    this.workers[slot] = w;
+    return w;
+  }
+}
