@@ -281,9 +281,37 @@ async function benchCorpus(dir: string): Promise<void> {
     );
     return;
   }
-  const storeDir = join(dir, "store-corpus");
+  const zstd = await corpusRun(dir, "zstd", true);
+  const plain = await corpusRun(dir, "none", false);
+  const casync = casyncStored(dir);
+  Object.assign(results, {
+    corpusIngestedBytes: zstd.ingested,
+    corpusStoredBytes: zstd.stored,
+    corpusStoredBytesUncompressed: plain.stored,
+    corpusCompressionRatio: ratio(plain.stored, zstd.stored),
+    corpusDedupRatio: ratio(zstd.ingested, zstd.stored),
+    corpusUniqueChunks: zstd.chunks,
+    corpusIngestMBps: zstd.MBps,
+    corpusIngestMBpsUncompressed: plain.MBps,
+    corpusImages: zstd.perImage,
+    casyncStoredBytes: casync ?? "not measured (casync not installed)",
+    ...(casync ? { corpusStoredOverCasync: ratio(zstd.stored, casync) } : {}),
+  });
+  log(
+    `corpus: ${(zstd.ingested / MB).toFixed(0)} MB ingested; stored ${(zstd.stored / MB).toFixed(1)} MB with zstd ` +
+      `(${zstd.MBps} MB/s), ${(plain.stored / MB).toFixed(1)} MB without (${plain.MBps} MB/s): compression ` +
+      `×${results.corpusCompressionRatio} on top of dedup; ${zstd.chunks} unique chunks` +
+      (casync
+        ? `; casync (zstd, same run) ${(casync / MB).toFixed(1)} MB: Tessera ÷ casync ×${results.corpusStoredOverCasync}`
+        : "; casync not installed, not measured"),
+  );
+}
+
+/** Ingests the corpus into a fresh store; the per-image lines are logged when `verbose`. */
+async function corpusRun(dir: string, compression: "zstd" | "none", verbose: boolean) {
+  const storeDir = join(dir, `store-corpus-${compression}`);
   await rm(storeDir, { recursive: true, force: true });
-  const engine = await Engine.openDir(storeDir, engineOptions);
+  const engine = await Engine.openDir(storeDir, { ...engineOptions, compression });
   let ingested = 0;
   let stored = 0;
   let seconds = 0;
@@ -297,36 +325,51 @@ async function benchCorpus(dir: string): Promise<void> {
       perImage.push({
         image: name,
         bytes: r.size,
+        new: r.bytesNew,
         stored: r.bytesStored,
         zero: r.zeroBytes,
         dedup: r.bytesDeduplicated,
         chunks: r.chunkCount,
         MBps: mbps(r.size, s),
       });
-      log(
-        `corpus ${name.padEnd(12)} ${(r.size / MB).toFixed(0).padStart(6)} MB ingested, ` +
-          `${(r.bytesStored / MB).toFixed(1).padStart(7)} MB stored, ${(r.zeroBytes / MB).toFixed(0)} MB zero, ` +
-          `${mbps(r.size, s)} MB/s`,
-      );
+      if (verbose) {
+        log(
+          `corpus ${name.padEnd(12)} ${(r.size / MB).toFixed(0).padStart(6)} MB ingested, ` +
+            `${(r.bytesNew / MB).toFixed(1).padStart(7)} MB new, ${(r.bytesStored / MB).toFixed(1).padStart(7)} MB stored, ` +
+            `${(r.zeroBytes / MB).toFixed(0)} MB zero, ${mbps(r.size, s)} MB/s`,
+        );
+      }
     }
     let chunks = 0;
     for (const _ of engine.catalog.chunks.getKeys()) chunks++;
-    Object.assign(results, {
-      corpusIngestedBytes: ingested,
-      corpusStoredBytes: stored,
-      corpusDedupRatio: ratio(ingested, stored),
-      corpusUniqueChunks: chunks,
-      corpusIngestMBps: mbps(ingested, seconds),
-      corpusImages: perImage,
-    });
-    log(
-      `corpus total: ${(ingested / MB).toFixed(0)} MB ingested, ${(stored / MB).toFixed(1)} MB stored ` +
-        `(${results.corpusDedupRatio}x), ${chunks} unique chunks, ${results.corpusIngestMBps} MB/s`,
-    );
+    return { ingested, stored, chunks, MBps: mbps(ingested, seconds), perImage };
   } finally {
     await engine.close();
     await rm(storeDir, { recursive: true, force: true });
   }
+}
+
+/** Bytes of casync's chunk store for the corpus (`casync make`, zstd), or undefined if not installed. */
+function casyncStored(dir: string): number | undefined {
+  try {
+    execFileSync("casync", ["--version"], { stdio: "ignore" });
+  } catch {
+    return undefined;
+  }
+  const store = join(dir, "casync.castr");
+  execFileSync("rm", ["-rf", store]);
+  for (const name of CORPUS_IMAGES) {
+    execFileSync(
+      "casync",
+      ["make", "--compression=zstd", `--store=${store}`, join(dir, `${name}.caibx`), join(opt.corpus, name)],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+  }
+  const bytes = Number(
+    execFileSync("du", ["-sb", "--apparent-size", store], { encoding: "utf8" }).split("\t")[0],
+  );
+  execFileSync("rm", ["-rf", store]);
+  return bytes;
 }
 
 async function benchRss(dir: string): Promise<void> {

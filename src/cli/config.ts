@@ -30,6 +30,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   shutdownGraceSeconds: 30,
   logLevel: "info",
   formats: DEFAULT_FORMAT_POLICY,
+  compression: "zstd",
   stores: DEFAULT_STORES,
   defaultStore: "local",
 };
@@ -46,6 +47,7 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_SHUTDOWN_GRACE_SECONDS: "shutdownGraceSeconds",
   TESSERA_LOG_LEVEL: "logLevel",
   TESSERA_FORMATS: "formats",
+  TESSERA_COMPRESSION: "compression",
   TESSERA_STORES: "stores",
   TESSERA_DEFAULT_STORE: "defaultStore",
 };
@@ -217,6 +219,9 @@ export function loadConfig(
     throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
   if (!getHashes().includes(nodeHashName(cfg.osHashAlgo))) {
     throw new ConfigError(`osHashAlgo "${cfg.osHashAlgo}" is not a hash algorithm this Node.js provides`);
+  }
+  if (cfg.compression !== "zstd" && cfg.compression !== "none") {
+    throw new ConfigError(`compression must be "zstd" or "none"`);
   }
   if (!cfg.stores[cfg.defaultStore]) {
     throw new ConfigError(
