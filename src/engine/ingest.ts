@@ -12,6 +12,7 @@ import { encodeManifestObject } from "../catalog/manifest-object.js";
 import { Chunker } from "../chunker/chunker.js";
 import { TooLargeError } from "../errors.js";
 import { chunkId } from "../hash/chunk-id.js";
+import { looksCompressible } from "../store/chunk-codec.js";
 import { manifestName } from "../store/names.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import type { Engine } from "./engine.js";
@@ -95,7 +96,7 @@ export async function ingest(
       return;
     }
     stats.bytesNew += chunk.length;
-    if (!engine.compression) {
+    if (!engine.compression || !looksCompressible(chunk)) {
       written.set(hex, packs.add(id, chunk));
       stats.bytesStored += chunk.length;
       return;
