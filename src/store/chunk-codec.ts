@@ -7,17 +7,17 @@
  *
  * zstd comes from @toondepauw/node-zstd (napi-rs, prebuilt for each platform on the npm
  * registry, no build at install); docs/benchmarks.md has the candidates that were measured.
- * Level 1: docs/benchmarks.md ("Compression candidates") has the ratio and speed per level.
+ * Level 3 and the entropy limit: docs/benchmarks.md ("Per-chunk compression") has the runs.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import { CorruptDataError } from "../errors.js";
 import { CHUNK_FLAG_ZSTD, CHUNK_FLAGS_NONE } from "./pack-format.js";
 
-export const ZSTD_LEVEL = 1;
+export const ZSTD_LEVEL = 3;
 
-/** Bits per byte above which a sample looks like random or already-compressed data. */
-const ENTROPY_LIMIT = 7.2;
+/** Bits per byte above which a sample looks like random or already-compressed data (random: ~7.9). */
+const ENTROPY_LIMIT = 7.5;
 const SAMPLE = 512;
 const counts = new Uint32Array(256);
 
