@@ -7,6 +7,7 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CorruptDataError } from "../../src/errors.js";
+import { looksCompressible } from "../../src/store/chunk-codec.js";
 import { packName } from "../../src/store/names.js";
 import { CHUNK_FLAG_ZSTD } from "../../src/store/pack-format.js";
 import { prng } from "../helpers/data.js";
@@ -135,5 +136,12 @@ describe("per-chunk compression", () => {
     await engine.rebuildIndex();
     expect(flagsOf(engine)).toEqual(before);
     expect((await collect(engine.read(r.manifestId))).equals(data)).toBe(true);
+  });
+
+  it("sends text to the compressor and spares it random bytes", () => {
+    expect(looksCompressible(text(7, 65536))).toBe(true);
+    expect(looksCompressible(Buffer.from(prng(8, 65536)))).toBe(false);
+    const half = Buffer.concat([Buffer.alloc(32768), Buffer.from(prng(9, 32768))]);
+    expect(looksCompressible(half)).toBe(true);
   });
 });
