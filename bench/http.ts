@@ -47,11 +47,17 @@ interface Target {
   url: string;
 }
 
-async function createImage(t: Target, name: string): Promise<string> {
+/** The disk_format a file declares, from its extension (format inspection holds uploads to it). */
+function diskFormat(file: string): string {
+  const ext = file.split(".").pop() ?? "";
+  return ["qcow2", "vmdk", "vhd", "vhdx", "vdi", "iso"].includes(ext) ? ext : "raw";
+}
+
+async function createImage(t: Target, name: string, disk_format = "raw"): Promise<string> {
   const res = await fetch(`${t.url}/v2/images`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name, disk_format: "raw", container_format: "bare" }),
+    body: JSON.stringify({ name, disk_format, container_format: "bare" }),
   });
   if (res.status !== 201) throw new Error(`${t.name}: create ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
@@ -71,7 +77,7 @@ async function curl(args: string[]): Promise<{ code: string; seconds: number }> 
 
 /** Uploads `file` as a new image; MB/s. */
 async function upload(t: Target, file: string, size: number): Promise<{ id: string; mbps: number }> {
-  const id = await createImage(t, "bench");
+  const id = await createImage(t, "bench", diskFormat(file));
   const r = await curl([
     "-X",
     "PUT",

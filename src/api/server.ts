@@ -44,8 +44,6 @@ export interface ServerOptions {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Format inspection of uploads and its safety rules (docs/formats.md). */
   formats: FormatPolicy;
-  /** Compress new chunks with zstd ("zstd") or store them as they are ("none"). */
-  compression: "zstd" | "none";
   /** The object stores by name (Glance's enabled_backends), and the one uploads go to. */
   stores: Record<string, StoreConfig>;
   defaultStore: string;
@@ -79,7 +77,6 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
   try {
     engine = await Engine.openDir(o.dataDir, {
       store: o.stores[o.defaultStore],
-      compression: o.compression,
       durable: o.fsync,
       hashAlgorithms: ["md5", o.osHashNodeName],
       verifyOnRead: o.verifyOnRead,

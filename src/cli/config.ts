@@ -30,7 +30,6 @@ export const DEFAULT_CONFIG: ServerConfig = {
   shutdownGraceSeconds: 30,
   logLevel: "info",
   formats: DEFAULT_FORMAT_POLICY,
-  compression: "zstd",
   stores: DEFAULT_STORES,
   defaultStore: "local",
 };
@@ -47,7 +46,6 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_SHUTDOWN_GRACE_SECONDS: "shutdownGraceSeconds",
   TESSERA_LOG_LEVEL: "logLevel",
   TESSERA_FORMATS: "formats",
-  TESSERA_COMPRESSION: "compression",
   TESSERA_STORES: "stores",
   TESSERA_DEFAULT_STORE: "defaultStore",
 };
@@ -138,7 +136,7 @@ function formatPolicy(value: unknown, current: FormatPolicy, source: string): Fo
 }
 
 const STORE_KEYS: Record<string, Record<string, "string" | "number" | "boolean">> = {
-  filesystem: { type: "string", path: "string" },
+  filesystem: { type: "string", path: "string", compression: "string" },
   s3: {
     type: "string",
     endpoint: "string",
@@ -156,6 +154,7 @@ const STORE_KEYS: Record<string, Record<string, "string" | "number" | "boolean">
     attempts: "number",
     readAheadBytes: "number",
     packSize: "number",
+    compression: "string",
   },
 };
 
@@ -182,6 +181,10 @@ function stores(value: unknown, source: string): Record<string, StoreConfig> {
     for (const [k, x] of Object.entries(cfg)) {
       if (!keys[k]) throw bad(`${name}: unknown key "${k}"`);
       if (typeof x !== keys[k]) throw bad(`${name}: ${k} must be a ${keys[k]}`);
+    }
+    const compression = (cfg as { compression?: string }).compression;
+    if (compression !== undefined && compression !== "zstd" && compression !== "none") {
+      throw bad(`${name}: compression must be "zstd" or "none"`);
     }
     if (type === "s3" && !(cfg as { bucket?: string }).bucket) throw bad(`${name}: bucket is required`);
     if (type === "s3" && !(cfg as { region?: string }).region) throw bad(`${name}: region is required`);
@@ -219,9 +222,6 @@ export function loadConfig(
     throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
   if (!getHashes().includes(nodeHashName(cfg.osHashAlgo))) {
     throw new ConfigError(`osHashAlgo "${cfg.osHashAlgo}" is not a hash algorithm this Node.js provides`);
-  }
-  if (cfg.compression !== "zstd" && cfg.compression !== "none") {
-    throw new ConfigError(`compression must be "zstd" or "none"`);
   }
   if (!cfg.stores[cfg.defaultStore]) {
     throw new ConfigError(

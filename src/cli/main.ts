@@ -91,7 +91,6 @@ async function run(argv: string[]): Promise<void> {
   const cfg = config(values);
   const engine = await Engine.openDir(cfg.dataDir, {
     store: cfg.stores[cfg.defaultStore],
-    compression: cfg.compression,
     durable: cfg.fsync,
   });
   try {
@@ -158,7 +157,6 @@ async function convertCommand(id: string, to: string, values: Flags): Promise<vo
   try {
     const engine = await Engine.openDir(cfg.dataDir, {
       store: cfg.stores[cfg.defaultStore],
-      compression: cfg.compression,
       durable: cfg.fsync,
       hashAlgorithms: ["md5", nodeHashName(cfg.osHashAlgo)],
     });

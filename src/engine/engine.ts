@@ -15,7 +15,13 @@ import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
 import { ChunkCodec } from "../store/chunk-codec.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
-import { openBackend, S3_PACK_SIZE, S3_READ_AHEAD, type StoreConfig } from "../store/open-store.js";
+import {
+  openBackend,
+  S3_PACK_SIZE,
+  S3_READ_AHEAD,
+  type StoreConfig,
+  storeCompression,
+} from "../store/open-store.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
@@ -129,11 +135,13 @@ export class Engine {
     const s3 = store.type === "s3" ? store : undefined;
     const readAheadBytes = options.readAheadBytes ?? (s3 && (s3.readAheadBytes ?? S3_READ_AHEAD));
     const packSize = options.packSize ?? (s3 && (s3.packSize ?? S3_PACK_SIZE));
+    const compression = options.compression ?? storeCompression(store);
     try {
       return await Engine.open(join(dataDir, "catalog"), backend, {
         ...options,
         ...(readAheadBytes ? { readAheadBytes } : {}),
         ...(packSize ? { packSize } : {}),
+        compression,
       });
     } catch (e) {
       await backend.close();

@@ -14,6 +14,8 @@ export interface FilesystemStoreConfig {
   type: "filesystem";
   /** Directory of the objects (default DATA_DIR/objects). */
   path?: string;
+  /** New chunks compressed with zstd or stored as they are (default "none": local reads stay fast). */
+  compression?: "zstd" | "none";
 }
 
 export interface S3StoreConfig extends S3BackendOptions {
@@ -33,12 +35,23 @@ export interface S3StoreConfig extends S3BackendOptions {
    * 16 MiB, where every request has a cost and a round trip.
    */
   packSize?: number;
+  /** New chunks compressed with zstd or stored as they are (default "zstd": bytes cost here). */
+  compression?: "zstd" | "none";
 }
 
 export const S3_READ_AHEAD = 32 * 1024 * 1024;
 export const S3_PACK_SIZE = 32 * 1024 * 1024;
 
 export type StoreConfig = FilesystemStoreConfig | S3StoreConfig;
+
+/**
+ * Whether a store compresses new chunks: as configured, else zstd on S3 (bytes stored and
+ * moved cost money, requests wait on the network anyway) and none on the filesystem (local
+ * downloads of compressible data run 3–4× slower decompressing; docs/benchmarks.md).
+ */
+export function storeCompression(cfg: StoreConfig): "zstd" | "none" {
+  return cfg.compression ?? (cfg.type === "s3" ? "zstd" : "none");
+}
 
 export const DEFAULT_STORES: Record<string, StoreConfig> = { local: { type: "filesystem" } };
 
@@ -55,7 +68,16 @@ export async function openBackend(
 ): Promise<ObjectBackend> {
   if (cfg.type === "filesystem")
     return innermost(new FsBackend(cfg.path ?? join(dataDir, "objects"), { durable }));
-  const { type: _, maxPuts, maxGets, attempts, readAheadBytes: __, packSize: ___, ...s3 } = cfg;
+  const {
+    type: _,
+    maxPuts,
+    maxGets,
+    attempts,
+    readAheadBytes: __,
+    packSize: ___,
+    compression: ____,
+    ...s3
+  } = cfg;
   const { S3Backend } = await import("./s3-backend.js");
   return new RetryingBackend(
     new LimitedBackend(innermost(new S3Backend(s3)), { puts: maxPuts ?? 8, gets: maxGets ?? 16 }),

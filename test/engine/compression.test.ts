@@ -62,7 +62,7 @@ function flagsOf(engine: Awaited<ReturnType<typeof store>>["engine"]): { zstd: n
 
 describe("per-chunk compression", () => {
   it("stores compressible chunks compressed and others raw, and reads every byte back, whole, ranged and pooled", async () => {
-    const { engine } = await store();
+    const { engine } = await store({ compression: "zstd" });
     const data = mixed();
     const r = await engine.ingest(pieces(data));
     expect(r.bytesNew + r.zeroBytes + r.bytesDeduplicated).toBe(data.length);
@@ -98,7 +98,7 @@ describe("per-chunk compression", () => {
     expect(flagsOf(s.engine).zstd).toBe(0);
     await s.engine.close();
     const { Engine } = await import("../../src/engine/engine.js");
-    const again = await Engine.openDir(s.dir, { durable: false, packSize: MiB });
+    const again = await Engine.openDir(s.dir, { durable: false, packSize: MiB, compression: "zstd" });
     store.defer(() => again.close());
     const b = Buffer.concat([a, text(5, MiB)]);
     const rb = await again.ingest(pieces(b));
@@ -108,7 +108,7 @@ describe("per-chunk compression", () => {
   });
 
   it("detects a damaged compressed chunk instead of returning its bytes", async () => {
-    const { engine, dir } = await store();
+    const { engine, dir } = await store({ compression: "zstd" });
     const data = text(6, 2 * MiB);
     const r = await engine.ingest(pieces(data));
     const [victim] = [...engine.catalog.chunks.getRange()].filter(
@@ -127,7 +127,7 @@ describe("per-chunk compression", () => {
   });
 
   it("keeps the compression flags when the index is rebuilt from the packs", async () => {
-    const { engine } = await store();
+    const { engine } = await store({ compression: "zstd" });
     const data = mixed();
     const r = await engine.ingest(pieces(data));
     const before = flagsOf(engine);
