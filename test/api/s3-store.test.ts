@@ -14,7 +14,8 @@ import { decodeChunkRecord } from "../../src/catalog/catalog.js";
 import { Engine } from "../../src/engine/engine.js";
 import { packName } from "../../src/store/names.js";
 import type { S3StoreConfig } from "../../src/store/open-store.js";
-import { prng } from "../helpers/data.js";
+import { S3Backend } from "../../src/store/s3-backend.js";
+import { prng, textLike } from "../helpers/data.js";
 import { radosgw, type S3rver, startS3rver } from "../helpers/s3.js";
 import { client, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -63,14 +64,24 @@ async function indexedPacksPresent(dataDir: string, store: S3StoreConfig): Promi
 async function roundTrip(store: S3StoreConfig): Promise<void> {
   await withServer(store, async (s) => {
     const api = client(() => s.url);
-    const data = Buffer.from(prng(7, 37 * MiB + 11));
+    // Random and text-like halves: raw and zstd-compressed chunks (compression is on for S3).
+    const data = Buffer.concat([Buffer.from(prng(7, 20 * MiB)), textLike(8, 17 * MiB + 11)]);
     const img = await api.createImage({ name: "s3", disk_format: "raw", container_format: "bare" });
     expect((await api.upload(img.id, data)).status).toBe(204);
     const whole = Buffer.from(await (await api.get(`/v2/images/${img.id}/file`)).arrayBuffer());
+    const meta = (await (await api.get(`/v2/images/${img.id}`)).json()) as { size: number };
+    expect(meta.size).toBe(data.length);
+    // The text-like half went into the bucket compressed.
+    const bucket = new S3Backend(store);
+    let stored = 0;
+    for await (const o of bucket.list("packs/")) stored += o.size;
+    await bucket.close();
+    expect(stored).toBeLessThan(20 * MiB + 10 * MiB);
     expect(whole.equals(data)).toBe(true);
-    const part = await api.get(`/v2/images/${img.id}/file`, { Range: "bytes=20000000-20999999" });
+    // Across the boundary between the raw and the compressed half.
+    const part = await api.get(`/v2/images/${img.id}/file`, { Range: "bytes=20000000-21999999" });
     expect(part.status).toBe(206);
-    expect(Buffer.from(await part.arrayBuffer()).equals(data.subarray(20_000_000, 21_000_000))).toBe(true);
+    expect(Buffer.from(await part.arrayBuffer()).equals(data.subarray(20_000_000, 22_000_000))).toBe(true);
   });
 }
 

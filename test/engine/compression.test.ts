@@ -10,36 +10,11 @@ import { CorruptDataError } from "../../src/errors.js";
 import { looksCompressible } from "../../src/store/chunk-codec.js";
 import { packName } from "../../src/store/names.js";
 import { CHUNK_FLAG_ZSTD } from "../../src/store/pack-format.js";
-import { prng } from "../helpers/data.js";
+import { prng, textLike as text } from "../helpers/data.js";
 import { collect, pieces, tempStores } from "../helpers/store.js";
 
 const MiB = 1024 * 1024;
 const store = tempStores();
-
-/** Text-like bytes: words from a small vocabulary, as logs and package files are. */
-function text(seed: number, length: number): Buffer {
-  const words = [
-    "tessera",
-    "image",
-    "chunk",
-    "pack",
-    "glance",
-    "qcow2",
-    "debian",
-    "kernel",
-    "\n",
-    "usr/lib/",
-  ];
-  const r = prng(seed, length);
-  const parts: string[] = [];
-  let n = 0;
-  for (let i = 0; n < length; i++) {
-    const w = `${words[(r[i % r.length] as number) % words.length]}${(r[(i * 7) % r.length] as number) % 97} `;
-    parts.push(w);
-    n += w.length;
-  }
-  return Buffer.from(parts.join("")).subarray(0, length);
-}
 
 /** Compressible, incompressible and zero stretches in one object. */
 function mixed(): Buffer {

@@ -32,3 +32,28 @@ export function randomSplits(data: Uint8Array, seed: number, maxPiece: number): 
   }
   return out;
 }
+
+/** Text-like bytes (words from a small vocabulary, as logs and package lists are): compressible. */
+export function textLike(seed: number, length: number): Buffer {
+  const words = [
+    "tessera",
+    "image",
+    "chunk",
+    "pack",
+    "glance",
+    "qcow2",
+    "debian",
+    "kernel",
+    "\n",
+    "usr/lib/",
+  ];
+  const r = prng(seed, length);
+  const parts: string[] = [];
+  let n = 0;
+  for (let i = 0; n < length; i++) {
+    const w = `${words[(r[i % r.length] as number) % words.length]}${(r[(i * 7) % r.length] as number) % 97} `;
+    parts.push(w);
+    n += w.length;
+  }
+  return Buffer.from(parts.join("")).subarray(0, length);
+}
