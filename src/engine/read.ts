@@ -35,7 +35,9 @@ export interface ReadPiece {
 
 /**
  * A run of chunks read together: one ranged read of a pack, or synthesized zeros. A segment
- * is all raw chunks or all compressed ones, so raw reads keep their pooled, copy-free path.
+ * is all raw chunks or all compressed ones, so raw reads keep their pooled, copy-free path;
+ * both its stored and its plain bytes stay within readSegmentBytes, which bounds the buffers
+ * decompression makes and spreads the work over the codec's workers.
  */
 interface Segment {
   pack: string | undefined;
@@ -98,6 +100,7 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
       seg.pack === pack &&
       (seg.frames !== undefined) === compressed &&
       seg.stored + stored <= engine.readSegmentBytes &&
+      seg.length + len <= engine.readSegmentBytes &&
       (pack === undefined || seg.packOffset + seg.stored === packOffset);
     if (seg && extends_) {
       seg.length += len;
