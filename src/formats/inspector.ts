@@ -166,6 +166,29 @@ export abstract class Inspector {
     return r;
   }
 
+  /**
+   * The common first step of formats with a fixed header: once `signatureBytes` have arrived,
+   * a miss settles the inspector and a hit sets `match`; true once the whole header is there
+   * (the inspector is then settled and reads the header).
+   */
+  protected headerReady(
+    header: Region,
+    signatureBytes: number,
+    isSignature: (b: Buffer) => boolean,
+  ): boolean {
+    if (header.length < signatureBytes) return false;
+    if (!this.match) {
+      if (!isSignature(header.bytes)) {
+        this.settled = true;
+        return false;
+      }
+      this.match = true;
+    }
+    if (!header.complete) return false;
+    this.settled = true;
+    return true;
+  }
+
   protected keepTail(length: number): void {
     this.tail ??= new Tail(length);
   }

@@ -14,14 +14,7 @@ export class LuksInspector extends Inspector {
 
   protected step(): void {
     const h = this.header;
-    if (h.length < 6) return;
-    if (!startsWith(h.bytes, MAGIC)) {
-      this.settled = true;
-      return;
-    }
-    this.match = true;
-    if (!h.complete) return;
-    this.settled = true;
+    if (!this.headerReady(h, MAGIC.length, (b) => startsWith(b, MAGIC))) return;
     const version = h.data.readUInt16BE(6);
     this.facts.version = version;
     this.facts.cipher = h.data.subarray(8, 40).toString("latin1").replace(/\0.*$/s, "");

@@ -20,14 +20,7 @@ export class Qcow2Inspector extends Inspector {
 
   protected step(): void {
     const h = this.header;
-    if (h.length < 4) return;
-    if (!startsWith(h.bytes, MAGIC)) {
-      this.settled = true;
-      return;
-    }
-    this.match = true;
-    if (!h.complete) return;
-    this.settled = true;
+    if (!this.headerReady(h, 4, (b) => startsWith(b, MAGIC))) return;
     const b = h.data;
     const version = b.readUInt32BE(4);
     const backingOffset = b.readBigUInt64BE(8);

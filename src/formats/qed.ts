@@ -10,14 +10,7 @@ export class QedInspector extends Inspector {
 
   protected step(): void {
     const h = this.header;
-    if (h.length < 4) return;
-    if (!startsWith(h.bytes, "QED\0")) {
-      this.settled = true;
-      return;
-    }
-    this.match = true;
-    if (!h.complete) return;
-    this.settled = true;
+    if (!this.headerReady(h, 4, (b) => startsWith(b, "QED\0"))) return;
     this.violate("qed-banned", "the QED format is not accepted");
     this.virtualSize = u64(h.data, 48, "le");
   }

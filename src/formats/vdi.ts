@@ -13,14 +13,7 @@ export class VdiInspector extends Inspector {
 
   protected step(): void {
     const h = this.header;
-    if (h.length < 0x44) return;
-    if (h.data.readUInt32LE(0x40) !== SIGNATURE) {
-      this.settled = true;
-      return;
-    }
-    this.match = true;
-    if (!h.complete) return;
-    this.settled = true;
+    if (!this.headerReady(h, 0x44, (b) => b.readUInt32LE(0x40) === SIGNATURE)) return;
     this.facts.imageType = IMAGE_TYPES[h.data.readUInt32LE(0x4c)] ?? "unknown";
     this.virtualSize = u64(h.data, 0x170, "le");
   }
