@@ -12,7 +12,6 @@
  *   --dir DIR        scratch directory (default $TMPDIR/tessera-bench-s3)
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -247,7 +246,6 @@ async function main(): Promise<void> {
     log(`radosgw read ÷ filesystem read: ×${results.radosgwReadOverFilesystem}`);
   }
   process.stdout.write(`${JSON.stringify(results)}\n`);
-  if (!existsSync(scratch)) return;
 }
 
 main().catch((e) => {

@@ -96,12 +96,8 @@ function merge(into: ServerConfig, from: Record<string, unknown>, source: string
   }
 }
 
-/**
- * `formats` is an object merged key by key over what is already set: {"inspect": bool,
- * "rules": {"<rule>": bool, ...}, "vmdkCreateTypes": [..]}. From the environment it is JSON.
- */
-function formatPolicy(value: unknown, current: FormatPolicy, source: string): FormatPolicy {
-  const bad = (why: string) => new ConfigError(`${source}: formats: ${why}`);
+/** An object-valued key: an object from a file, JSON text from the environment. */
+function objectValue(value: unknown, bad: (why: string) => ConfigError): Record<string, unknown> {
   let v = value;
   if (typeof v === "string") {
     try {
@@ -111,6 +107,16 @@ function formatPolicy(value: unknown, current: FormatPolicy, source: string): Fo
     }
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw bad("must be an object");
+  return v as Record<string, unknown>;
+}
+
+/**
+ * `formats` is an object merged key by key over what is already set: {"inspect": bool,
+ * "rules": {"<rule>": bool, ...}, "vmdkCreateTypes": [..]}. From the environment it is JSON.
+ */
+function formatPolicy(value: unknown, current: FormatPolicy, source: string): FormatPolicy {
+  const bad = (why: string) => new ConfigError(`${source}: formats: ${why}`);
+  const v = objectValue(value, bad);
   const out: FormatPolicy = { ...current, rules: { ...current.rules } };
   for (const [k, x] of Object.entries(v)) {
     if (k === "inspect") {
@@ -161,15 +167,7 @@ const STORE_KEYS: Record<string, Record<string, "string" | "number" | "boolean">
 /** `stores`: {"name": {"type": "filesystem"|"s3", ...}}, replacing the default; JSON from the environment. */
 function stores(value: unknown, source: string): Record<string, StoreConfig> {
   const bad = (why: string) => new ConfigError(`${source}: stores: ${why}`);
-  let v = value;
-  if (typeof v === "string") {
-    try {
-      v = JSON.parse(v);
-    } catch {
-      throw bad("must be a JSON object");
-    }
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw bad("must be an object of named stores");
+  const v = objectValue(value, bad);
   const out: Record<string, StoreConfig> = {};
   for (const [name, cfg] of Object.entries(v)) {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(name))

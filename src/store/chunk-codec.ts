@@ -149,9 +149,10 @@ export class ChunkCodec {
    * `verify`, each is checked against its id. Rejects with CorruptDataError on any mismatch.
    */
   async decompress(data: Buffer, spans: readonly CompressedSpan[], verify: boolean): Promise<Buffer> {
-    const copy =
+    // Only a buffer that owns its whole ArrayBuffer is handed over; a view is copied first.
+    const whole =
       data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.length === data.buffer.byteLength;
-    const src = copy ? data : Buffer.from(data);
+    const src = whole ? data : Buffer.from(data);
     const ids = verify ? Buffer.concat(spans.map((s) => s.id)) : undefined;
     const m = await this.call(
       {

@@ -68,22 +68,13 @@ export async function openBackend(
 ): Promise<ObjectBackend> {
   if (cfg.type === "filesystem")
     return innermost(new FsBackend(cfg.path ?? join(dataDir, "objects"), { durable }));
-  const {
-    type: _,
-    maxPuts,
-    maxGets,
-    attempts,
-    readAheadBytes: __,
-    packSize: ___,
-    compression: ____,
-    ...s3
-  } = cfg;
+  // The S3 backend reads its own keys and ignores the store's others.
   const { S3Backend } = await import("./s3-backend.js");
   return new RetryingBackend(
-    new LimitedBackend(innermost(new S3Backend(s3)), { puts: maxPuts ?? 8, gets: maxGets ?? 16 }),
+    new LimitedBackend(innermost(new S3Backend(cfg)), { puts: cfg.maxPuts ?? 8, gets: cfg.maxGets ?? 16 }),
     {
       ...DEFAULT_RETRY,
-      attempts: attempts ?? DEFAULT_RETRY.attempts,
+      attempts: cfg.attempts ?? DEFAULT_RETRY.attempts,
     },
   );
 }
