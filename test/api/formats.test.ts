@@ -3,22 +3,24 @@
  * and refuses hostile or mislabelled content with a 400 naming the rule, leaving the image
  * queued with no data and nothing committed, as Glance does.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { DEFAULT_FORMAT_POLICY } from "../../src/formats/rules.js";
 import {
   IMAGE_TOOLS,
   IMAGE_TOOLS_INSTALL,
+  makeBackedQcow2,
   makeIso,
   makeRawData,
   qemuConvert,
   qemuCreate,
   qemuVirtualSize,
+  useScratchDir,
 } from "../helpers/disk-images.js";
 import { client, sharedServer, startTestServer } from "../helpers/server.js";
 import { haveTools } from "../helpers/tools.js";
@@ -30,13 +32,11 @@ const api = client(() => server().url);
 let dir = "";
 let backed = "";
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "tessera-api-formats-"));
-  writeFileSync(join(dir, "base.raw"), "host file");
-  backed = qemuCreate(dir, "backed.qcow2", "qcow2", 10 * MiB, ["-b", join(dir, "base.raw"), "-F", "raw"]);
+useScratchDir("tessera-api-formats-", (d) => {
+  dir = d;
 });
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+beforeAll(() => {
+  backed = makeBackedQcow2(dir, "backed.qcow2", 10 * MiB);
 });
 
 async function image(id: string): Promise<Record<string, unknown>> {

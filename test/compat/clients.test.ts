@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { prng } from "../helpers/data.js";
-import { qemuCreate } from "../helpers/disk-images.js";
+import { makeBackedQcow2, qemuCreate } from "../helpers/disk-images.js";
 import { client, sharedServer } from "../helpers/server.js";
 
 const PY = "/usr/bin/python3";
@@ -317,13 +317,7 @@ describe.skipIf(missing.length > 0)("real OpenStack clients", () => {
     expect(field(created.out, "status")).toBe("active");
     expect(field(created.out, "virtual_size")).toBe(String(64 * 1024 * 1024));
 
-    await writeFile(join(work, "host-secret"), "not for guests");
-    const evil = qemuCreate(work, "evil.qcow2", "qcow2", 1024 * 1024, [
-      "-b",
-      join(work, "host-secret"),
-      "-F",
-      "raw",
-    ]);
+    const evil = makeBackedQcow2(work, "evil.qcow2", 1024 * 1024);
     const refused = await glance(
       "image-create",
       "--name",

@@ -6,10 +6,8 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { ImageService } from "../../src/engine/images.js";
 import { ConversionError } from "../../src/formats/qemu-img.js";
@@ -20,6 +18,7 @@ import {
   makeBackedQcow2,
   makeRawData,
   qemuConvert,
+  useScratchDir,
 } from "../helpers/disk-images.js";
 import { haveTools } from "../helpers/tools.js";
 
@@ -30,16 +29,15 @@ let dir = "";
 let raw = "";
 let rawBytes = Buffer.alloc(0);
 
+useScratchDir("tessera-convert-", (d) => {
+  dir = d;
+});
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "tessera-convert-"));
   // A disk with data and holes: 6 MiB of data around 2 MiB of zeroes.
   const data = readFileSync(makeRawData(dir, "data.raw", 6 * MiB));
   rawBytes = Buffer.concat([data.subarray(0, 3 * MiB), Buffer.alloc(2 * MiB), data.subarray(3 * MiB)]);
   raw = join(dir, "disk.raw");
   writeFileSync(raw, rawBytes);
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 
 async function* file(path: string): AsyncGenerator<Buffer> {

@@ -5,10 +5,8 @@
  * and decides the same way however the stream is cut.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { FormatDetector } from "../../src/formats/detect.js";
 import { DEFAULT_FORMAT_POLICY, judge } from "../../src/formats/rules.js";
 import {
@@ -18,6 +16,7 @@ import {
   makeLuks,
   makePartitioned,
   qemuCreate,
+  useScratchDir,
 } from "../helpers/disk-images.js";
 import { haveTools } from "../helpers/tools.js";
 
@@ -28,8 +27,10 @@ const run = haveTools(IMAGE_TOOLS, IMAGE_TOOLS_INSTALL);
 let dir = "";
 const seeds: { name: string; bytes: Buffer }[] = [];
 
+useScratchDir("tessera-fuzz-", (d) => {
+  dir = d;
+});
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "tessera-fuzz-"));
   if (!run) return;
   const bare = join(dir, "bare.vmdk");
   writeFileSync(
@@ -59,9 +60,6 @@ beforeAll(async () => {
       b.length <= 3 * MiB ? b : Buffer.concat([b.subarray(0, 3 * MiB), b.subarray(b.length - 4 * KiB)]);
     seeds.push({ name: f.split("/").pop() as string, bytes });
   }
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** xorshift32: reproducible randomness, so a failure names the seed that makes it. */

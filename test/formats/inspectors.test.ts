@@ -4,10 +4,7 @@
  */
 
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FormatDetector } from "../../src/formats/detect.js";
 import { DEFAULT_FORMAT_POLICY, judge } from "../../src/formats/rules.js";
 import {
@@ -21,6 +18,7 @@ import {
   qemuConvert,
   qemuCreate,
   qemuVirtualSize,
+  useScratchDir,
 } from "../helpers/disk-images.js";
 import { haveTools } from "../helpers/tools.js";
 
@@ -28,11 +26,8 @@ const MiB = 1024 * 1024;
 const run = haveTools(IMAGE_TOOLS, IMAGE_TOOLS_INSTALL);
 let dir = "";
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "tessera-formats-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+useScratchDir("tessera-formats-", (d) => {
+  dir = d;
 });
 
 /** Feeds a file to a detector in pieces of `piece` bytes. */

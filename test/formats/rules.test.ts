@@ -5,16 +5,15 @@
  * format_inspector tests (Glance's inspector) and are decided the same way.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { inspectAll, inspectStream } from "../../src/formats/inspect-stream.js";
 import type { RuleName } from "../../src/formats/inspector.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy, FormatRejectedError } from "../../src/formats/rules.js";
 import {
   IMAGE_TOOLS,
   IMAGE_TOOLS_INSTALL,
+  makeBackedQcow2,
   makeIso,
   makeLuks,
   makePartitioned,
@@ -25,6 +24,7 @@ import {
   u32le,
   u64be,
   u64le,
+  useScratchDir,
   withAppended,
 } from "../helpers/disk-images.js";
 import { haveTools } from "../helpers/tools.js";
@@ -32,11 +32,8 @@ import { haveTools } from "../helpers/tools.js";
 const MiB = 1024 * 1024;
 const run = haveTools(IMAGE_TOOLS, IMAGE_TOOLS_INSTALL);
 let dir = "";
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "tessera-rules-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+useScratchDir("tessera-rules-", (d) => {
+  dir = d;
 });
 
 async function* pieces(path: string, size = 65536): AsyncGenerator<Uint8Array> {
@@ -143,15 +140,7 @@ const cases: Case[] = [
   {
     what: "a qcow2 with a backing file (qemu-img -b)",
     declared: "qcow2",
-    make: () => {
-      writeFileSync(join(dir, "backing.raw"), "not for guests");
-      return qemuCreate(dir, "backed.qcow2", "qcow2", 10 * MiB, [
-        "-b",
-        join(dir, "backing.raw"),
-        "-F",
-        "raw",
-      ]);
-    },
+    make: () => makeBackedQcow2(dir, "backed.qcow2", 10 * MiB),
     broken: ["qcow2-backing-file"],
   },
   {
@@ -448,10 +437,7 @@ const cases: Case[] = [
 
 /** oslo's _generate_bad_iso: the first 32 KiB of a qcow2 (with a backing file), then an ISO. */
 function polyglotIso(): string {
-  writeFileSync(join(dir, "b2.raw"), "x");
-  const qcow = readFileSync(
-    qemuCreate(dir, "poly.qcow2", "qcow2", 10 * MiB, ["-b", join(dir, "b2.raw"), "-F", "raw"]),
-  );
+  const qcow = readFileSync(makeBackedQcow2(dir, "poly.qcow2", 10 * MiB));
   const iso = Buffer.from(readFileSync(makeIso(dir, "poly.iso")));
   iso.set(qcow.subarray(0, 32 * 1024), 0);
   const path = join(dir, "polyglot.iso");
@@ -517,10 +503,7 @@ describe.runIf(run)("safety rules", () => {
   });
 
   it("refuses a hostile header at once, without reading the rest of the stream", async () => {
-    writeFileSync(join(dir, "b3.raw"), "x");
-    const backed = readFileSync(
-      qemuCreate(dir, "early.qcow2", "qcow2", 10 * MiB, ["-b", join(dir, "b3.raw"), "-F", "raw"]),
-    );
+    const backed = readFileSync(makeBackedQcow2(dir, "early.qcow2", 10 * MiB));
     let pulled = 0;
     async function* endless(): AsyncGenerator<Uint8Array> {
       yield backed.subarray(0, 65536);

@@ -6,7 +6,22 @@
  */
 import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
+
+/** A scratch directory for a test file's images: made before its tests (and any later beforeAll), removed after. */
+export function useScratchDir(prefix: string, set: (dir: string) => void): void {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+    set(dir);
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+}
 
 export const IMAGE_TOOLS = ["qemu-img", "xorriso", "genisoimage", "sfdisk"];
 export const IMAGE_TOOLS_INSTALL = "apt-get install qemu-utils xorriso genisoimage fdisk";
