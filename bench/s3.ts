@@ -21,7 +21,7 @@ import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { Engine } from "../src/engine/engine.js";
 import { readFilePieces } from "../src/engine/file-source.js";
 import { type BackendCounts, CountingBackend } from "../src/store/counting-backend.js";
-import { openBackend, S3_PACK_SIZE, S3_READ_AHEAD, type StoreConfig } from "../src/store/open-store.js";
+import { openBackend, type StoreConfig, storeEngineDefaults } from "../src/store/open-store.js";
 import { log, makeRandomFile, mbps, timed } from "./common.js";
 
 const { values: opt } = parseArgs({
@@ -125,12 +125,7 @@ async function open(t: Target, run: string): Promise<{ engine: Engine; counts: B
     counter = new CountingBackend(b);
     return counter;
   });
-  // What Engine.openDir gives an S3 store.
-  const engine = await Engine.open(
-    join(dir, "catalog"),
-    backend,
-    store.type === "s3" ? { readAheadBytes: S3_READ_AHEAD, packSize: S3_PACK_SIZE } : {},
-  );
+  const engine = await Engine.open(join(dir, "catalog"), backend, storeEngineDefaults(store));
   return { engine, counts: (counter as CountingBackend).counts };
 }
 

@@ -15,13 +15,7 @@ import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
 import { ChunkCodec } from "../store/chunk-codec.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
-import {
-  openBackend,
-  S3_PACK_SIZE,
-  S3_READ_AHEAD,
-  type StoreConfig,
-  storeCompression,
-} from "../store/open-store.js";
+import { openBackend, type StoreConfig, storeEngineDefaults } from "../store/open-store.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
@@ -77,7 +71,7 @@ export class Engine {
     this.hashers = new HasherPool(this.hashAlgorithms);
     this.packSize = options.packSize ?? DEFAULT_PACK_SIZE;
     this.verifyOnRead = options.verifyOnRead ?? true;
-    this.compression = (options.compression ?? "zstd") === "zstd";
+    this.compression = options.compression === "zstd";
     this.readAheadBytes = options.readAheadBytes ?? 8 * 1024 * 1024;
     this.readSegmentBytes = options.readSegmentBytes ?? 4 * 1024 * 1024;
     if (this.packSize < 1024 * 1024 || this.packSize > 1024 * 1024 * 1024) {
@@ -132,16 +126,10 @@ export class Engine {
   ): Promise<Engine> {
     const store = options.store ?? { type: "filesystem" };
     const backend = await openBackend(store, dataDir, options.durable ?? true);
-    const s3 = store.type === "s3" ? store : undefined;
-    const readAheadBytes = options.readAheadBytes ?? (s3 && (s3.readAheadBytes ?? S3_READ_AHEAD));
-    const packSize = options.packSize ?? (s3 && (s3.packSize ?? S3_PACK_SIZE));
-    const compression = options.compression ?? storeCompression(store);
     try {
       return await Engine.open(join(dataDir, "catalog"), backend, {
+        ...storeEngineDefaults(store),
         ...options,
-        ...(readAheadBytes ? { readAheadBytes } : {}),
-        ...(packSize ? { packSize } : {}),
-        compression,
       });
     } catch (e) {
       await backend.close();

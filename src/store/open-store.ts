@@ -45,12 +45,22 @@ export const S3_PACK_SIZE = 32 * 1024 * 1024;
 export type StoreConfig = FilesystemStoreConfig | S3StoreConfig;
 
 /**
- * Whether a store compresses new chunks: as configured, else zstd on S3 (bytes stored and
- * moved cost money, requests wait on the network anyway) and none on the filesystem (local
- * downloads of compressible data run 3–4× slower decompressing; docs/benchmarks.md).
+ * The engine settings a store implies unless given otherwise. S3: 32 MiB packs, 32 MiB of
+ * read-ahead, zstd (bytes stored and moved cost money there, and requests wait on the network
+ * anyway). Filesystem: the engine's own packs and read-ahead, no compression (local downloads
+ * of compressible data run 3–4× slower decompressing; docs/benchmarks.md).
  */
-export function storeCompression(cfg: StoreConfig): "zstd" | "none" {
-  return cfg.compression ?? (cfg.type === "s3" ? "zstd" : "none");
+export function storeEngineDefaults(cfg: StoreConfig): {
+  readAheadBytes?: number;
+  packSize?: number;
+  compression: "zstd" | "none";
+} {
+  if (cfg.type === "filesystem") return { compression: cfg.compression ?? "none" };
+  return {
+    readAheadBytes: cfg.readAheadBytes ?? S3_READ_AHEAD,
+    packSize: cfg.packSize ?? S3_PACK_SIZE,
+    compression: cfg.compression ?? "zstd",
+  };
 }
 
 export const DEFAULT_STORES: Record<string, StoreConfig> = { local: { type: "filesystem" } };
