@@ -121,9 +121,11 @@ async function open(t: Target, run: string): Promise<{ engine: Engine; counts: B
     t.store.type === "s3"
       ? { ...t.store, prefix: `${run}/` }
       : { type: "filesystem", path: join(dir, "objects") };
-  const backend = await openBackend(store, dir, true, (b) => {
-    counter = new CountingBackend(b);
-    return counter;
+  const backend = await openBackend(store, dir, true, {
+    innermost: (b) => {
+      counter = new CountingBackend(b);
+      return counter;
+    },
   });
   const engine = await Engine.open(join(dir, "catalog"), backend, storeEngineDefaults(store));
   return { engine, counts: (counter as CountingBackend).counts };
@@ -132,7 +134,7 @@ async function open(t: Target, run: string): Promise<{ engine: Engine; counts: B
 async function objectsStored(engine: Engine): Promise<{ objects: number; bytes: number }> {
   let objects = 0;
   let bytes = 0;
-  for await (const o of engine.backend.list("")) {
+  for await (const o of engine.store().backend.list("")) {
     objects++;
     bytes += o.size;
   }

@@ -109,3 +109,11 @@ export class BackendUnavailableError extends TesseraError {
     super("backend_unavailable", message, { cause });
   }
 }
+
+/** A store name that is not among the configured stores. */
+export class UnknownStoreError extends TesseraError {
+  constructor(readonly store: string) {
+    // Glance's words for an upload to an unknown store.
+    super("unknown_store", `Store for identifier ${store} not found`);
+  }
+}

@@ -30,6 +30,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   // The client stopped sending; whatever we answer goes nowhere, but logs should say 400.
   incomplete_upload: 400,
   invalid_name: 400,
+  unknown_store: 400,
   chunk_vanished: 503,
   backend_unavailable: 503,
   corrupt: 500,

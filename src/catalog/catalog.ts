@@ -1,49 +1,45 @@
 /**
  * The catalog: an LMDB environment with one database per kind of record.
  *
- *   meta       string → JSON          the store format this catalog was built for
- *   chunks     chunk id (32 B) → 32 B  pack id (16) | offset u32 | length u32 | flags u32 | refs u32
- *   packs      pack id (16 B) → JSON   { size, chunks, createdAt }
+ *   meta       string → JSON          the store format this catalog was built for, its layout
+ *   chunks@S   chunk id (32 B) → 32 B  pack id (16) | offset u32 | length u32 | flags u32 | refs u32
+ *   packs@S    pack id (16 B) → JSON   { size, chunks, createdAt }
  *   manifests  manifest id → bytes     the binary manifest (see manifest.ts)
- *   objects    manifest id → JSON      { size, chunkCount, hashes, refs, createdAt }
+ *   objects    manifest id → JSON      { size, chunkCount, hashes, stores, createdAt }
  *   images     image id → record       the image records of the API (see image-records.ts)
  *   image_by_K [value, image id] → ""  one sort index per sortable image attribute K
  *
- * Reference counts: a chunk's `refs` is the number of manifests in `manifests` that list it
- * (once per manifest, however often it repeats); an object's `refs` is the number of holders
- * (ingests not yet released). Everything an ingest commits is one write transaction, so a
- * reader sees all of it or none of it. Reads are synchronous (LMDB reads are memory-mapped).
+ * Chunks and packs are per store S (store-index.ts): each store holds its own copy of the
+ * chunks its objects need. Manifests and objects are not: an object is the same whichever
+ * stores hold it, and its record says which (`stores`: holders by store name).
+ *
+ * Reference counts: a chunk's `refs` in store S is the number of manifests present in S that
+ * list it (once per manifest, however often it repeats); an object's holders in S are the
+ * ingests and copies into S not yet released. Everything a commit writes is one write
+ * transaction, so a reader sees all of it or none of it. Reads are synchronous (LMDB reads are
+ * memory-mapped).
  */
 import { type Database, open, type RootDatabase } from "lmdb";
 import { ChunkVanishedError } from "../errors.js";
 import type { ChunkLocation } from "../store/pack-writer.js";
 import { IMAGE_SORT_KEYS, type ImageRecord, type ImageSortKey } from "./image-records.js";
 import { decodeManifest, distinctChunkIds } from "./manifest.js";
+import { decodeChunkRecord, encodeChunkRecord, type PackRecord, StoreIndex } from "./store-index.js";
 
-export interface ChunkRecord extends ChunkLocation {
-  refs: number;
-}
-
-export interface PackRecord {
-  size: number;
-  chunks: number;
-  createdAt: string;
-}
+export { type ChunkRecord, decodeChunkRecord, encodeChunkRecord, type PackRecord } from "./store-index.js";
 
 export interface ObjectRecord {
   size: number;
   chunkCount: number;
   hashes: Record<string, string>;
-  refs: number;
+  /** Holders by store name; a store is listed while it holds the object's chunks for someone. */
+  stores: Record<string, number>;
   createdAt: string;
 }
 
-/** What one ingest commits. */
-export interface IngestCommit {
-  manifestId: Buffer;
-  manifest: Buffer;
-  object: Omit<ObjectRecord, "refs" | "createdAt">;
-  /** Chunks this ingest wrote, by hex id. */
+/** What a commit adds to a store: the chunks written there and the packs they went into. */
+export interface StoreWrite {
+  /** Chunks written, by hex id. */
   written: Map<string, ChunkLocation>;
   packs: { id: Buffer; size: number; chunks: number }[];
   /**
@@ -54,34 +50,27 @@ export interface IngestCommit {
   alsoInTransaction?: () => void;
 }
 
-const CHUNK_RECORD_BYTES = 32;
-
-export function encodeChunkRecord(r: ChunkRecord): Buffer {
-  const b = Buffer.allocUnsafe(CHUNK_RECORD_BYTES);
-  r.pack.copy(b, 0);
-  b.writeUInt32LE(r.offset, 16);
-  b.writeUInt32LE(r.length, 20);
-  b.writeUInt32LE(r.flags, 24);
-  b.writeUInt32LE(r.refs, 28);
-  return b;
+/** What one ingest commits. */
+export interface IngestCommit extends StoreWrite {
+  manifestId: Buffer;
+  manifest: Buffer;
+  object: Omit<ObjectRecord, "stores" | "createdAt">;
 }
 
-export function decodeChunkRecord(b: Buffer): ChunkRecord {
-  return {
-    pack: Buffer.from(b.subarray(0, 16)),
-    offset: b.readUInt32LE(16),
-    length: b.readUInt32LE(20),
-    flags: b.readUInt32LE(24),
-    refs: b.readUInt32LE(28),
-  };
+/** Version of the catalog's layout: 2 since stores are named (upgradeLayout). */
+const LAYOUT = 2;
+
+/** All holders of an object, over every store. */
+export function holders(obj: ObjectRecord): number {
+  let n = 0;
+  for (const k in obj.stores) n += obj.stores[k] as number;
+  return n;
 }
 
 export class Catalog {
   private constructor(
     private readonly root: RootDatabase,
     readonly meta: Database<unknown, string>,
-    readonly chunks: Database<Buffer, Buffer>,
-    readonly packs: Database<PackRecord, Buffer>,
     readonly manifests: Database<Buffer, Buffer>,
     readonly objects: Database<ObjectRecord, Buffer>,
     readonly images: Database<ImageRecord, string>,
@@ -90,15 +79,13 @@ export class Catalog {
 
   /** Opens (creating if needed) the catalog in directory `path`. */
   static open(path: string, options: { durable?: boolean } = {}): Catalog {
-    const root = open({ path, maxDbs: 32, noSync: options.durable === false });
+    const root = open({ path, maxDbs: 256, noSync: options.durable === false });
     const bin = { keyEncoding: "binary", encoding: "binary" } as const;
     const indexes = {} as Record<ImageSortKey, Database<Buffer, (string | number | boolean)[]>>;
     for (const k of IMAGE_SORT_KEYS) indexes[k] = root.openDB({ name: `image_by_${k}`, encoding: "binary" });
     return new Catalog(
       root,
       root.openDB({ name: "meta", encoding: "json" }),
-      root.openDB<Buffer, Buffer>({ name: "chunks", ...bin }),
-      root.openDB<PackRecord, Buffer>({ name: "packs", keyEncoding: "binary", encoding: "json" }),
       root.openDB<Buffer, Buffer>({ name: "manifests", ...bin }),
       root.openDB<ObjectRecord, Buffer>({ name: "objects", keyEncoding: "binary", encoding: "json" }),
       root.openDB<ImageRecord, string>({ name: "images", encoding: "msgpack" }),
@@ -106,13 +93,28 @@ export class Catalog {
     );
   }
 
-  getChunk(id: Uint8Array): ChunkRecord | undefined {
-    const b = this.chunks.get(Buffer.from(id.buffer, id.byteOffset, id.byteLength));
-    return b ? decodeChunkRecord(b) : undefined;
-  }
+  private readonly storeIndexes = new Map<string, StoreIndex>();
 
-  hasChunk(id: Uint8Array): boolean {
-    return this.chunks.doesExist(Buffer.from(id.buffer, id.byteOffset, id.byteLength));
+  /** The chunk and pack index of the store named `name` (opened, or created, on first use). */
+  store(name: string): StoreIndex {
+    let s = this.storeIndexes.get(name);
+    if (!s) {
+      s = new StoreIndex(
+        name,
+        this.root.openDB<Buffer, Buffer>({
+          name: `chunks@${name}`,
+          keyEncoding: "binary",
+          encoding: "binary",
+        }),
+        this.root.openDB<PackRecord, Buffer>({
+          name: `packs@${name}`,
+          keyEncoding: "binary",
+          encoding: "json",
+        }),
+      );
+      this.storeIndexes.set(name, s);
+    }
+    return s;
   }
 
   getManifest(id: Buffer): Buffer | undefined {
@@ -124,75 +126,147 @@ export class Catalog {
   }
 
   /**
-   * The commit point of an ingest: in one transaction, add a holder to the object if its
-   * manifest is already known; otherwise record the manifest, the object, the new packs and
-   * chunk locations, and add one reference to every distinct chunk it lists. A chunk that is
-   * neither in the index nor written by this ingest was collected meanwhile: the whole
-   * transaction aborts with ChunkVanishedError.
-   * Resolves when the transaction is durable; returns whether the manifest was new.
+   * The commit point of an ingest into store `store`: in one transaction, record the manifest
+   * and object if they are new, then add a holder in that store (holdInStore). Resolves when
+   * the transaction is durable; returns whether the manifest was new.
    */
-  async commitIngest(c: IngestCommit): Promise<{ created: boolean }> {
+  async commitIngest(store: string, c: IngestCommit): Promise<{ created: boolean }> {
     const now = new Date().toISOString();
     return this.root.transaction(() => {
       const existing = this.objects.get(c.manifestId);
       if (existing) {
-        const hashes = { ...c.object.hashes, ...existing.hashes };
-        this.objects.putSync(c.manifestId, { ...existing, hashes, refs: existing.refs + 1 });
-        c.alsoInTransaction?.();
-        return { created: false };
+        // A second upload may carry digests the first did not compute.
+        this.objects.putSync(c.manifestId, {
+          ...existing,
+          hashes: { ...c.object.hashes, ...existing.hashes },
+        });
+      } else {
+        this.manifests.putSync(c.manifestId, c.manifest);
+        this.objects.putSync(c.manifestId, { ...c.object, stores: {}, createdAt: now });
       }
-      for (const p of c.packs) {
-        this.packs.putSync(p.id, { size: p.size, chunks: p.chunks, createdAt: now });
-      }
-      for (const [hex, id] of distinctChunkIds(decodeManifest(c.manifest))) {
-        const cur = this.chunks.get(id);
-        if (cur) {
-          const rec = decodeChunkRecord(cur);
-          rec.refs++;
-          this.chunks.putSync(id, encodeChunkRecord(rec));
-          continue;
-        }
-        const loc = c.written.get(hex);
-        if (!loc) throw new ChunkVanishedError(hex);
-        this.chunks.putSync(id, encodeChunkRecord({ ...loc, refs: 1 }));
-      }
-      this.manifests.putSync(c.manifestId, c.manifest);
-      this.objects.putSync(c.manifestId, { ...c.object, refs: 1, createdAt: now });
+      this.holdInStore(store, c.manifestId, c);
       c.alsoInTransaction?.();
-      return { created: true };
+      return { created: !existing };
     });
   }
 
   /**
-   * Drops one holder of an object. When the last goes, the manifest and object are removed
-   * and each chunk loses the manifest's reference; chunks reaching zero stay indexed (and
-   * stored) until garbage collection. Returns whether the manifest was removed.
+   * The commit point of a copy of a known object into store `store`: its chunks written there
+   * are indexed and it gains a holder there (holdInStore).
    */
-  async releaseObject(manifestId: Buffer): Promise<{ removed: boolean }> {
-    return this.root.transaction(() => this.releaseObjectInTransaction(manifestId));
+  async commitCopy(store: string, manifestId: Buffer, c: StoreWrite): Promise<void> {
+    await this.root.transaction(() => {
+      this.holdInStore(store, manifestId, c);
+      c.alsoInTransaction?.();
+    });
+  }
+
+  /**
+   * Inside a transaction: records the packs and chunk locations written to `store`, and adds a
+   * holder of the object there. The first holder in a store adds a reference in that store to
+   * every distinct chunk the manifest lists; a chunk neither indexed in the store nor written
+   * by this commit was collected meanwhile, and the whole transaction aborts with
+   * ChunkVanishedError.
+   */
+  private holdInStore(store: string, manifestId: Buffer, c: StoreWrite): void {
+    const idx = this.store(store);
+    const obj = this.objects.get(manifestId);
+    const manifest = this.manifests.get(manifestId);
+    if (!obj || !manifest) throw new ChunkVanishedError(`manifest ${manifestId.toString("hex")}`);
+    const now = new Date().toISOString();
+    for (const p of c.packs) idx.packs.putSync(p.id, { size: p.size, chunks: p.chunks, createdAt: now });
+    const held = obj.stores[store] ?? 0;
+    // Held there already: the chunks are referenced, and whatever this commit wrote
+    // duplicates indexed ones (garbage for GC).
+    if (held === 0) {
+      for (const [hex, id] of distinctChunkIds(decodeManifest(manifest))) {
+        const cur = idx.chunks.get(id);
+        if (cur) {
+          const rec = decodeChunkRecord(cur);
+          rec.refs++;
+          idx.chunks.putSync(id, encodeChunkRecord(rec));
+          continue;
+        }
+        const loc = c.written.get(hex);
+        if (!loc) throw new ChunkVanishedError(hex);
+        idx.chunks.putSync(id, encodeChunkRecord({ ...loc, refs: 1 }));
+      }
+    }
+    this.objects.putSync(manifestId, { ...obj, stores: { ...obj.stores, [store]: held + 1 } });
+  }
+
+  /**
+   * Drops one holder of an object in `store`. When the store's last goes, each chunk there
+   * loses the manifest's reference (chunks reaching zero stay indexed, and stored, until
+   * garbage collection); when no store holds it any more, the manifest and object are removed.
+   * Returns whether the manifest was removed.
+   */
+  async releaseObject(store: string, manifestId: Buffer): Promise<{ removed: boolean }> {
+    return this.root.transaction(() => this.releaseObjectInTransaction(store, manifestId));
   }
 
   /** releaseObject's body, for callers that release as part of a larger transaction. */
-  releaseObjectInTransaction(manifestId: Buffer): { removed: boolean } {
+  releaseObjectInTransaction(store: string, manifestId: Buffer): { removed: boolean } {
     const obj = this.objects.get(manifestId);
-    if (!obj) return { removed: false };
-    if (obj.refs > 1) {
-      this.objects.putSync(manifestId, { ...obj, refs: obj.refs - 1 });
-      return { removed: false };
-    }
-    const manifest = this.manifests.get(manifestId);
-    if (manifest) {
-      for (const id of distinctChunkIds(decodeManifest(manifest)).values()) {
-        const cur = this.chunks.get(id);
-        if (!cur) continue;
-        const rec = decodeChunkRecord(cur);
-        rec.refs = Math.max(0, rec.refs - 1);
-        this.chunks.putSync(id, encodeChunkRecord(rec));
+    const held = obj?.stores[store] ?? 0;
+    if (!obj || held === 0) return { removed: false };
+    const stores = { ...obj.stores, [store]: held - 1 };
+    if (held === 1) {
+      delete stores[store];
+      const manifest = this.manifests.get(manifestId);
+      const idx = this.store(store);
+      if (manifest) {
+        for (const id of distinctChunkIds(decodeManifest(manifest)).values()) {
+          const cur = idx.chunks.get(id);
+          if (!cur) continue;
+          const rec = decodeChunkRecord(cur);
+          rec.refs = Math.max(0, rec.refs - 1);
+          idx.chunks.putSync(id, encodeChunkRecord(rec));
+        }
       }
+    }
+    if (Object.keys(stores).length > 0) {
+      this.objects.putSync(manifestId, { ...obj, stores });
+      return { removed: false };
     }
     this.manifests.removeSync(manifestId);
     this.objects.removeSync(manifestId);
     return { removed: true };
+  }
+
+  /**
+   * Catalogs written before stores had names kept one chunk and pack index, plain holder
+   * counts and no image stores: all of it becomes store `name`'s. Once, in one transaction.
+   */
+  async upgradeLayout(name: string): Promise<void> {
+    if (this.meta.get("layout") === LAYOUT) return;
+    if (this.meta.get("format") === undefined) {
+      await this.meta.put("layout", LAYOUT); // a new catalog
+      return;
+    }
+    const bin = { keyEncoding: "binary", encoding: "binary" } as const;
+    const oldChunks = this.root.openDB<Buffer, Buffer>({ name: "chunks", ...bin });
+    const oldPacks = this.root.openDB<PackRecord, Buffer>({
+      name: "packs",
+      keyEncoding: "binary",
+      encoding: "json",
+    });
+    const idx = this.store(name);
+    await this.root.transaction(() => {
+      for (const { key, value } of oldChunks.getRange()) idx.chunks.putSync(key, value);
+      for (const { key, value } of oldPacks.getRange()) idx.packs.putSync(key, value);
+      oldChunks.clearSync();
+      oldPacks.clearSync();
+      for (const { key, value } of [...this.objects.getRange()]) {
+        const { refs, ...rest } = value as ObjectRecord & { refs?: number };
+        if (refs !== undefined)
+          this.objects.putSync(key, { ...rest, stores: refs > 0 ? { [name]: refs } : {} });
+      }
+      for (const { key, value } of [...this.images.getRange()]) {
+        if (!value.stores) this.images.putSync(key, { ...value, stores: value.object ? [name] : [] });
+      }
+      this.meta.putSync("layout", LAYOUT);
+    });
   }
 
   async close(): Promise<void> {

@@ -63,6 +63,8 @@ export interface ImageRecord {
   properties: Record<string, string>;
   /** Hex manifest id of the image's data in the engine, once uploaded. */
   object: string | null;
+  /** The stores holding the image's data (each holds the object once for this image). */
+  stores: string[];
 }
 
 export type IndexValue = string | number | boolean;

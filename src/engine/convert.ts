@@ -48,6 +48,8 @@ export interface ConvertOptions {
   scratchDir?: string;
   /** Refuse a result larger than this many bytes. */
   maxBytes?: number;
+  /** The store the result goes to (default: the default store). */
+  store?: string;
   /** Runs inside the commit of the result, with its inspection; throwing commits nothing. */
   inCommit?: (object: CommittedObject, inspection: Inspection) => void;
 }
@@ -84,6 +86,7 @@ export async function convertObject(
     let inspection: Inspection | undefined;
     const object = await engine.ingest(out.pieces, {
       ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}),
+      ...(o.store !== undefined ? { store: o.store } : {}),
       inCommit: (obj) => {
         inspection = out.result();
         if (inspection.violations.length > 0) throw new FormatRejectedError(inspection.violations);

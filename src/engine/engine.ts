@@ -1,14 +1,14 @@
 /**
- * The engine: a library that ingests byte streams into the content-addressed store and reads
- * them back, with no HTTP anywhere. `Engine.open` wires a catalog and an object backend
- * together and checks that the store's format matches this process's.
+ * The engine: a library that ingests byte streams into the content-addressed stores and reads
+ * them back, with no HTTP anywhere. `Engine.open` wires a catalog and one or more named
+ * object stores together and checks that every store's format matches this process's.
  */
 
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Catalog } from "../catalog/catalog.js";
 import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../chunker/params.js";
-import { NotFoundError } from "../errors.js";
+import { NotFoundError, UnknownStoreError } from "../errors.js";
 import { ChunkVerifier } from "../hash/chunk-verifier.js";
 import { HasherPool } from "../hash/whole-image-hasher.js";
 import type { ObjectBackend } from "../store/backend.js";
@@ -16,11 +16,15 @@ import { BufferPool } from "../store/buffer-pool.js";
 import { ChunkCodec } from "../store/chunk-codec.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
 import { openBackend, type StoreConfig, storeEngineDefaults } from "../store/open-store.js";
+import { type CopyOptions, type CopyResult, copyObject } from "./copy.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
 import { type RebuildResult, rebuildIndex } from "./rebuild-index.js";
 import { assertSameFormat, makeStoreFormat, type StoreFormat } from "./store-format.js";
+import { openStores, type Store, type StoreSetup } from "./stores.js";
+
+export type { Store, StoreSetup } from "./stores.js";
 
 export interface EngineOptions {
   /** Chunker parameters. Omitted: the store's own (or the defaults for a new store). */
@@ -30,7 +34,10 @@ export interface EngineOptions {
    * names. Default md5 and sha512.
    */
   hashAlgorithms?: string[];
-  /** Target pack size in bytes (default 16 MiB; docs/benchmarks.md has the measurement). */
+  /**
+   * Target pack size in bytes (default 16 MiB; docs/benchmarks.md has the measurement). This
+   * and compression and readAheadBytes apply to every store that does not set its own.
+   */
   packSize?: number;
   /** Verify every chunk's BLAKE3 id on read (default true; on a worker thread). */
   verifyOnRead?: boolean;
@@ -43,45 +50,49 @@ export interface EngineOptions {
    * as they are ("none"). Either way a store reads both kinds: the choice is per chunk.
    */
   compression?: "zstd" | "none";
+  /** The store ingests go to unless told otherwise (default: the first). */
+  defaultStore?: string;
+  /**
+   * The stores reads try, in order, for each chunk (default: the default store, then the
+   * others in the order given). Stores left out are tried last.
+   */
+  readOrder?: string[];
 }
+
+/** The name of the one store of an engine opened on a bare backend. */
+export const DEFAULT_STORE_NAME = "local";
 
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 
 export class Engine {
   readonly hashers: HasherPool;
   readonly hashAlgorithms: string[];
-  readonly packSize: number;
   readonly verifyOnRead: boolean;
+  /** Bytes one read keeps in flight: the most any of its stores asks for. */
   readonly readAheadBytes: number;
   readonly readSegmentBytes: number;
-  readonly packBuffers: BufferPool;
   readonly readBuffers: BufferPool;
   readonly verifier = new ChunkVerifier();
   readonly codec = new ChunkCodec();
-  readonly compression: boolean;
   readonly manifests = new ManifestCache();
+  /** The stores by name, in read order (the order reads try them for each chunk). */
+  readonly stores: ReadonlyMap<string, Store>;
+  readonly defaultStore: Store;
 
   private constructor(
     readonly catalog: Catalog,
-    readonly backend: ObjectBackend,
+    stores: Store[],
+    defaultStore: Store,
     readonly format: StoreFormat,
     options: EngineOptions,
   ) {
+    this.stores = new Map(stores.map((s) => [s.name, s]));
+    this.defaultStore = defaultStore;
     this.hashAlgorithms = options.hashAlgorithms ?? ["md5", "sha512"];
     this.hashers = new HasherPool(this.hashAlgorithms);
-    this.packSize = options.packSize ?? DEFAULT_PACK_SIZE;
     this.verifyOnRead = options.verifyOnRead ?? true;
-    this.compression = options.compression === "zstd";
-    this.readAheadBytes = options.readAheadBytes ?? 8 * 1024 * 1024;
+    this.readAheadBytes = Math.max(...stores.map((s) => s.readAheadBytes));
     this.readSegmentBytes = options.readSegmentBytes ?? 4 * 1024 * 1024;
-    if (this.packSize < 1024 * 1024 || this.packSize > 1024 * 1024 * 1024) {
-      throw new RangeError("packSize must be between 1 MiB and 1 GiB");
-    }
-    if (this.packSize < 2 * format.chunker.max) {
-      throw new RangeError("packSize must hold at least two chunks of the maximum size");
-    }
-    // Enough idle buffers for one ingest's open pack plus the ones being written.
-    this.packBuffers = new BufferPool(this.packSize, 3);
     // A download's read-ahead plus the pieces its socket still holds.
     // Plain (not WebAssembly) memory: it is transferred to the verifier workers and back.
     this.readBuffers = new BufferPool(
@@ -91,25 +102,51 @@ export class Engine {
     );
   }
 
+  /** The store named `name` (default: the default store), or UnknownStoreError. */
+  store(name?: string): Store {
+    if (name === undefined) return this.defaultStore;
+    const s = this.stores.get(name);
+    if (!s) throw new UnknownStoreError(name);
+    return s;
+  }
+
   get chunkerParams(): ChunkerParams {
     const { min, avg, max } = this.format.chunker;
     return { min, avg, max };
   }
 
   /**
-   * Opens a store: the catalog in `catalogDir` and the objects on `backend`. A new store
-   * records its format; an existing one must match the requested chunker parameters.
+   * Opens the catalog in `catalogDir` and the stores: one bare backend (a store named
+   * "local") or several named ones. A new store records its format; an existing one must match
+   * the catalog's and the requested chunker parameters.
    */
   static async open(
     catalogDir: string,
-    backend: ObjectBackend,
+    stores: ObjectBackend | Record<string, StoreSetup>,
     options: EngineOptions = {},
   ): Promise<Engine> {
+    const setups: Record<string, StoreSetup> = isBackend(stores)
+      ? { [DEFAULT_STORE_NAME]: { backend: stores } }
+      : stores;
     await mkdir(catalogDir, { recursive: true });
     const catalog = Catalog.open(catalogDir);
     try {
-      const format = await settleFormat(catalog, backend, options.chunker);
-      return new Engine(catalog, backend, format, options);
+      let chunker = options.chunker;
+      let format: StoreFormat | undefined;
+      for (const s of Object.values(setups)) {
+        format = await settleFormat(catalog, s.backend, chunker);
+        chunker = format.chunker;
+      }
+      if (!format) throw new RangeError("an engine needs at least one store");
+      const { list, defaultStore } = openStores(catalog, setups, format, {
+        defaultStore: options.defaultStore,
+        readOrder: options.readOrder,
+        packSize: options.packSize ?? DEFAULT_PACK_SIZE,
+        compression: options.compression ?? "none",
+        readAheadBytes: options.readAheadBytes ?? 8 * 1024 * 1024,
+      });
+      await catalog.upgradeLayout(defaultStore.name);
+      return new Engine(catalog, list, defaultStore, format, options);
     } catch (e) {
       await catalog.close();
       throw e;
@@ -117,36 +154,47 @@ export class Engine {
   }
 
   /**
-   * A store under a data directory: the catalog in DIR/catalog, the objects on `store` (the
-   * embedded default: the filesystem under DIR/objects).
+   * The stores of a data directory: the catalog in DIR/catalog, the objects on `stores` (the
+   * embedded default: one filesystem store, "local", under DIR/objects). `store` is shorthand
+   * for `stores: {local: store}`. The engine options given apply to every store over its own
+   * configuration.
    */
   static async openDir(
     dataDir: string,
-    options: EngineOptions & { durable?: boolean; store?: StoreConfig } = {},
+    options: EngineOptions & {
+      durable?: boolean;
+      store?: StoreConfig;
+      stores?: Record<string, StoreConfig>;
+    } = {},
   ): Promise<Engine> {
-    const store = options.store ?? { type: "filesystem" };
-    const backend = await openBackend(store, dataDir, options.durable ?? true);
+    const configs = options.stores ?? { [DEFAULT_STORE_NAME]: options.store ?? { type: "filesystem" } };
+    const setups: Record<string, StoreSetup> = {};
+    const { packSize, compression, readAheadBytes } = options;
+    const overrides = Object.fromEntries(
+      Object.entries({ packSize, compression, readAheadBytes }).filter(([, v]) => v !== undefined),
+    );
     try {
-      return await Engine.open(join(dataDir, "catalog"), backend, {
-        ...storeEngineDefaults(store),
-        ...options,
-      });
+      for (const [name, cfg] of Object.entries(configs)) {
+        const backend = await openBackend(cfg, dataDir, options.durable ?? true, { name });
+        setups[name] = { backend, config: cfg, ...storeEngineDefaults(cfg), ...overrides };
+      }
+      return await Engine.open(join(dataDir, "catalog"), setups, options);
     } catch (e) {
-      await backend.close();
+      for (const s of Object.values(setups)) await s.backend.close();
       throw e;
     }
   }
 
   private activeIngests = 0;
 
-  /** Ingests a byte stream; see ingest.ts. */
+  /** Ingests a byte stream (into the default store unless options.store says); see ingest.ts. */
   async ingest(source: AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
     this.activeIngests++;
     try {
       return await ingest(this, source, options);
     } finally {
       // An idle engine should not hold a few packs' worth of buffers.
-      if (--this.activeIngests === 0) this.packBuffers.clear();
+      if (--this.activeIngests === 0) for (const s of this.stores.values()) s.packBuffers.clear();
     }
   }
 
@@ -170,14 +218,22 @@ export class Engine {
     return rec;
   }
 
-  /** Drops one holder of an object; its chunks become collectable when none is left. */
-  release(manifestId: Buffer | string): Promise<{ removed: boolean }> {
-    return this.catalog.releaseObject(toId(manifestId));
+  /**
+   * Drops one holder of an object in a store (default: the default store); its chunks there
+   * become collectable when none is left.
+   */
+  release(manifestId: Buffer | string, store?: string): Promise<{ removed: boolean }> {
+    return this.catalog.releaseObject(this.store(store).name, toId(manifestId));
   }
 
-  /** Rebuilds the chunk index from the packs alone; see rebuild-index.ts. */
-  rebuildIndex(): Promise<RebuildResult> {
-    return rebuildIndex(this);
+  /** Copies an object into store `to`, moving only the chunks it lacks; see copy.ts. */
+  copy(manifestId: Buffer | string, to: string, options: CopyOptions = {}): Promise<CopyResult> {
+    return copyObject(this, toId(manifestId), this.store(to), options);
+  }
+
+  /** Rebuilds a store's chunk index (default store's) from its packs alone; see rebuild-index.ts. */
+  rebuildIndex(store?: string): Promise<RebuildResult> {
+    return rebuildIndex(this, this.store(store));
   }
 
   async close(): Promise<void> {
@@ -185,8 +241,12 @@ export class Engine {
     await this.verifier.close();
     await this.codec.close();
     await this.catalog.close();
-    await this.backend.close();
+    for (const s of this.stores.values()) await s.backend.close();
   }
+}
+
+function isBackend(x: ObjectBackend | Record<string, StoreSetup>): x is ObjectBackend {
+  return typeof (x as ObjectBackend).put === "function";
 }
 
 export function toId(id: Buffer | string): Buffer {

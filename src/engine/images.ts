@@ -154,6 +154,7 @@ export class ImageService {
       tags: [...new Set(fields.tags ?? [])],
       properties: { ...fields.properties },
       object: null,
+      stores: [],
     };
     const cat = this.engine.catalog;
     await cat.transaction(() => {
@@ -180,12 +181,14 @@ export class ImageService {
   }
 
   /**
-   * Streams `source` in as the image's data. The image must be queued with its formats set;
-   * it is `saving` while the bytes flow and `active` in the same transaction that commits
-   * them. On any failure (the source erroring, the size cap, a crash) it is queued again.
+   * Streams `source` in as the image's data, into `store` (default: the default store). The
+   * image must be queued with its formats set; it is `saving` while the bytes flow and
+   * `active` in the same transaction that commits them. On any failure (the source erroring,
+   * the size cap, a crash) it is queued again.
    */
-  async upload(id: string, source: AsyncIterable<Uint8Array>): Promise<ImageRecord> {
+  async upload(id: string, source: AsyncIterable<Uint8Array>, store?: string): Promise<ImageRecord> {
     const cat = this.engine.catalog;
+    const into = this.engine.store(store).name;
     const started = await this.update(id, (rec) => {
       if (rec.status !== "queued") {
         throw new ConflictError(`Image status transition from ${rec.status} to saving is not allowed`);
@@ -209,12 +212,17 @@ export class ImageService {
     try {
       await this.engine.ingest(inspected?.pieces ?? source, {
         maxBytes: this.sizeCap,
+        store: into,
         inCommit: (obj) => {
           const rec = getImage(cat, id);
           if (!isOurs(rec)) throw new GoneError(`Image ${id} was deleted during the upload.`);
           const verdict = inspected?.result();
           if (verdict && verdict.violations.length > 0) throw new FormatRejectedError(verdict.violations);
-          committed = { ...this.withData(rec, obj, verdict?.detection.virtualSize), status: "active" };
+          committed = {
+            ...this.withData(rec, obj, verdict?.detection.virtualSize),
+            status: "active",
+            stores: [into],
+          };
           putImage(cat, committed, rec);
         },
       });
@@ -232,7 +240,8 @@ export class ImageService {
    * Converts an active image's data to another disk format with qemu-img (engine/convert.ts):
    * the image stays active on its old data meanwhile, then takes the new data, disk_format,
    * sizes and checksums in the one transaction that commits them, and its old data is
-   * released. The step Glance's image_conversion import plugin performs.
+   * released. The step Glance's image_conversion import plugin performs. The result is in the
+   * image's first store only (copies to its others are for the caller to make again).
    */
   async convert(id: string, to: string, options: { limits?: ConversionLimits; scratchDir?: string } = {}) {
     const cat = this.engine.catalog;
@@ -242,20 +251,23 @@ export class ImageService {
     }
     if (rec.disk_format === to) return rec;
     let committed: ImageRecord | undefined;
+    const store = rec.stores[0] ?? this.engine.defaultStore.name;
     await convertObject(this.engine, rec.object, {
       from: rec.disk_format as string,
       to,
       policy: this.formats,
       maxBytes: this.sizeCap,
+      store,
       ...options,
       inCommit: (obj, inspection) => {
         const now = getImage(cat, id);
         if (now?.created_at !== rec.created_at || now.object !== rec.object || now.status !== "active") {
           throw new ConflictError(`Image ${id} changed during its conversion`);
         }
-        committed = { ...this.withData(now, obj, inspection.detection.virtualSize), disk_format: to };
+        const data = this.withData(now, obj, inspection.detection.virtualSize);
+        committed = { ...data, disk_format: to, stores: [store] };
         putImage(cat, committed, now);
-        cat.releaseObjectInTransaction(Buffer.from(rec.object as string, "hex"));
+        this.releaseData(now);
       },
     });
     return committed as ImageRecord;
@@ -297,7 +309,73 @@ export class ImageService {
       if (!rec) throw new ImageNotFoundError(id, `Failed to find image ${id} to delete`);
       if (rec.protected) throw new ForbiddenError(`Image ${id} is protected and cannot be deleted.`);
       removeImage(cat, rec);
-      if (rec.object) cat.releaseObjectInTransaction(Buffer.from(rec.object, "hex"));
+      this.releaseData(rec);
+    });
+  }
+
+  /** Inside a transaction: drops the image's hold on its data in every store it is in. */
+  private releaseData(rec: ImageRecord): void {
+    if (!rec.object) return;
+    const id = Buffer.from(rec.object, "hex");
+    for (const s of rec.stores) this.engine.catalog.releaseObjectInTransaction(s, id);
+  }
+
+  /**
+   * Copies an active image's data into `store`, moving only the chunks that store lacks
+   * (engine copy); the image lists the store once the copy commits. Already there: no-op.
+   */
+  async copyToStore(id: string, store: string): Promise<ImageRecord> {
+    const cat = this.engine.catalog;
+    const to = this.engine.store(store).name;
+    const rec = this.get(id);
+    if (rec.status !== "active" || !rec.object) {
+      throw new ConflictError(`Image ${id} is ${rec.status}; only active images can be copied`);
+    }
+    if (rec.stores.includes(to)) return rec;
+    let committed: ImageRecord | undefined;
+    await this.engine.copy(rec.object, to, {
+      inCommit: () => {
+        const now = getImage(cat, id);
+        if (now?.created_at !== rec.created_at || now.object !== rec.object || now.stores.includes(to)) {
+          throw new ConflictError(`Image ${id} changed during its copy to ${to}`);
+        }
+        committed = { ...now, stores: [...now.stores, to], updated_at: this.now() };
+        putImage(cat, committed, now);
+      },
+    });
+    return committed as ImageRecord;
+  }
+
+  /**
+   * Removes an image's data from one store, as Glance's DELETE /v2/stores/{store}/{image}:
+   * only for an active image, never its last copy (403, Glance's words), and 404 for a store
+   * it is not in.
+   */
+  async removeFromStore(id: string, store: string): Promise<ImageRecord> {
+    const cat = this.engine.catalog;
+    return cat.transaction(() => {
+      const rec = getImage(cat, id);
+      if (!rec) throw new ImageNotFoundError(id);
+      if (rec.status !== "active") {
+        throw new ConflictError(
+          "It's not allowed to remove image data from store if image status is not 'active'",
+        );
+      }
+      if (rec.stores.length <= 1) {
+        throw new ForbiddenError(
+          "Cannot delete image data from the only store containing it. Consider deleting the image instead.",
+        );
+      }
+      if (!rec.stores.includes(store)) {
+        throw new ImageNotFoundError(
+          id,
+          "The image cannot be deleted because it does not exist in the requested store.",
+        );
+      }
+      const next = { ...rec, stores: rec.stores.filter((s) => s !== store), updated_at: this.now() };
+      putImage(cat, next, rec);
+      cat.releaseObjectInTransaction(store, Buffer.from(rec.object as string, "hex"));
+      return next;
     });
   }
 

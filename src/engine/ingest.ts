@@ -1,7 +1,7 @@
 /**
  * Ingest: one pass over a byte stream that hashes it whole (on worker threads), cuts it into
- * chunks, names each by BLAKE3, appends only the chunks the store lacks to new packs, and
- * then commits everything to the catalog in one transaction.
+ * chunks, names each by BLAKE3, appends only the chunks the store lacks to new packs (in the
+ * store it is writing to), and then commits everything to the catalog in one transaction.
  *
  * Write order (docs/format.md): packs durable → manifest object durable → catalog commit.
  * Until the commit nothing is visible; if anything fails or the process dies before it, the
@@ -54,6 +54,8 @@ export interface IngestOptions {
   inCommit?: (object: CommittedObject) => void;
   /** Refuse a stream longer than this many bytes (TooLargeError), before storing the excess. */
   maxBytes?: number;
+  /** The store to write to (default: the engine's default store). */
+  store?: string;
 }
 
 const MAX_SLICE = 1024 * 1024;
@@ -66,10 +68,11 @@ export async function ingest(
   options: IngestOptions = {},
 ): Promise<IngestResult> {
   const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+  const store = engine.store(options.store);
   let total = 0;
   const hasher = engine.hashers.acquire();
   const chunker = new Chunker(engine.chunkerParams);
-  const packs = new PackWriter(engine.backend, { packSize: engine.packSize, buffers: engine.packBuffers });
+  const packs = new PackWriter(store.backend, { packSize: store.packSize, buffers: store.packBuffers });
   const manifest = new ManifestBuilder();
   const written = new Map<string, ChunkLocation>();
   const stats = { zeroChunks: 0, zeroBytes: 0, bytesNew: 0, bytesStored: 0, bytesDeduplicated: 0 };
@@ -91,12 +94,12 @@ export async function ingest(
     const id = chunkId(chunk);
     manifest.add(id, chunk.length);
     const hex = id.toString("hex");
-    if (written.has(hex) || pendingIds.has(hex) || engine.catalog.hasChunk(id)) {
+    if (written.has(hex) || pendingIds.has(hex) || store.index.hasChunk(id)) {
       stats.bytesDeduplicated += chunk.length;
       return;
     }
     stats.bytesNew += chunk.length;
-    if (!engine.compression || !looksCompressible(chunk)) {
+    if (!store.compression || !looksCompressible(chunk)) {
       written.set(hex, packs.add(id, chunk));
       stats.bytesStored += chunk.length;
       return;
@@ -149,10 +152,11 @@ export async function ingest(
     const { id, bytes } = manifest.finish();
     const hex = id.toString("hex");
     const object = { size: manifest.size, chunkCount: manifest.count, hashes };
-    if (!engine.catalog.getObject(id)) {
-      await engine.backend.put(manifestName(id.toString("hex")), encodeManifestObject(bytes, object));
+    // Each store carries the manifests of the objects it holds, to rebuild its index from.
+    if (!(engine.catalog.getObject(id)?.stores[store.name] ?? 0)) {
+      await store.backend.put(manifestName(hex), encodeManifestObject(bytes, object));
     }
-    const { created } = await engine.catalog.commitIngest({
+    const { created } = await engine.catalog.commitIngest(store.name, {
       manifestId: id,
       manifest: bytes,
       object,

@@ -1,19 +1,21 @@
 /**
  * Read: an object's bytes, or a range of them, as a stream of Buffers.
  *
- * The manifest gives each chunk's place in the object; the chunk index gives its place in a
- * pack. Chunks adjacent in the same pack are fetched with one ranged read (up to readSegmentBytes), and
+ * The manifest gives each chunk's place in the object; the chunk indexes give its place in a
+ * pack of the first store, in the engine's read order, that holds it. Chunks adjacent in the same pack are fetched with one ranged read (up to readSegmentBytes), and
  * reads are issued ahead of the consumer up to `readAheadBytes`, so a download keeps the
  * backend busy without holding more than that in memory. Every chunk is checked against its
  * BLAKE3 id before it is handed out (unless verifyOnRead is off). All-zero chunks are
  * synthesized.
  */
 import { chunkIdOf, decodeManifest, type Manifest } from "../catalog/manifest.js";
+import type { ChunkRecord } from "../catalog/store-index.js";
 import { CorruptDataError, NotFoundError, RangeNotSatisfiableError } from "../errors.js";
 import type { ChunkSpan } from "../hash/chunk-verifier.js";
 import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD } from "../store/pack-format.js";
 import type { Engine } from "./engine.js";
+import type { Store } from "./stores.js";
 import { zeroBytes } from "./zero.js";
 
 export interface ReadOptions {
@@ -40,6 +42,7 @@ export interface ReadPiece {
  * decompression makes and spreads the work over the codec's workers.
  */
 interface Segment {
+  store: Store | undefined;
   pack: string | undefined;
   packOffset: number;
   /** Bytes of the object the segment yields. */
@@ -83,12 +86,18 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
   for (let i = from; i <= to; i++) {
     const id = chunkIdOf(m, i);
     const len = m.lengths[i];
+    let store: Store | undefined;
     let pack: string | undefined;
     let packOffset = 0;
     let stored = len;
     let compressed = false;
     if (id) {
-      const rec = engine.catalog.getChunk(id);
+      let rec: ChunkRecord | undefined;
+      for (const s of engine.stores.values()) {
+        rec = s.index.getChunk(id);
+        store = s;
+        if (rec) break;
+      }
       if (!rec) throw new CorruptDataError(`chunk ${id.toString("hex")} is missing from the index`);
       pack = packName(rec.pack.toString("hex"));
       packOffset = rec.offset;
@@ -97,6 +106,7 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
     }
     const extends_ =
       seg &&
+      seg.store === store &&
       seg.pack === pack &&
       (seg.frames !== undefined) === compressed &&
       seg.stored + stored <= engine.readSegmentBytes &&
@@ -110,6 +120,7 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
     } else {
       if (seg) yield seg;
       seg = {
+        store,
         pack,
         packOffset,
         length: len,
@@ -134,7 +145,7 @@ function spansOf(m: Manifest, seg: Segment): ChunkSpan[] {
 }
 
 function fetchSegment(engine: Engine, m: Manifest, seg: Segment, into?: Buffer): Promise<Buffer> {
-  const data = engine.backend.get(seg.pack as string, seg.packOffset, seg.stored, into);
+  const data = (seg.store as Store).backend.get(seg.pack as string, seg.packOffset, seg.stored, into);
   const frames = seg.frames;
   if (frames) {
     const spans = frames.map((stored, k) => ({

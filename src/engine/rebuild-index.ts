@@ -1,11 +1,11 @@
 /**
- * Rebuilds the catalog's chunk index, pack records and refcounts from what is on the backend:
+ * Rebuilds one store's chunk index, pack records and refcounts from what is on its backend:
  * the packs (each lists its chunks in its trailer) and the manifest objects. Used when the
  * index is lost or suspected wrong; the packs are the truth.
  *
  * Manifests found on the backend but missing from the catalog are restored, with the size and
- * whole-image hashes their object carries, and one holder (the holder count is not on the
- * backend). A chunk stored in several packs (two
+ * whole-image hashes their object carries, and one holder in this store (the holder count is
+ * not on the backend). A chunk stored in several packs (two
  * concurrent ingests of the same new data) is indexed at the first pack in name order.
  */
 import { decodeChunkRecord, encodeChunkRecord, type PackRecord } from "../catalog/catalog.js";
@@ -13,6 +13,7 @@ import { decodeManifest, distinctChunkIds } from "../catalog/manifest.js";
 import { decodeManifestObject, type ManifestObjectRecord } from "../catalog/manifest-object.js";
 import { CorruptDataError } from "../errors.js";
 import { chunkId } from "../hash/chunk-id.js";
+import type { ObjectBackend } from "../store/backend.js";
 import { manifestIdFromName, packIdFromName } from "../store/names.js";
 import {
   checkPackHeader,
@@ -24,6 +25,7 @@ import {
   type PackEntry,
 } from "../store/pack-format.js";
 import type { Engine } from "./engine.js";
+import type { Store } from "./stores.js";
 
 export interface RebuildResult {
   packs: number;
@@ -34,17 +36,18 @@ export interface RebuildResult {
   badPacks: { name: string; error: string }[];
 }
 
-async function readPackEntries(engine: Engine, name: string, size: number): Promise<PackEntry[]> {
+async function readPackEntries(backend: ObjectBackend, name: string, size: number): Promise<PackEntry[]> {
   if (size < PACK_HEADER_BYTES + PACK_FOOTER_BYTES) throw new CorruptDataError("pack too short");
-  checkPackHeader(await engine.backend.get(name, 0, PACK_HEADER_BYTES));
-  const footer = await engine.backend.get(name, size - PACK_FOOTER_BYTES, PACK_FOOTER_BYTES);
+  checkPackHeader(await backend.get(name, 0, PACK_HEADER_BYTES));
+  const footer = await backend.get(name, size - PACK_FOOTER_BYTES, PACK_FOOTER_BYTES);
   const { count, entriesOffset } = decodePackFooter(footer, size);
-  const entries = await engine.backend.get(name, entriesOffset, count * PACK_ENTRY_BYTES);
+  const entries = await backend.get(name, entriesOffset, count * PACK_ENTRY_BYTES);
   return decodePackEntries(entries, footer);
 }
 
-export async function rebuildIndex(engine: Engine): Promise<RebuildResult> {
-  const { catalog, backend } = engine;
+export async function rebuildIndex(engine: Engine, store: Store): Promise<RebuildResult> {
+  const { catalog } = engine;
+  const { backend, index } = store;
   const result: RebuildResult = { packs: 0, chunks: 0, manifests: 0, manifestsRestored: 0, badPacks: [] };
 
   const packObjects: { name: string; id: string; size: number }[] = [];
@@ -75,7 +78,7 @@ export async function rebuildIndex(engine: Engine): Promise<RebuildResult> {
   const packsIndexed: { id: Buffer; rec: PackRecord; entries: PackEntry[] }[] = [];
   for (const p of packObjects) {
     try {
-      const entries = await readPackEntries(engine, p.name, p.size);
+      const entries = await readPackEntries(backend, p.name, p.size);
       packsIndexed.push({
         id: Buffer.from(p.id, "hex"),
         rec: { size: p.size, chunks: entries.length, createdAt: new Date().toISOString() },
@@ -87,8 +90,8 @@ export async function rebuildIndex(engine: Engine): Promise<RebuildResult> {
   }
 
   await catalog.transaction(() => {
-    catalog.chunks.clearSync();
-    catalog.packs.clearSync();
+    index.chunks.clearSync();
+    index.packs.clearSync();
     for (const { id, bytes, record } of missing) {
       const m = decodeManifest(bytes);
       catalog.manifests.putSync(id, bytes);
@@ -97,17 +100,17 @@ export async function rebuildIndex(engine: Engine): Promise<RebuildResult> {
           size: m.size,
           chunkCount: m.count,
           hashes: record.hashes ?? {},
-          refs: 1,
+          stores: { [store.name]: 1 },
           createdAt: new Date().toISOString(),
         });
       }
       result.manifestsRestored++;
     }
     for (const p of packsIndexed) {
-      catalog.packs.putSync(p.id, p.rec);
+      index.packs.putSync(p.id, p.rec);
       for (const e of p.entries) {
-        if (catalog.chunks.doesExist(e.id)) continue;
-        catalog.chunks.putSync(
+        if (index.chunks.doesExist(e.id)) continue;
+        index.chunks.putSync(
           e.id,
           encodeChunkRecord({ pack: p.id, offset: e.offset, length: e.length, flags: e.flags, refs: 0 }),
         );
@@ -115,14 +118,17 @@ export async function rebuildIndex(engine: Engine): Promise<RebuildResult> {
       }
       result.packs++;
     }
-    for (const { value } of catalog.manifests.getRange()) {
+    for (const { key, value } of catalog.objects.getRange()) {
+      if (!(value.stores[store.name] ?? 0)) continue;
+      const manifest = catalog.manifests.get(key);
+      if (!manifest) continue;
       result.manifests++;
-      for (const id of distinctChunkIds(decodeManifest(value)).values()) {
-        const cur = catalog.chunks.get(id);
+      for (const id of distinctChunkIds(decodeManifest(manifest)).values()) {
+        const cur = index.chunks.get(id);
         if (!cur) continue; // fsck reports manifests whose chunks are gone
         const rec = decodeChunkRecord(cur);
         rec.refs++;
-        catalog.chunks.putSync(id, encodeChunkRecord(rec));
+        index.chunks.putSync(id, encodeChunkRecord(rec));
       }
     }
   });

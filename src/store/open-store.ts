@@ -12,14 +12,18 @@ import type { S3BackendOptions } from "./s3-backend.js";
 
 export interface FilesystemStoreConfig {
   type: "filesystem";
-  /** Directory of the objects (default DATA_DIR/objects). */
+  /** Directory of the objects (default DATA_DIR/objects for the store "local", else DATA_DIR/stores/NAME). */
   path?: string;
+  /** Shown in the list of stores (GET /v2/info/stores). */
+  description?: string;
   /** New chunks compressed with zstd or stored as they are (default "none": local reads stay fast). */
   compression?: "zstd" | "none";
 }
 
 export interface S3StoreConfig extends S3BackendOptions {
   type: "s3";
+  /** Shown in the list of stores (GET /v2/info/stores). */
+  description?: string;
   /** Writes and reads in flight at once against this store (default 8 and 16). */
   maxPuts?: number;
   maxGets?: number;
@@ -65,19 +69,25 @@ export function storeEngineDefaults(cfg: StoreConfig): {
 
 export const DEFAULT_STORES: Record<string, StoreConfig> = { local: { type: "filesystem" } };
 
+/** Where a filesystem store keeps its objects. */
+export function filesystemStorePath(cfg: FilesystemStoreConfig, dataDir: string, name = "local"): string {
+  return cfg.path ?? (name === "local" ? join(dataDir, "objects") : join(dataDir, "stores", name));
+}
+
 /**
- * `innermost` may wrap the backend itself, under the retries and limits (to count requests).
- * The AWS SDK is loaded only for an S3 store: a filesystem-only server does not pay its
- * start-up time and memory.
+ * The backend of store `name` (default "local"). `innermost` may wrap the backend itself,
+ * under the retries and limits (to count requests). The AWS SDK is loaded only for an S3
+ * store: a filesystem-only server does not pay its start-up time and memory.
  */
 export async function openBackend(
   cfg: StoreConfig,
   dataDir: string,
   durable: boolean,
-  innermost: (b: ObjectBackend) => ObjectBackend = (b) => b,
+  o: { name?: string; innermost?: (b: ObjectBackend) => ObjectBackend } = {},
 ): Promise<ObjectBackend> {
+  const innermost = o.innermost ?? ((b) => b);
   if (cfg.type === "filesystem")
-    return innermost(new FsBackend(cfg.path ?? join(dataDir, "objects"), { durable }));
+    return innermost(new FsBackend(filesystemStorePath(cfg, dataDir, o.name), { durable }));
   // The S3 backend reads its own keys and ignores the store's others.
   const { S3Backend } = await import("./s3-backend.js");
   return new RetryingBackend(

@@ -50,11 +50,11 @@ async function indexedPacksPresent(dataDir: string, store: S3StoreConfig): Promi
   try {
     // Packs the committed chunk records point at.
     const packs = new Set<string>();
-    for (const { value } of engine.catalog.chunks.getRange()) {
+    for (const { value } of engine.store().index.chunks.getRange()) {
       packs.add(packName(decodeChunkRecord(value as Buffer).pack.toString("hex")));
     }
     const present: boolean[] = [];
-    for (const name of packs) present.push((await engine.backend.stat(name)) !== undefined);
+    for (const name of packs) present.push((await engine.store().backend.stat(name)) !== undefined);
     return present;
   } finally {
     await engine.close();

@@ -92,10 +92,10 @@ describe("tessera CLI", () => {
     const engine = await Engine.openDir(dataDir);
     try {
       expect([...engine.catalog.objects.getKeys()].length).toBe(1);
-      expect([...engine.catalog.packs.getKeys()].length).toBe(before);
+      expect([...engine.store().index.packs.getKeys()].length).toBe(before);
       let refs = 0;
-      for (const { value } of engine.catalog.chunks.getRange()) refs += value.readUInt32LE(28);
-      expect(refs).toBe([...engine.catalog.chunks.getKeys()].length);
+      for (const { value } of engine.store().index.chunks.getRange()) refs += value.readUInt32LE(28);
+      expect(refs).toBe([...engine.store().index.chunks.getKeys()].length);
     } finally {
       await engine.close();
     }

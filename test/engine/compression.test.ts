@@ -28,7 +28,7 @@ function mixed(): Buffer {
 
 function flagsOf(engine: Awaited<ReturnType<typeof store>>["engine"]): { zstd: number; raw: number } {
   const out = { zstd: 0, raw: 0 };
-  for (const { value } of engine.catalog.chunks.getRange()) {
+  for (const { value } of engine.store().index.chunks.getRange()) {
     if ((value as Buffer).readUInt32LE(24) & CHUNK_FLAG_ZSTD) out.zstd++;
     else out.raw++;
   }
@@ -86,7 +86,7 @@ describe("per-chunk compression", () => {
     const { engine, dir } = await store({ compression: "zstd" });
     const data = text(6, 2 * MiB);
     const r = await engine.ingest(pieces(data));
-    const [victim] = [...engine.catalog.chunks.getRange()].filter(
+    const [victim] = [...engine.store().index.chunks.getRange()].filter(
       ({ value }) => (value as Buffer).readUInt32LE(24) & CHUNK_FLAG_ZSTD,
     );
     const rec = victim?.value as Buffer;
@@ -106,8 +106,8 @@ describe("per-chunk compression", () => {
     const data = mixed();
     const r = await engine.ingest(pieces(data));
     const before = flagsOf(engine);
-    await engine.catalog.chunks.clearAsync();
-    await engine.catalog.packs.clearAsync();
+    await engine.store().index.chunks.clearAsync();
+    await engine.store().index.packs.clearAsync();
     await engine.rebuildIndex();
     expect(flagsOf(engine)).toEqual(before);
     expect((await collect(engine.read(r.manifestId))).equals(data)).toBe(true);

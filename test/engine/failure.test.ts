@@ -13,7 +13,8 @@ function snapshot(engine: Engine): string {
   const c = engine.catalog;
   const dump = (db: { getRange(): Iterable<{ key: unknown; value: unknown }> }) =>
     [...db.getRange()].map(({ key, value }) => JSON.stringify([key, value]));
-  return JSON.stringify([dump(c.chunks), dump(c.packs), dump(c.manifests), dump(c.objects)]);
+  const idx = engine.store().index;
+  return JSON.stringify([dump(idx.chunks), dump(idx.packs), dump(c.manifests), dump(c.objects)]);
 }
 
 async function* failingAfter(data: Uint8Array, failAt: number): AsyncGenerator<Uint8Array> {
@@ -83,7 +84,7 @@ describe("backend failures", () => {
   it("commits nothing when the backend fails a pack write mid-ingest, and works again after", async () => {
     const { engine } = await store();
     const before = snapshot(engine);
-    const backend = engine.backend;
+    const backend = engine.store().backend;
     const realPut = backend.put.bind(backend);
     let puts = 0;
     backend.put = async (name, parts) => {

@@ -22,7 +22,7 @@ describe("ingest and read", () => {
       expect(r.hashes.md5).toBe(createHash("md5").update(data).digest("hex"));
       expect(r.hashes.sha512).toBe(createHash("sha512").update(data).digest("hex"));
       expect((await collect(engine.read(r.manifestId))).equals(Buffer.from(data))).toBe(true);
-      expect(engine.stat(r.manifestId)).toMatchObject({ size, refs: 1 });
+      expect(engine.stat(r.manifestId)).toMatchObject({ size, stores: { local: 1 } });
     },
   );
 
@@ -37,7 +37,7 @@ describe("ingest and read", () => {
     expect(b.packsWritten).toBe(0);
     expect(b.bytesDeduplicated).toBe(data.length);
     expect(b.createdObject).toBe(false);
-    expect(engine.stat(a.manifestId).refs).toBe(2);
+    expect(engine.stat(a.manifestId).stores).toEqual({ local: 2 });
   });
 
   it("shares at least 90% of chunks with the original after one byte is inserted near the front", async () => {
@@ -151,17 +151,17 @@ describe("ingest and read", () => {
     expect((await collect(engine.read(ra.manifestId))).equals(a)).toBe(true);
     expect((await collect(engine.read(rb.manifestId))).equals(b)).toBe(true);
     expect(rc.manifestId).toBe(ra.manifestId);
-    expect(engine.stat(ra.manifestId).refs).toBe(2);
+    expect(engine.stat(ra.manifestId).stores).toEqual({ local: 2 });
   });
 
   it("releases an object: its chunks lose their reference but stay readable until GC", async () => {
     const engine = await store();
     const data = prng(17, 1024 * 1024);
     const r = await engine.ingest(pieces(data));
-    const someChunk = [...engine.catalog.chunks.getKeys()][0] as Buffer;
-    expect(engine.catalog.getChunk(someChunk)?.refs).toBe(1);
+    const someChunk = [...engine.store().index.chunks.getKeys()][0] as Buffer;
+    expect(engine.store().index.getChunk(someChunk)?.refs).toBe(1);
     expect(await engine.release(r.manifestId)).toEqual({ removed: true });
-    expect(engine.catalog.getChunk(someChunk)?.refs).toBe(0);
+    expect(engine.store().index.getChunk(someChunk)?.refs).toBe(0);
     expect(() => engine.stat(r.manifestId)).toThrow(/not found/);
   });
 });

@@ -15,18 +15,21 @@ describe("rebuild-index", () => {
     const b = await engine.ingest(
       pieces(Buffer.concat([prng(30, 2 * 1024 * 1024), prng(31, 3 * 1024 * 1024)])),
     );
-    const before = [...engine.catalog.chunks.getRange()].map(({ key, value }) => [
+    const before = [...engine.store().index.chunks.getRange()].map(({ key, value }) => [
       key.toString("hex"),
       value,
     ]);
-    await engine.catalog.chunks.clearAsync();
-    await engine.catalog.packs.clearAsync();
+    await engine.store().index.chunks.clearAsync();
+    await engine.store().index.packs.clearAsync();
     await expect(collect(engine.read(a.manifestId))).rejects.toThrow(/missing from the index/);
 
     const result = await engine.rebuildIndex();
     expect(result.badPacks).toEqual([]);
     expect(result.manifests).toBe(2);
-    const after = [...engine.catalog.chunks.getRange()].map(({ key, value }) => [key.toString("hex"), value]);
+    const after = [...engine.store().index.chunks.getRange()].map(({ key, value }) => [
+      key.toString("hex"),
+      value,
+    ]);
     expect(after).toEqual(before);
     expect((await collect(engine.read(b.manifestId))).length).toBe(5 * 1024 * 1024);
   });
@@ -41,7 +44,11 @@ describe("rebuild-index", () => {
     store.defer(() => engine.close());
     const result = await engine.rebuildIndex();
     expect(result.manifestsRestored).toBe(1);
-    expect(engine.stat(r.manifestId)).toMatchObject({ size: data.length, hashes: r.hashes, refs: 1 });
+    expect(engine.stat(r.manifestId)).toMatchObject({
+      size: data.length,
+      hashes: r.hashes,
+      stores: { local: 1 },
+    });
     expect((await collect(engine.read(r.manifestId))).equals(Buffer.from(data))).toBe(true);
   });
 });

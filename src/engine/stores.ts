@@ -1,0 +1,83 @@
+/**
+ * The engine's stores: each a named object backend with its own chunk index in the catalog
+ * and its own settings (pack size, compression, read-ahead), since a local disk and an S3
+ * bucket want different ones.
+ */
+import type { Catalog } from "../catalog/catalog.js";
+import type { StoreIndex } from "../catalog/store-index.js";
+import type { ObjectBackend } from "../store/backend.js";
+import { BufferPool } from "../store/buffer-pool.js";
+import type { StoreConfig } from "../store/open-store.js";
+import type { StoreFormat } from "./store-format.js";
+
+/** What a store is opened from. Settings left out take the engine's. */
+export interface StoreSetup {
+  backend: ObjectBackend;
+  packSize?: number;
+  compression?: "zstd" | "none";
+  readAheadBytes?: number;
+  /** The configuration it came from, if any (for the stores' detail listing). */
+  config?: StoreConfig;
+}
+
+export interface Store {
+  name: string;
+  backend: ObjectBackend;
+  /** This store's chunk and pack index. */
+  index: StoreIndex;
+  packSize: number;
+  /** Whether new chunks written here are compressed (when they shrink). */
+  compression: boolean;
+  readAheadBytes: number;
+  /** Idle pack buffers of packSize bytes, for ingests and copies into this store. */
+  packBuffers: BufferPool;
+  config?: StoreConfig;
+}
+
+export interface StoreDefaults {
+  defaultStore?: string;
+  readOrder?: string[];
+  packSize: number;
+  compression: "zstd" | "none";
+  readAheadBytes: number;
+}
+
+/** The stores in read order, and the default one; RangeError for settings that cannot work. */
+export function openStores(
+  catalog: Catalog,
+  setups: Record<string, StoreSetup>,
+  format: StoreFormat,
+  d: StoreDefaults,
+): { list: Store[]; defaultStore: Store } {
+  const names = Object.keys(setups);
+  const defaultName = d.defaultStore ?? names[0];
+  if (defaultName === undefined || !setups[defaultName]) {
+    throw new RangeError(`the default store ${JSON.stringify(defaultName)} is not one of the stores`);
+  }
+  for (const n of d.readOrder ?? []) {
+    if (!setups[n]) throw new RangeError(`the read order names ${JSON.stringify(n)}, which is not a store`);
+  }
+  const order = [...new Set([...(d.readOrder ?? [defaultName]), ...names])];
+  const list = order.map((name): Store => {
+    const s = setups[name] as StoreSetup;
+    const packSize = s.packSize ?? d.packSize;
+    if (packSize < 1024 * 1024 || packSize > 1024 * 1024 * 1024) {
+      throw new RangeError("packSize must be between 1 MiB and 1 GiB");
+    }
+    if (packSize < 2 * format.chunker.max) {
+      throw new RangeError("packSize must hold at least two chunks of the maximum size");
+    }
+    return {
+      name,
+      backend: s.backend,
+      index: catalog.store(name),
+      packSize,
+      compression: (s.compression ?? d.compression) === "zstd",
+      readAheadBytes: s.readAheadBytes ?? d.readAheadBytes,
+      // Enough idle buffers for one ingest's open pack plus the ones being written.
+      packBuffers: new BufferPool(packSize, 3),
+      config: s.config,
+    };
+  });
+  return { list, defaultStore: list.find((s) => s.name === defaultName) as Store };
+}
