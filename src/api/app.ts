@@ -24,6 +24,7 @@ import { PATCH_TYPES, parsePatch } from "./json-patch.js";
 import { type ListLimits, listLinks, parseListQuery } from "./list-query.js";
 import { parseRange } from "./range.js";
 import { IMAGE_SCHEMA, IMAGES_SCHEMA, MEMBER_SCHEMA, MEMBERS_SCHEMA } from "./schemas.js";
+import { addStoreRoutes, storeIdsHeader } from "./store-routes.js";
 
 export interface ApiOptions {
   limits: ImageLimits & ListLimits;
@@ -41,11 +42,17 @@ export interface Inflight {
 
 type Env = { Bindings: HttpBindings; Variables: { requestId: string } };
 
+/** Glance's versions in multi-store mode (v2.8 and v2.10–v2.13 are the multi-store ones). */
 const VERSION_IDS = [
   "v2.16",
   "v2.15",
   "v2.14",
+  "v2.13",
+  "v2.12",
+  "v2.11",
+  "v2.10",
   "v2.9",
+  "v2.8",
   "v2.7",
   "v2.6",
   "v2.5",
@@ -192,6 +199,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     const fields = imageFromCreateBody(await readJson(c, opts.maxJsonBodyBytes), limits);
     const rec = await images.create(fields);
     c.header("Location", `${baseUrl(c)}/v2/images/${rec.id}`);
+    c.header("OpenStack-image-store-ids", storeIdsHeader(images));
     return c.json(imageView(rec), 201);
   });
 
@@ -231,7 +239,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     const req = c.env.incoming;
     inflight.uploads.add(req);
     try {
-      await images.upload(c.req.param("id"), req);
+      await images.upload(c.req.param("id"), req, c.req.header("x-image-meta-store"));
     } catch (e) {
       // The body may be unread; this connection cannot carry another request.
       c.header("Connection", "close");
@@ -271,6 +279,8 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     return RESPONSE_ALREADY_SENT;
   });
 
+  addStoreRoutes(app, images);
+
   app.put("/v2/images/:id/tags/:tag", async (c) => {
     await images.update(c.req.param("id"), (r) => addTag(r, c.req.param("tag"), limits));
     return c.body(null, 204);
@@ -299,6 +309,9 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     ["/v2/images/:id/actions/deactivate", "POST"],
     ["/v2/images/:id/actions/reactivate", "POST"],
     ["/v2/schemas/:name", "GET"],
+    ["/v2/info/stores", "GET"],
+    ["/v2/info/stores/detail", "GET"],
+    ["/v2/stores/:store/:id", "DELETE"],
     ["/", "GET"],
     ["/versions", "GET"],
   ];

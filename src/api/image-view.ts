@@ -33,5 +33,7 @@ export function imageView(rec: ImageRecord): Record<string, unknown> {
     self: `/v2/images/${rec.id}`,
     file: `/v2/images/${rec.id}/file`,
     schema: "/v2/schemas/image",
+    // Multi-store Glance lists the stores holding the data, last, once there are any.
+    ...(rec.stores.length > 0 ? { stores: rec.stores.join(",") } : {}),
   };
 }

@@ -47,6 +47,11 @@ export interface ServerOptions {
   /** The object stores by name (Glance's enabled_backends), and the one uploads go to. */
   stores: Record<string, StoreConfig>;
   defaultStore: string;
+  /**
+   * The order downloads try the stores in for each chunk (default: the default store, then
+   * the others as configured); stores left out come last.
+   */
+  storeReadOrder: string[];
 }
 
 export interface RunningServer {
@@ -76,7 +81,9 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
   let engine: Engine | undefined;
   try {
     engine = await Engine.openDir(o.dataDir, {
-      store: o.stores[o.defaultStore],
+      stores: o.stores,
+      defaultStore: o.defaultStore,
+      readOrder: o.storeReadOrder.length > 0 ? o.storeReadOrder : undefined,
       durable: o.fsync,
       hashAlgorithms: ["md5", o.osHashNodeName],
       verifyOnRead: o.verifyOnRead,

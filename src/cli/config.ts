@@ -6,10 +6,11 @@
 
 import { getHashes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import type { ServerOptions } from "../api/server.js";
 import { RULE_NAMES, type RuleName } from "../formats/inspector.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy } from "../formats/rules.js";
-import { DEFAULT_STORES, type StoreConfig } from "../store/open-store.js";
+import { DEFAULT_STORES, filesystemStorePath, type StoreConfig } from "../store/open-store.js";
 
 /** Everything `tessera serve` takes; ServerOptions documents each key. */
 export type ServerConfig = Omit<ServerOptions, "osHashNodeName">;
@@ -32,6 +33,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   formats: DEFAULT_FORMAT_POLICY,
   stores: DEFAULT_STORES,
   defaultStore: "local",
+  storeReadOrder: [],
 };
 
 /** Environment variables and the keys they set. */
@@ -48,6 +50,7 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_FORMATS: "formats",
   TESSERA_STORES: "stores",
   TESSERA_DEFAULT_STORE: "defaultStore",
+  TESSERA_STORE_READ_ORDER: "storeReadOrder",
 };
 
 export class ConfigError extends Error {}
@@ -70,6 +73,7 @@ export function nodeHashName(hashlib: string): string {
 function coerce(key: keyof ServerConfig, value: unknown, source: string, current: ServerConfig): unknown {
   if (key === "formats") return formatPolicy(value, current.formats, source);
   if (key === "stores") return stores(value, source);
+  if (key === "storeReadOrder") return nameList(value, source, key);
   const def = DEFAULT_CONFIG[key];
   if (typeof def === "number") {
     const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
@@ -94,6 +98,21 @@ function merge(into: ServerConfig, from: Record<string, unknown>, source: string
     if (!(k in DEFAULT_CONFIG)) throw new ConfigError(`${source}: unknown key "${k}"`);
     (into as unknown as Record<string, unknown>)[k] = coerce(k as keyof ServerConfig, v, source, into);
   }
+}
+
+/** A list of names: a JSON array, or from the environment "a,b,c". */
+function nameList(value: unknown, source: string, key: string): string[] {
+  const v =
+    typeof value === "string"
+      ? value
+          .split(",")
+          .map((x) => x.trim())
+          .filter((x) => x !== "")
+      : value;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "string" && x !== "")) {
+    throw new ConfigError(`${source}: ${key} must be a list of store names`);
+  }
+  return v;
 }
 
 /** An object-valued key: an object from a file, JSON text from the environment. */
@@ -142,9 +161,10 @@ function formatPolicy(value: unknown, current: FormatPolicy, source: string): Fo
 }
 
 const STORE_KEYS: Record<string, Record<string, "string" | "number" | "boolean">> = {
-  filesystem: { type: "string", path: "string", compression: "string" },
+  filesystem: { type: "string", description: "string", path: "string", compression: "string" },
   s3: {
     type: "string",
+    description: "string",
     endpoint: "string",
     region: "string",
     bucket: "string",
@@ -226,9 +246,21 @@ export function loadConfig(
       `defaultStore "${cfg.defaultStore}" is not one of the stores (${Object.keys(cfg.stores).join(", ")})`,
     );
   }
-  if (Object.keys(cfg.stores).length > 1) {
-    // Several stores at once (per-image stores, copies) are the multi-store work still open.
-    throw new ConfigError("only one store can be configured so far");
+  for (const name of cfg.storeReadOrder) {
+    if (!cfg.stores[name])
+      throw new ConfigError(`storeReadOrder names "${name}", which is not one of the stores`);
+  }
+  // Two stores on the same objects would each count the other's packs as garbage.
+  const where = new Map<string, string>();
+  for (const [name, st] of Object.entries(cfg.stores)) {
+    const at =
+      st.type === "filesystem"
+        ? `file:${resolve(filesystemStorePath(st, cfg.dataDir, name))}`
+        : `s3:${st.endpoint ?? ""}/${st.bucket}/${st.prefix ?? ""}`;
+    const other = where.get(at);
+    if (other)
+      throw new ConfigError(`stores "${other}" and "${name}" would keep their objects in the same place`);
+    where.set(at, name);
   }
   if (cfg.limitParamDefault < 1 || cfg.apiLimitMax < cfg.limitParamDefault) {
     throw new ConfigError(`limitParamDefault must be at least 1 and at most apiLimitMax`);

@@ -20,20 +20,26 @@ const USAGE = `usage:
   tessera serve [--host H] [--port P] [--data DIR] [--config FILE]
                                               serve the Glance Images API v2 (default 127.0.0.1:9292,
                                               ./data); docs/configuration.md lists every setting
-  tessera ingest FILE|- [--data DIR]          store a file (or stdin); prints the manifest id and stats
+  tessera ingest FILE|- [--data DIR] [--store S]
+                                              store a file (or stdin); prints the manifest id and stats
   tessera cat MANIFEST_ID [--data DIR] [--start N] [--end N] > FILE
                                               write an object (or the bytes [start, end)) to stdout
   tessera stat MANIFEST_ID [--data DIR]       print an object's size, hashes and holders
-  tessera rebuild-index [--data DIR]          rebuild the chunk index from the packs
+  tessera rebuild-index [--data DIR] [--store S]
+                                              rebuild a store's chunk index from its packs
   tessera inspect FILE|- [--disk-format F]    detect a disk image's format and virtual size and
                                               apply the safety rules (exit status 1 if broken)
   tessera convert IMAGE_ID --to FORMAT [--data DIR] [--config FILE]
                   [--cpu-seconds N] [--address-space BYTES]
                                               convert a stored image with qemu-img (raw, qcow2,
                                               vmdk, vhd, vhdx, vdi); the server must be stopped
+  tessera copy-image IMAGE_ID --to STORE [--data DIR] [--config FILE]
+                                              copy an image's data into another store, moving only
+                                              the chunks it lacks; the server must be stopped
 options:
   --data DIR      the store's directory (default ./data, or $TESSERA_DATA)
   --config FILE   the server's configuration (its stores, hash algorithm, format rules)
+  --store S       the store to use (default: the configuration's defaultStore)
   --no-fsync      do not fsync packs (faster, not crash-safe; for benchmarks)`;
 
 class UsageError extends Error {}
@@ -58,6 +64,7 @@ async function run(argv: string[]): Promise<void> {
       config: { type: "string" },
       "disk-format": { type: "string" },
       to: { type: "string" },
+      store: { type: "string" },
       "cpu-seconds": { type: "string" },
       "address-space": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -82,21 +89,23 @@ async function run(argv: string[]): Promise<void> {
     await convertCommand(arg, values.to, values);
     return;
   }
+  if (command === "copy-image") {
+    if (!arg || !values.to) throw new UsageError("copy-image needs an image id and --to STORE");
+    const to = values.to;
+    await withImages(config(values), (images) => images.copyToStore(arg, to));
+    return;
+  }
 
   const needsArg = command === "ingest" || command === "cat" || command === "stat";
   if (needsArg && !arg) throw new UsageError(`${command} needs an argument`);
   if (!["ingest", "cat", "stat", "rebuild-index"].includes(command)) {
     throw new UsageError(`unknown command ${command}`);
   }
-  const cfg = config(values);
-  const engine = await Engine.openDir(cfg.dataDir, {
-    store: cfg.stores[cfg.defaultStore],
-    durable: cfg.fsync,
-  });
+  const engine = await openEngine(config(values));
   try {
     if (command === "ingest") {
       const source = arg === "-" ? process.stdin : readFilePieces(arg);
-      print(await engine.ingest(source));
+      print(await engine.ingest(source, { store: values.store }));
     } else if (command === "cat") {
       const start = intOption(values.start, "start");
       const end = intOption(values.end, "end");
@@ -104,7 +113,7 @@ async function run(argv: string[]): Promise<void> {
     } else if (command === "stat") {
       print({ manifestId: arg, ...engine.stat(arg) });
     } else {
-      print(await engine.rebuildIndex());
+      print(await engine.rebuildIndex(values.store));
     }
   } finally {
     await engine.close();
@@ -120,6 +129,41 @@ interface Flags {
   "disk-format"?: string;
   "cpu-seconds"?: string;
   "address-space"?: string;
+  store?: string;
+}
+
+/** The engine over the configuration's stores. */
+function openEngine(cfg: ServerConfig): Promise<Engine> {
+  return Engine.openDir(cfg.dataDir, {
+    stores: cfg.stores,
+    defaultStore: cfg.defaultStore,
+    readOrder: cfg.storeReadOrder.length > 0 ? cfg.storeReadOrder : undefined,
+    durable: cfg.fsync,
+    hashAlgorithms: ["md5", nodeHashName(cfg.osHashAlgo)],
+  });
+}
+
+/**
+ * Runs `fn` on the image service of a stopped server's directory and prints what it returns.
+ * A running server would not see the change in its caches of state: one process per directory.
+ */
+async function withImages(cfg: ServerConfig, fn: (images: ImageService) => Promise<unknown>): Promise<void> {
+  const unlock = await lockDir(cfg.dataDir);
+  try {
+    const engine = await openEngine(cfg);
+    try {
+      const images = await ImageService.open(engine, {
+        sizeCap: cfg.imageSizeCap,
+        osHashAlgo: cfg.osHashAlgo,
+        formats: cfg.formats,
+      });
+      print(await fn(images));
+    } finally {
+      await engine.close();
+    }
+  } finally {
+    await unlock();
+  }
 }
 
 /** The server's configuration, which the offline commands share (hash names, format rules). */
@@ -152,27 +196,7 @@ async function convertCommand(id: string, to: string, values: Flags): Promise<vo
     addressSpaceBytes:
       intOption(values["address-space"], "address-space") ?? DEFAULT_CONVERSION_LIMITS.addressSpaceBytes,
   };
-  // A running server would not see the change in its caches of state; one process per directory.
-  const unlock = await lockDir(cfg.dataDir);
-  try {
-    const engine = await Engine.openDir(cfg.dataDir, {
-      store: cfg.stores[cfg.defaultStore],
-      durable: cfg.fsync,
-      hashAlgorithms: ["md5", nodeHashName(cfg.osHashAlgo)],
-    });
-    try {
-      const images = await ImageService.open(engine, {
-        sizeCap: cfg.imageSizeCap,
-        osHashAlgo: cfg.osHashAlgo,
-        formats: cfg.formats,
-      });
-      print(await images.convert(id, to, { limits }));
-    } finally {
-      await engine.close();
-    }
-  } finally {
-    await unlock();
-  }
+  await withImages(cfg, (images) => images.convert(id, to, { limits }));
 }
 
 async function serveCommand(values: Flags): Promise<void> {

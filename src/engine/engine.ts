@@ -15,7 +15,12 @@ import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
 import { ChunkCodec } from "../store/chunk-codec.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
-import { openBackend, type StoreConfig, storeEngineDefaults } from "../store/open-store.js";
+import {
+  filesystemStorePath,
+  openBackend,
+  type StoreConfig,
+  storeEngineDefaults,
+} from "../store/open-store.js";
 import { type CopyOptions, type CopyResult, copyObject } from "./copy.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
@@ -176,7 +181,10 @@ export class Engine {
     try {
       for (const [name, cfg] of Object.entries(configs)) {
         const backend = await openBackend(cfg, dataDir, options.durable ?? true, { name });
-        setups[name] = { backend, config: cfg, ...storeEngineDefaults(cfg), ...overrides };
+        // The config as opened: a filesystem store's path filled in, for the stores' listing.
+        const config =
+          cfg.type === "filesystem" ? { ...cfg, path: filesystemStorePath(cfg, dataDir, name) } : cfg;
+        setups[name] = { backend, config, ...storeEngineDefaults(cfg), ...overrides };
       }
       return await Engine.open(join(dataDir, "catalog"), setups, options);
     } catch (e) {

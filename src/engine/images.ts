@@ -29,6 +29,7 @@ import { convertObject } from "./convert.js";
 import type { Engine } from "./engine.js";
 import type { CommittedObject } from "./ingest.js";
 import type { ReadPiece } from "./read.js";
+import { describeStore, type StoreDescription } from "./stores.js";
 
 export type NewImage = Partial<Omit<ImageRecord, "status" | "created_at" | "updated_at" | "object">>;
 
@@ -122,6 +123,13 @@ export class ImageService {
   private now(): string {
     this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
     return new Date(this.lastStamp).toISOString();
+  }
+
+  /** The configured stores, default first then in read order. */
+  stores(): StoreDescription[] {
+    const def = this.engine.defaultStore;
+    const rest = [...this.engine.stores.values()].filter((s) => s !== def);
+    return [def, ...rest].map((s) => describeStore(s, s === def));
   }
 
   get(id: string): ImageRecord {

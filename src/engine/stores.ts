@@ -81,3 +81,36 @@ export function openStores(
   });
   return { list, defaultStore: list.find((s) => s.name === defaultName) as Store };
 }
+
+/** What an operator may see of a store: never its credentials. */
+export interface StoreDescription {
+  name: string;
+  description?: string;
+  isDefault: boolean;
+  type: "filesystem" | "s3";
+  /** Where its objects are: a directory, or an S3 endpoint, bucket and prefix. */
+  location: Record<string, string | number | boolean>;
+  compression: boolean;
+  packSize: number;
+}
+
+export function describeStore(s: Store, isDefault: boolean): StoreDescription {
+  const cfg = s.config;
+  const location: Record<string, string | number | boolean> = {};
+  if (cfg?.type === "filesystem" && cfg.path) location.path = cfg.path;
+  if (cfg?.type === "s3") {
+    for (const k of ["endpoint", "region", "bucket", "prefix", "forcePathStyle"] as const) {
+      const v = cfg[k];
+      if (v !== undefined) location[k] = v;
+    }
+  }
+  return {
+    name: s.name,
+    ...(cfg?.description !== undefined ? { description: cfg.description } : {}),
+    isDefault,
+    type: cfg?.type ?? "filesystem",
+    location,
+    compression: s.compression,
+    packSize: s.packSize,
+  };
+}

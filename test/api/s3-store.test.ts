@@ -46,7 +46,7 @@ async function withServer(store: S3StoreConfig, fn: (s: TestServer) => Promise<v
 
 /** Every pack the chunk index points at, and whether the store has it. */
 async function indexedPacksPresent(dataDir: string, store: S3StoreConfig): Promise<boolean[]> {
-  const engine = await Engine.openDir(dataDir, { store, durable: false });
+  const engine = await Engine.openDir(dataDir, { stores: { central: store }, durable: false });
   try {
     // Packs the committed chunk records point at.
     const packs = new Set<string>();
@@ -184,7 +184,7 @@ describe("an S3 store under the API", () => {
     } finally {
       await s.close();
     }
-    const engine = await Engine.openDir(s.dataDir, { store, durable: false });
+    const engine = await Engine.openDir(s.dataDir, { stores: { central: store }, durable: false });
     object = (engine.catalog.images.get(id) as { object: string }).object;
     await engine.close();
     await rm(join(s.dataDir, "catalog"), { recursive: true });
