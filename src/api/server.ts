@@ -58,6 +58,8 @@ export interface RunningServer {
   url: string;
   port: number;
   logger: Logger;
+  /** The image service the API serves, for embedding (and for tests to act beside the API). */
+  images: ImageService;
   /** Uploads and downloads in progress. */
   inflight(): { uploads: number; downloads: number };
   /** Graceful shutdown (see the module comment). Safe to call more than once. */
@@ -157,5 +159,5 @@ async function listen(
     return closing;
   };
   const counts = () => ({ uploads: inflight.uploads.size, downloads: inflight.downloads.size });
-  return { url, port, logger: log, inflight: counts, close };
+  return { url, port, logger: log, images, inflight: counts, close };
 }

@@ -26,6 +26,7 @@ import { inspectStream } from "../formats/inspect-stream.js";
 import type { ConversionLimits } from "../formats/qemu-img.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy, FormatRejectedError } from "../formats/rules.js";
 import { convertObject } from "./convert.js";
+import type { CopyResult } from "./copy.js";
 import type { Engine } from "./engine.js";
 import type { CommittedObject } from "./ingest.js";
 import type { ReadPiece } from "./read.js";
@@ -332,16 +333,16 @@ export class ImageService {
    * Copies an active image's data into `store`, moving only the chunks that store lacks
    * (engine copy); the image lists the store once the copy commits. Already there: no-op.
    */
-  async copyToStore(id: string, store: string): Promise<ImageRecord> {
+  async copyToStore(id: string, store: string): Promise<{ image: ImageRecord; copy?: CopyResult }> {
     const cat = this.engine.catalog;
     const to = this.engine.store(store).name;
     const rec = this.get(id);
     if (rec.status !== "active" || !rec.object) {
       throw new ConflictError(`Image ${id} is ${rec.status}; only active images can be copied`);
     }
-    if (rec.stores.includes(to)) return rec;
+    if (rec.stores.includes(to)) return { image: rec };
     let committed: ImageRecord | undefined;
-    await this.engine.copy(rec.object, to, {
+    const copy = await this.engine.copy(rec.object, to, {
       inCommit: () => {
         const now = getImage(cat, id);
         if (now?.created_at !== rec.created_at || now.object !== rec.object || now.stores.includes(to)) {
@@ -351,7 +352,7 @@ export class ImageService {
         putImage(cat, committed, now);
       },
     });
-    return committed as ImageRecord;
+    return { image: committed as ImageRecord, copy };
   }
 
   /**

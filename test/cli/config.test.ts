@@ -60,4 +60,58 @@ describe("server configuration", () => {
     expect(nodeHashName("sha256")).toBe("sha256");
     expect(loadConfig(undefined, { TESSERA_OS_HASH_ALGO: "sha3_512" }, {}).osHashAlgo).toBe("sha3_512");
   });
+
+  it("takes several stores, a default and a read order, from a file or the environment", async () => {
+    const stores = {
+      local: { type: "filesystem" },
+      edge: { type: "filesystem", path: "/srv/edge", compression: "zstd", description: "edge site" },
+      central: { type: "s3", endpoint: "http://127.0.0.1:7480", region: "us-east-1", bucket: "tessera" },
+    };
+    await withFile(JSON.stringify({ stores, defaultStore: "central", storeReadOrder: ["edge"] }), (path) => {
+      expect(loadConfig(path, {}, {})).toMatchObject({
+        stores,
+        defaultStore: "central",
+        storeReadOrder: ["edge"],
+      });
+    });
+    const env = {
+      TESSERA_STORES: JSON.stringify(stores),
+      TESSERA_DEFAULT_STORE: "edge",
+      TESSERA_STORE_READ_ORDER: "local, central",
+    };
+    expect(loadConfig(undefined, env, {})).toMatchObject({
+      defaultStore: "edge",
+      storeReadOrder: ["local", "central"],
+    });
+  });
+
+  it("refuses stores that cannot work: unknown type or key, no bucket, a default or read order naming no store, two stores in one place", () => {
+    const s3 = { type: "s3", region: "r", bucket: "b" };
+    for (const [what, env] of [
+      ["unknown type", { TESSERA_STORES: '{"a": {"type": "ftp"}}' }],
+      ["unknown key", { TESSERA_STORES: '{"a": {"type": "filesystem", "root": "/x"}}' }],
+      ["bad compression", { TESSERA_STORES: '{"a": {"type": "filesystem", "compression": "lz4"}}' }],
+      ["no bucket", { TESSERA_STORES: '{"a": {"type": "s3", "region": "r"}}' }],
+      ["no store", { TESSERA_STORES: "{}" }],
+      ["bad name", { TESSERA_STORES: '{"a b": {"type": "filesystem"}}' }],
+      ["default elsewhere", { TESSERA_STORES: '{"a": {"type": "filesystem"}}', TESSERA_DEFAULT_STORE: "b" }],
+      ["read order elsewhere", { TESSERA_STORE_READ_ORDER: "local,nowhere" }],
+      [
+        "same directory",
+        {
+          TESSERA_STORES:
+            '{"local": {"type": "filesystem"}, "b": {"type": "filesystem", "path": "./data/objects"}}',
+        },
+      ],
+      [
+        "same bucket and prefix",
+        { TESSERA_STORES: JSON.stringify({ local: s3, b: s3 }), TESSERA_DEFAULT_STORE: "b" },
+      ],
+    ] as const) {
+      expect(() => loadConfig(undefined, env, {}), what).toThrow(ConfigError);
+    }
+    // The same bucket under two prefixes is two places.
+    const two = { local: { ...s3, prefix: "a/" }, b: { ...s3, prefix: "b/" } };
+    expect(loadConfig(undefined, { TESSERA_STORES: JSON.stringify(two) }, {}).stores).toEqual(two);
+  });
 });
