@@ -1,28 +1,13 @@
-/**
- * `npm run bench:s3`: the engine on S3 stores beside the filesystem store, in the same run:
- * ingest and download MB/s, requests per GiB ingested, objects per GiB stored; then 1,000
- * images that share a base image. S3 servers: s3rver (npm, started here) and Ceph radosgw
- * with bluestore (started here with .ci/ceph-rgw.sh when Ceph is installed, or the one named
- * by S3_ENDPOINT/S3_KEY/S3_SECRET). A server that cannot run is listed as not measured.
- *
- *   --size-mb N      random data ingested and read back per store (default 1024)
- *   --images N       images sharing a base (default 1000)
- *   --base-mb N      the shared base's size (default 4)
- *   --unique-kb N    each image's own data (default 64)
- *   --dir DIR        scratch directory (default $TMPDIR/tessera-bench-s3)
- */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { Engine } from "../src/engine/engine.js";
 import { readFilePieces } from "../src/engine/file-source.js";
 import { type BackendCounts, CountingBackend } from "../src/store/counting-backend.js";
 import { openBackend, type StoreConfig, storeEngineDefaults } from "../src/store/open-store.js";
 import { log, makeRandomFile, mbps, timed } from "./common.js";
+import { startRadosgw, startS3rver, type Target } from "./s3-servers.js";
 
 const { values: opt } = parseArgs({
   options: {
@@ -36,82 +21,6 @@ const { values: opt } = parseArgs({
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const scratch = opt.dir;
-
-interface Target {
-  name: string;
-  store: StoreConfig;
-  stop: () => Promise<void>;
-}
-
-async function startS3rver(): Promise<Target> {
-  const dir = join(scratch, "s3rver");
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ["--openssl-legacy-provider", "test/helpers/s3rver-child.mjs", dir, "bench", "0"],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", resolve);
-    child.once("exit", (c) => reject(new Error(`s3rver exited ${c}`)));
-  });
-  const { port } = JSON.parse(line) as { port: number };
-  return {
-    name: "s3rver",
-    store: s3(`http://127.0.0.1:${port}`, "bench", "S3RVER", "S3RVER"),
-    stop: async () => {
-      child.kill("SIGKILL");
-    },
-  };
-}
-
-function s3(endpoint: string, bucket: string, key: string, secret: string): StoreConfig {
-  return {
-    type: "s3",
-    endpoint,
-    region: "us-east-1",
-    bucket,
-    forcePathStyle: true,
-    accessKeyId: key,
-    secretAccessKey: secret,
-  };
-}
-
-async function startRadosgw(): Promise<Target | undefined> {
-  let endpoint = process.env.S3_ENDPOINT;
-  let stop = async () => {};
-  if (!endpoint) {
-    if (spawnSync("sh", ["-c", "command -v radosgw"]).status !== 0) return undefined;
-    const dir = join(scratch, "rgw");
-    const env = {
-      ...process.env,
-      OSD_STORE: "bluestore",
-      OSD_BYTES: "16G",
-      RGW_PORT: "7481",
-      MON_PORT: "3301",
-    };
-    const r = spawnSync(".ci/ceph-rgw.sh", ["start", dir], { env, stdio: ["ignore", "ignore", "inherit"] });
-    if (r.status !== 0) return undefined;
-    endpoint = "http://127.0.0.1:7481";
-    stop = async () => {
-      spawnSync(".ci/ceph-rgw.sh", ["stop", dir], { env, stdio: "ignore" });
-      await rm(dir, { recursive: true, force: true });
-    };
-  }
-  const key = process.env.S3_KEY ?? "TESTKEY";
-  const secret = process.env.S3_SECRET ?? "TESTSECRET";
-  const bucket = `bench-${Date.now()}`;
-  const c = new S3Client({
-    endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: { accessKeyId: key, secretAccessKey: secret },
-  });
-  await c.send(new CreateBucketCommand({ Bucket: bucket }));
-  c.destroy();
-  return { name: "radosgw (bluestore)", store: s3(endpoint, bucket, key, secret), stop };
-}
 
 async function open(t: Target, run: string): Promise<{ engine: Engine; counts: BackendCounts }> {
   const dir = join(scratch, `${t.name.split(" ")[0]}-${run}`);
@@ -221,8 +130,10 @@ async function main(): Promise<void> {
   const targets: (Target | string)[] = [
     { name: "filesystem", store: { type: "filesystem" }, stop: async () => {} },
   ];
-  targets.push(await startS3rver().catch((e: Error) => `s3rver: not measured (${e.message})`));
-  targets.push((await startRadosgw().catch(() => undefined)) ?? "radosgw: not measured (Ceph not installed)");
+  targets.push(await startS3rver(scratch).catch((e: Error) => `s3rver: not measured (${e.message})`));
+  targets.push(
+    (await startRadosgw(scratch).catch(() => undefined)) ?? "radosgw: not measured (Ceph not installed)",
+  );
   for (const t of targets) {
     if (typeof t === "string") {
       log(t);
