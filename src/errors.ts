@@ -117,3 +117,10 @@ export class UnknownStoreError extends TesseraError {
     super("unknown_store", `Store for identifier ${store} not found`);
   }
 }
+
+/** The catalog has data in a store the configuration does not list (removed or renamed). */
+export class MissingStoreError extends TesseraError {
+  constructor(message: string) {
+    super("store_missing", message);
+  }
+}

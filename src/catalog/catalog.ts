@@ -234,6 +234,15 @@ export class Catalog {
     return { removed: true };
   }
 
+  /** How many objects each store holds (a scan of the objects). */
+  objectsByStore(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const { value } of this.objects.getRange()) {
+      for (const s of Object.keys(value.stores)) out.set(s, (out.get(s) ?? 0) + 1);
+    }
+    return out;
+  }
+
   /**
    * Catalogs written before stores had names kept one chunk and pack index, plain holder
    * counts and no image stores: all of it becomes store `name`'s. Once, in one transaction.

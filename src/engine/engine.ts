@@ -8,7 +8,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Catalog } from "../catalog/catalog.js";
 import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../chunker/params.js";
-import { NotFoundError, UnknownStoreError } from "../errors.js";
+import { MissingStoreError, NotFoundError, UnknownStoreError } from "../errors.js";
 import { ChunkVerifier } from "../hash/chunk-verifier.js";
 import { HasherPool } from "../hash/whole-image-hasher.js";
 import type { ObjectBackend } from "../store/backend.js";
@@ -151,6 +151,7 @@ export class Engine {
         readAheadBytes: options.readAheadBytes ?? 8 * 1024 * 1024,
       });
       await catalog.upgradeLayout(defaultStore.name);
+      assertStoresKnown(catalog, setups);
       return new Engine(catalog, list, defaultStore, format, options);
     } catch (e) {
       await catalog.close();
@@ -251,6 +252,20 @@ export class Engine {
     await this.catalog.close();
     for (const s of this.stores.values()) await s.backend.close();
   }
+}
+
+/**
+ * A store that holds objects must be configured: without it their data would be unreachable,
+ * and a renamed store would look empty. Refused at open, before anything is served.
+ */
+function assertStoresKnown(catalog: Catalog, setups: Record<string, StoreSetup>): void {
+  const missing = [...catalog.objectsByStore()].filter(([name]) => !setups[name]);
+  if (missing.length === 0) return;
+  const list = missing.map(([name, n]) => `"${name}" (${n} objects)`).join(", ");
+  throw new MissingStoreError(
+    `the catalog has data in stores the configuration does not list: ${list}; configure them ` +
+      "again (stores cannot be renamed), or copy their images elsewhere and remove them from there first",
+  );
 }
 
 function isBackend(x: ObjectBackend | Record<string, StoreSetup>): x is ObjectBackend {

@@ -286,3 +286,25 @@ describe("a catalog of the one-store layout", () => {
     }
   });
 });
+
+describe("a store the configuration no longer lists", () => {
+  it("is refused at open while it holds objects, naming it, and accepted once it holds none", async () => {
+    const { engine, dir } = await twoStores();
+    const r = await engine.ingest(pieces(prng(14, MiB)), { store: "edge" });
+    await engine.close();
+    const open = () =>
+      Engine.openDir(dir, {
+        durable: false,
+        packSize: MiB,
+        stores: { local: { type: "filesystem", path: join(dir, "local") } },
+      });
+    await expect(open()).rejects.toThrow(/"edge" \(1 objects\)/);
+    const again = await twoStores({ dir });
+    await again.engine.copy(r.manifestId, "local");
+    await again.engine.release(r.manifestId, "edge");
+    await again.engine.close();
+    const without = await open();
+    expect(without.stat(r.manifestId).stores).toEqual({ local: 1 });
+    await without.close();
+  });
+});
