@@ -13,6 +13,7 @@
  *   --pairs a:b,...   base:derived files under --corpus (default base.raw:base-v2.raw,
  *                     base.raw:web.raw, base.raw:dev.raw)
  *   --corpus DIR      default ./corpus
+ *   --avg-kb N        the chunker's average chunk size (min N/4, max 4N; default the store's 64)
  *   --dir DIR         scratch (default $TMPDIR/tessera-bench-copy)
  */
 import { createHash } from "node:crypto";
@@ -21,6 +22,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { chunkerForAverage } from "../src/chunker/params.js";
 import { Engine, type StoreSetup } from "../src/engine/engine.js";
 import { readFilePieces } from "../src/engine/file-source.js";
 import { ZSTD_LEVEL } from "../src/store/chunk-codec.js";
@@ -33,6 +35,7 @@ const { values: opt } = parseArgs({
   options: {
     pairs: { type: "string", default: "base.raw:base-v2.raw,base.raw:web.raw,base.raw:dev.raw" },
     corpus: { type: "string", default: "corpus" },
+    "avg-kb": { type: "string" },
     dir: { type: "string", default: join(tmpdir(), "tessera-bench-copy") },
   },
 });
@@ -109,7 +112,8 @@ async function openStores(dir: string, target: Target) {
     });
     setups[name] = { backend, config: cfg, ...storeEngineDefaults(cfg) };
   }
-  const engine = await Engine.open(join(dir, "catalog"), setups, { defaultStore: "local" });
+  const chunker = opt["avg-kb"] ? chunkerForAverage(Number(opt["avg-kb"]) * 1024) : undefined;
+  const engine = await Engine.open(join(dir, "catalog"), setups, { defaultStore: "local", chunker });
   return { engine, counted };
 }
 

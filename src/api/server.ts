@@ -9,6 +9,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import pino, { type Logger } from "pino";
+import { chunkerForAverage } from "../chunker/params.js";
 import { lockDir } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { ImageService } from "../engine/images.js";
@@ -52,6 +53,12 @@ export interface ServerOptions {
    * the others as configured); stores left out come last.
    */
   storeReadOrder: string[];
+  /**
+   * Average chunk size of a new data directory (a power of two; min a quarter, max four
+   * times). 0: the directory's own, 64 KiB for a new one. A directory keeps the size it was
+   * created with: another is refused at start.
+   */
+  chunkSize: number;
 }
 
 export interface RunningServer {
@@ -88,6 +95,7 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
       readOrder: o.storeReadOrder.length > 0 ? o.storeReadOrder : undefined,
       durable: o.fsync,
       hashAlgorithms: ["md5", o.osHashNodeName],
+      chunker: o.chunkSize === 0 ? undefined : chunkerForAverage(o.chunkSize),
       verifyOnRead: o.verifyOnRead,
     });
     return await listen(o, engine, log, finish);

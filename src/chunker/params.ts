@@ -108,6 +108,11 @@ export function masksFor(params: ChunkerParams): { maskS: number; maskL: number 
   return { maskS: high(bits + 2), maskL: high(bits - 2) };
 }
 
+/** FastCDC's usual spread around an average: min a quarter of it, max four times it. */
+export function chunkerForAverage(avg: number): ChunkerParams {
+  return { min: avg / 4, avg, max: avg * 4 };
+}
+
 /** Throws unless the parameters describe a chunker this code can run. */
 export function validateChunkerParams(p: ChunkerParams): void {
   const ok =

@@ -8,6 +8,7 @@ import { getHashes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { ServerOptions } from "../api/server.js";
+import { type ChunkerParams, chunkerForAverage } from "../chunker/params.js";
 import { RULE_NAMES, type RuleName } from "../formats/inspector.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy } from "../formats/rules.js";
 import { DEFAULT_STORES, filesystemStorePath, type StoreConfig } from "../store/open-store.js";
@@ -34,6 +35,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   stores: DEFAULT_STORES,
   defaultStore: "local",
   storeReadOrder: [],
+  chunkSize: 0,
 };
 
 /** Environment variables and the keys they set. */
@@ -51,11 +53,17 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_STORES: "stores",
   TESSERA_DEFAULT_STORE: "defaultStore",
   TESSERA_STORE_READ_ORDER: "storeReadOrder",
+  TESSERA_CHUNK_SIZE: "chunkSize",
 };
 
 export class ConfigError extends Error {}
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/** The chunker a configured chunkSize asks for, if any (0: the data directory's own). */
+export function chunkerOf(cfg: { chunkSize: number }): ChunkerParams | undefined {
+  return cfg.chunkSize === 0 ? undefined : chunkerForAverage(cfg.chunkSize);
+}
 
 /** hashlib names (what Glance's os_hash_algo reports) → Node crypto names. */
 export function nodeHashName(hashlib: string): string {
@@ -261,6 +269,10 @@ export function loadConfig(
     if (other)
       throw new ConfigError(`stores "${other}" and "${name}" would keep their objects in the same place`);
     where.set(at, name);
+  }
+  const c = cfg.chunkSize;
+  if (c !== 0 && !(c >= 4096 && c <= 1024 * 1024 && (c & (c - 1)) === 0)) {
+    throw new ConfigError("chunkSize must be a power of two from 4096 to 1048576 (or 0: the store's own)");
   }
   if (cfg.limitParamDefault < 1 || cfg.apiLimitMax < cfg.limitParamDefault) {
     throw new ConfigError(`limitParamDefault must be at least 1 and at most apiLimitMax`);

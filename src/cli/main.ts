@@ -14,7 +14,7 @@ import { ImageService } from "../engine/images.js";
 import { TesseraError } from "../errors.js";
 import { inspectAll } from "../formats/inspect-stream.js";
 import { DEFAULT_CONVERSION_LIMITS } from "../formats/qemu-img.js";
-import { ConfigError, loadConfig, nodeHashName, type ServerConfig } from "./config.js";
+import { ConfigError, chunkerOf, loadConfig, nodeHashName, type ServerConfig } from "./config.js";
 
 const USAGE = `usage:
   tessera serve [--host H] [--port P] [--data DIR] [--config FILE]
@@ -140,6 +140,7 @@ function openEngine(cfg: ServerConfig): Promise<Engine> {
     readOrder: cfg.storeReadOrder.length > 0 ? cfg.storeReadOrder : undefined,
     durable: cfg.fsync,
     hashAlgorithms: ["md5", nodeHashName(cfg.osHashAlgo)],
+    chunker: chunkerOf(cfg),
   });
 }
 

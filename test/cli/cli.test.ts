@@ -20,8 +20,12 @@ async function tempDir() {
   return d;
 }
 
-function tessera(args: string[], input?: Buffer) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { input, maxBuffer: 1 << 30 });
+function tessera(args: string[], input?: Buffer, env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    input,
+    maxBuffer: 1 << 30,
+    env: { ...process.env, ...env },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
@@ -53,6 +57,26 @@ describe("tessera CLI", () => {
       manifestId: result.manifestId,
       bytesStored: 0,
     });
+  });
+
+  it("cuts a new data directory at the configured chunkSize, and refuses another size for it later", async () => {
+    const dir = await tempDir();
+    const data = Buffer.from(prng(51, 2 * 1024 * 1024));
+    await writeFile(join(dir, "img"), data);
+    const small = tessera(["ingest", join(dir, "img"), "--data", join(dir, "data")], undefined, {
+      TESSERA_CHUNK_SIZE: "16384",
+    });
+    expect(small.status, small.stderr).toBe(0);
+    const chunks = JSON.parse(small.stdout.toString()).chunkCount as number;
+    expect(chunks).toBeGreaterThan(64); // 2 MiB in ~16 KiB chunks, not ~32 of 64 KiB
+    // Without the setting: the directory's own size.
+    expect(tessera(["ingest", join(dir, "img"), "--data", join(dir, "data")]).status).toBe(0);
+    const other = tessera(["ingest", join(dir, "img"), "--data", join(dir, "data")], undefined, {
+      TESSERA_CHUNK_SIZE: "65536",
+    });
+    expect(other.status).toBe(1);
+    expect(other.stderr).toContain("store_format");
+    expect(tessera(["stat", "x", "--data", dir], undefined, { TESSERA_CHUNK_SIZE: "5000" }).status).toBe(2);
   });
 
   it("answers an unknown object with a JSON error and exit status 1, bad usage with 2", async () => {
