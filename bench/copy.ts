@@ -28,7 +28,7 @@ import { readFilePieces } from "../src/engine/file-source.js";
 import { ZSTD_LEVEL } from "../src/store/chunk-codec.js";
 import { CountingBackend } from "../src/store/counting-backend.js";
 import { openBackend, type StoreConfig, storeEngineDefaults } from "../src/store/open-store.js";
-import { log, ratio, timed } from "./common.js";
+import { log, mbps, ratio, timed } from "./common.js";
 import { startS3rver, type Target } from "./s3-servers.js";
 
 const { values: opt } = parseArgs({
@@ -130,7 +130,8 @@ async function measurePair(
   try {
     const base = await engine.ingest(readFilePieces(basePath));
     const baseCopy = await engine.copy(base.manifestId, "remote");
-    const derived = await engine.ingest(readFilePieces(derivedPath));
+    const ingest = await timed(() => engine.ingest(readFilePieces(derivedPath)));
+    const derived = ingest.value;
     const remote = counted.remote as CountingBackend;
     const putsBefore = remote.counts.puts;
     const bytesPutBefore = remote.counts.bytesPut;
@@ -146,6 +147,8 @@ async function measurePair(
       writtenMB: Math.round((written / MB) * 10) / 10,
       puts: remote.counts.puts - putsBefore,
       seconds: Math.round(copy.s * 100) / 100,
+      chunks: derived.chunkCount,
+      ingestMBps: mbps(derived.size, ingest.s),
       movedOverDiffering: ratio(copy.value.bytesMoved, diff.plain),
       // What the target was sent, over the differing bytes in the same form (compressed or not).
       writtenOverDiffering: ratio(written, target.store.type === "s3" ? diff.zstd : diff.plain),
@@ -156,7 +159,8 @@ async function measurePair(
       `${target.name.padEnd(11)} ${derivedPath.split("/").pop()} (${row.imageMB} MB, ${row.nonZeroMB} MB non-zero): ` +
         `differs by ${row.differingMB} MB, copy moved ${row.movedMB} MB (×${row.movedOverDiffering} of that, ` +
         `×${row.movedOverImage} of the image), wrote ${row.writtenMB} MB in ${row.puts} PUTs ` +
-        `(×${row.writtenOverDiffering} of the differing bytes as the store keeps them), ${row.seconds} s`,
+        `(×${row.writtenOverDiffering} of the differing bytes as the store keeps them), ${row.seconds} s; ` +
+        `ingest ${row.ingestMBps} MB/s, ${row.chunks} chunks`,
     );
     return row;
   } finally {
