@@ -4,18 +4,20 @@
  *
  * Chunks move as stored: a compressed frame is written as it was read (after checking that it
  * decodes to its id), a raw one is compressed on the way if the target compresses and it
- * shrinks. Write order as for an ingest: packs durable → manifest object → catalog commit,
- * where the object gains a holder in the target; until then the target's index is unchanged.
+ * shrinks. Write order as for an ingest: packs (the last carrying the manifest) durable →
+ * catalog commit, where the object gains a holder in the target; until then the target's
+ * index is unchanged.
  */
 import { chunkIdOf } from "../catalog/manifest.js";
 import { encodeManifestObject } from "../catalog/manifest-object.js";
 import type { ChunkRecord } from "../catalog/store-index.js";
 import { CorruptDataError } from "../errors.js";
 import { looksCompressible } from "../store/chunk-codec.js";
-import { manifestName, packName } from "../store/names.js";
+import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD, CHUNK_FLAGS_NONE } from "../store/pack-format.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import type { Engine } from "./engine.js";
+import { putManifest } from "./ingest.js";
 import { loadManifest } from "./read.js";
 import type { Store } from "./stores.js";
 
@@ -76,13 +78,12 @@ export async function copyObject(
       result.bytesMoved += run.stored;
       await packs.drain();
     }
-    const packList = await packs.finish();
     const obj = engine.catalog.getObject(id);
     if (!obj) throw new CorruptDataError(`object ${id.toString("hex")} was released during the copy`);
-    const hex = id.toString("hex");
     const { size, chunkCount, hashes } = obj;
     const manifest = engine.catalog.getManifest(id) as Buffer;
-    await target.backend.put(manifestName(hex), encodeManifestObject(manifest, { size, chunkCount, hashes }));
+    await putManifest(target, packs, id, encodeManifestObject(manifest, { size, chunkCount, hashes }));
+    const packList = await packs.finish();
     await engine.catalog.commitCopy(target.name, id, {
       written,
       packs: packList,

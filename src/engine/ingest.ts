@@ -3,7 +3,8 @@
  * chunks, names each by BLAKE3, appends only the chunks the store lacks to new packs (in the
  * store it is writing to), and then commits everything to the catalog in one transaction.
  *
- * Write order (docs/format.md): packs durable → manifest object durable → catalog commit.
+ * Write order (docs/format.md): packs durable, the manifest object in the last of them (or on
+ * its own when it does not fit, or no chunk was new) → catalog commit.
  * Until the commit nothing is visible; if anything fails or the process dies before it, the
  * catalog and every refcount are as they were, and what was written is unreferenced garbage.
  */
@@ -16,6 +17,7 @@ import { looksCompressible } from "../store/chunk-codec.js";
 import { manifestName } from "../store/names.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import type { Engine } from "./engine.js";
+import type { Store } from "./stores.js";
 import { isAllZero } from "./zero.js";
 
 export interface IngestResult {
@@ -147,15 +149,16 @@ export async function ingest(
     chunker.finish(onChunk);
     await flush();
     await appended;
-    const [hashes, packList] = await Promise.all([hasher.digest(), packs.finish()]);
+    const hashes = await hasher.digest();
     finished = true;
     const { id, bytes } = manifest.finish();
     const hex = id.toString("hex");
     const object = { size: manifest.size, chunkCount: manifest.count, hashes };
     // Each store carries the manifests of the objects it holds, to rebuild its index from.
     if (!(engine.catalog.getObject(id)?.stores[store.name] ?? 0)) {
-      await store.backend.put(manifestName(hex), encodeManifestObject(bytes, object));
+      await putManifest(store, packs, id, encodeManifestObject(bytes, object));
     }
+    const packList = await packs.finish();
     const { created } = await engine.catalog.commitIngest(store.name, {
       manifestId: id,
       manifest: bytes,
@@ -181,4 +184,17 @@ export async function ingest(
   } finally {
     engine.hashers.release(hasher, finished);
   }
+}
+
+/**
+ * Stores a manifest object in `store` with the chunks it came with: inside the pack still
+ * open, when there is one with room (one PUT for a small upload, not two), else on its own.
+ */
+export async function putManifest(
+  store: Store,
+  packs: PackWriter,
+  id: Buffer,
+  parts: readonly Uint8Array[],
+): Promise<void> {
+  if (!packs.addManifest(id, parts)) await store.backend.put(manifestName(id.toString("hex")), parts);
 }

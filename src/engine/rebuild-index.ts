@@ -1,6 +1,7 @@
 /**
  * Rebuilds one store's chunk index, pack records and refcounts from what is on its backend:
- * the packs (each lists its chunks in its trailer) and the manifest objects. Used when the
+ * the packs (each lists its chunks in its trailer) and the manifest objects (on their own, or
+ * carried in a pack). Used when the
  * index is lost or suspected wrong; the packs are the truth.
  *
  * Manifests found on the backend but missing from the catalog are restored, with the size and
@@ -19,6 +20,7 @@ import {
   checkPackHeader,
   decodePackEntries,
   decodePackFooter,
+  ENTRY_FLAG_MANIFEST,
   PACK_ENTRY_BYTES,
   PACK_FOOTER_BYTES,
   PACK_HEADER_BYTES,
@@ -57,28 +59,23 @@ export async function rebuildIndex(engine: Engine, store: Store): Promise<Rebuil
   }
   packObjects.sort((a, b) => (a.name < b.name ? -1 : 1));
 
-  const manifestObjects: { name: string; id: string; size: number }[] = [];
+  // Manifest objects: on their own under manifests/, or carried inside a pack.
+  const manifestSources: { id: Buffer; read: () => Promise<Buffer> }[] = [];
   for await (const o of backend.list("manifests/")) {
     const id = manifestIdFromName(o.name);
-    if (id) manifestObjects.push({ name: o.name, id, size: o.size });
-  }
-  const missing: { id: Buffer; bytes: Buffer; record: ManifestObjectRecord }[] = [];
-  for (const o of manifestObjects) {
-    const id = Buffer.from(o.id, "hex");
-    if (catalog.getManifest(id)) continue;
-    try {
-      const { manifest, record } = decodeManifestObject(await backend.get(o.name, 0, o.size));
-      if (!chunkId(manifest).equals(id)) continue; // a damaged manifest object restores nothing
-      missing.push({ id, bytes: manifest, record });
-    } catch (e) {
-      if (!(e instanceof CorruptDataError || e instanceof SyntaxError)) throw e;
-    }
+    if (id) manifestSources.push({ id: Buffer.from(id, "hex"), read: () => backend.get(o.name, 0, o.size) });
   }
 
   const packsIndexed: { id: Buffer; rec: PackRecord; entries: PackEntry[] }[] = [];
   for (const p of packObjects) {
     try {
-      const entries = await readPackEntries(backend, p.name, p.size);
+      const all = await readPackEntries(backend, p.name, p.size);
+      const entries = all.filter((e) => (e.flags & ENTRY_FLAG_MANIFEST) === 0);
+      for (const e of all) {
+        if (e.flags & ENTRY_FLAG_MANIFEST) {
+          manifestSources.push({ id: e.id, read: () => backend.get(p.name, e.offset, e.length) });
+        }
+      }
       packsIndexed.push({
         id: Buffer.from(p.id, "hex"),
         rec: { size: p.size, chunks: entries.length, createdAt: new Date().toISOString() },
@@ -89,10 +86,23 @@ export async function rebuildIndex(engine: Engine, store: Store): Promise<Rebuil
     }
   }
 
+  const missing = new Map<string, { id: Buffer; bytes: Buffer; record: ManifestObjectRecord }>();
+  for (const m of manifestSources) {
+    const hex = m.id.toString("hex");
+    if (missing.has(hex) || catalog.getManifest(m.id)) continue;
+    try {
+      const { manifest, record } = decodeManifestObject(await m.read());
+      if (!chunkId(manifest).equals(m.id)) continue; // a damaged manifest object restores nothing
+      missing.set(hex, { id: m.id, bytes: manifest, record });
+    } catch (e) {
+      if (!(e instanceof CorruptDataError || e instanceof SyntaxError)) throw e;
+    }
+  }
+
   await catalog.transaction(() => {
     index.chunks.clearSync();
     index.packs.clearSync();
-    for (const { id, bytes, record } of missing) {
+    for (const { id, bytes, record } of missing.values()) {
       const m = decodeManifest(bytes);
       catalog.manifests.putSync(id, bytes);
       if (!catalog.objects.get(id)) {

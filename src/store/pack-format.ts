@@ -29,6 +29,14 @@ export const CHUNK_FLAGS_NONE = 0;
  * chunk's own length is in the manifests that use it, and its id is of the plain bytes.
  */
 export const CHUNK_FLAG_ZSTD = 1;
+/**
+ * Not a chunk: the entry is a manifest object (the `manifests/` object's bytes, id = the
+ * manifest id), carried in the pack its object's last chunks went into, so a small upload
+ * costs one PUT instead of two. Never indexed as a chunk; rebuild-index restores it.
+ */
+export const ENTRY_FLAG_MANIFEST = 2;
+/** Every flag bit a reader knows: a pack with others was written by a newer Tessera. */
+const KNOWN_FLAGS = CHUNK_FLAG_ZSTD | ENTRY_FLAG_MANIFEST;
 
 export interface PackEntry {
   id: Buffer;
@@ -96,6 +104,7 @@ export function decodePackEntries(entries: Buffer, footer: Buffer): PackEntry[] 
     if (e.offset < PACK_HEADER_BYTES || e.offset + e.length > entriesOffset) {
       throw new CorruptDataError("pack entry points outside the chunk area");
     }
+    if ((e.flags & ~KNOWN_FLAGS) !== 0) throw new CorruptDataError(`pack entry has unknown flags ${e.flags}`);
     out.push(e);
   }
   return out;

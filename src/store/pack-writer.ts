@@ -4,6 +4,7 @@ import { BufferPool } from "./buffer-pool.js";
 import { packName } from "./names.js";
 import {
   CHUNK_FLAGS_NONE,
+  ENTRY_FLAG_MANIFEST,
   encodePackHeader,
   encodePackTrailer,
   PACK_ENTRY_BYTES,
@@ -49,6 +50,8 @@ export class PackWriter {
   private buf: Buffer | undefined;
   private used = 0;
   private entries: PackEntry[] = [];
+  /** Entries of the open pack that are manifests, not chunks. */
+  private manifests = 0;
   private packId: Buffer = randomBytes(16);
   private inFlight = new Set<Promise<void>>();
   private failure: unknown;
@@ -85,6 +88,26 @@ export class PackWriter {
     return { pack: this.packId, offset, length: data.length, flags };
   }
 
+  /**
+   * Puts a manifest object into the open pack if one is open and it fits there (see
+   * ENTRY_FLAG_MANIFEST); false otherwise, and the caller stores it on its own. It rides
+   * with the pack's chunks: durable when `finish` resolves.
+   */
+  addManifest(id: Buffer, parts: readonly Uint8Array[]): boolean {
+    this.throwIfFailed();
+    const length = parts.reduce((n, p) => n + p.length, 0);
+    const trailer = (this.entries.length + 1) * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES;
+    if (!this.buf || this.used + length + trailer > this.packSize) return false;
+    const offset = this.used;
+    for (const p of parts) {
+      this.buf.set(p, this.used);
+      this.used += p.length;
+    }
+    this.entries.push({ id: Buffer.from(id), offset, length, flags: ENTRY_FLAG_MANIFEST });
+    this.manifests++;
+    return true;
+  }
+
   /** Waits while too many sealed packs are still being written. */
   async drain(): Promise<void> {
     while (this.inFlight.size > this.maxInFlight) {
@@ -116,7 +139,7 @@ export class PackWriter {
     const pack: WrittenPack = {
       id: this.packId,
       size: this.used + trailer.length,
-      chunks: this.entries.length,
+      chunks: this.entries.length - this.manifests,
     };
     const p = this.backend
       .put(packName(pack.id.toString("hex")), [buf.subarray(0, pack.size)])
@@ -135,6 +158,7 @@ export class PackWriter {
     this.inFlight.add(p);
     this.buf = undefined;
     this.entries = [];
+    this.manifests = 0;
     this.packId = randomBytes(16);
   }
 

@@ -51,4 +51,34 @@ describe("rebuild-index", () => {
     });
     expect((await collect(engine.read(r.manifestId))).equals(Buffer.from(data))).toBe(true);
   });
+
+  it("carries a small upload's manifest in its pack (one write, not two), a chunkless one's on its own, and restores both", async () => {
+    const s = await store();
+    const backend = s.engine.store().backend;
+    const puts: string[] = [];
+    const realPut = backend.put.bind(backend);
+    backend.put = (name, parts) => {
+      puts.push(name.split("/")[0] as string);
+      return realPut(name, parts);
+    };
+    const data = prng(33, 300 * 1024);
+    const small = await s.engine.ingest(pieces(data));
+    expect(puts).toEqual(["packs"]);
+    // Nothing but zeros: no chunk to store, so no pack for the manifest to ride in.
+    const zeros = await s.engine.ingest(pieces(new Uint8Array(2 * 1024 * 1024)));
+    expect(puts).toEqual(["packs", "manifests"]);
+    await s.engine.close();
+    await rm(join(s.dir, "catalog"), { recursive: true });
+    const engine = await Engine.openDir(s.dir, { durable: false });
+    store.defer(() => engine.close());
+    expect(await engine.rebuildIndex()).toMatchObject({
+      manifestsRestored: 2,
+      chunks: small.newChunks,
+      badPacks: [],
+    });
+    expect((await collect(engine.read(small.manifestId))).equals(Buffer.from(data))).toBe(true);
+    expect((await collect(engine.read(zeros.manifestId))).length).toBe(2 * 1024 * 1024);
+    // The manifest entry is no chunk: the index holds exactly the chunks.
+    expect([...engine.store().index.chunks.getKeys()].length).toBe(small.newChunks);
+  });
 });
