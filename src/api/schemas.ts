@@ -4,8 +4,8 @@
  * truth). Taken from Glance Zed's own documents (shared/reference/glance-zed), with one change:
  * no `stores` property. Glance lists it even with a single store, and Debian's glance CLI
  * (python3-glanceclient 4.1) turns every schema property into a command-line option, where
- * `--stores` collides with its own option and every command dies. Images may still carry
- * `stores` as a (string) additional property when multi-store arrives.
+ * `--stores` collides with its own option and every command dies. Images carry `stores` as
+ * a (string) additional property instead, which the clients show (and PATCH refuses, 403).
  */
 
 export const IMAGE_SCHEMA = {
