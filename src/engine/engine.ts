@@ -5,7 +5,7 @@
  */
 
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Catalog } from "../catalog/catalog.js";
 import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../chunker/params.js";
 import { MissingStoreError, NotFoundError, UnknownStoreError } from "../errors.js";
