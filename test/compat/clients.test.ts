@@ -285,7 +285,7 @@ describe.skipIf(missing.length > 0)("real OpenStack clients", () => {
     expect((await api.get(`/v2/images/${id}`)).status).toBe(404);
   });
 
-  it("openstacksdk: create with upload, paginated and sorted listing, update, tags, verified download, deactivate, delete", async () => {
+  it("openstacksdk: create with upload, paginated and sorted listing, update, tags, verified download, deactivate, delete, the stores", async () => {
     const script = new URL("./sdk_client.py", import.meta.url).pathname;
     const r = await run(PY, [script, server().url, work]);
     expect(r.status, r.err).toBe(0);
@@ -303,6 +303,10 @@ describe.skipIf(missing.length > 0)("real OpenStack clients", () => {
     expect(out.deactivated).toBe("deactivated");
     expect(out.reactivated).toBe("active");
     expect(out.after_delete).toBeNull();
+    expect(out.stores).toEqual([
+      ["local", true, "local file store"],
+      ["extra", false, "second file store"],
+    ]);
   });
 
   it("glance and openstack CLIs: a real qcow2 gets its virtual_size; one with a backing file is refused naming the rule and stays queued", {

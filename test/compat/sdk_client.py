@@ -56,4 +56,7 @@ conn.image.reactivate_image(img)
 out["reactivated"] = conn.image.get_image(img).status
 conn.image.delete_image(img)
 out["after_delete"] = conn.image.find_image(img.id)
+
+# Multi-store: the stores, the default flagged (Glance sends the string "true").
+out["stores"] = [[s.id, bool(s.is_default), s.description] for s in conn.image.stores()]
 print(json.dumps(out))
