@@ -11,7 +11,7 @@
 import { chunkIdOf } from "../catalog/manifest.js";
 import { encodeManifestObject } from "../catalog/manifest-object.js";
 import type { ChunkRecord } from "../catalog/store-index.js";
-import { CorruptDataError } from "../errors.js";
+import { CorruptDataError, NotFoundError } from "../errors.js";
 import { looksCompressible } from "../store/chunk-codec.js";
 import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD, CHUNK_FLAGS_NONE } from "../store/pack-format.js";
@@ -79,7 +79,7 @@ export async function copyObject(
       await packs.drain();
     }
     const obj = engine.catalog.getObject(id);
-    if (!obj) throw new CorruptDataError(`object ${id.toString("hex")} was released during the copy`);
+    if (!obj) throw new NotFoundError(`object ${id.toString("hex")} (released during the copy)`);
     const { size, chunkCount, hashes } = obj;
     const manifest = engine.catalog.getManifest(id) as Buffer;
     await putManifest(target, packs, id, encodeManifestObject(manifest, { size, chunkCount, hashes }));

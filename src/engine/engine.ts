@@ -194,16 +194,26 @@ export class Engine {
     }
   }
 
-  private activeIngests = 0;
+  private activeWrites = 0;
 
   /** Ingests a byte stream (into the default store unless options.store says); see ingest.ts. */
-  async ingest(source: AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
-    this.activeIngests++;
+  ingest(source: AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
+    return this.writing(() => ingest(this, source, options));
+  }
+
+  /** Copies an object into store `to`, moving only the chunks it lacks; see copy.ts. */
+  copy(manifestId: Buffer | string, to: string, options: CopyOptions = {}): Promise<CopyResult> {
+    return this.writing(() => copyObject(this, toId(manifestId), this.store(to), options));
+  }
+
+  /** Runs a write (ingest, copy); an engine that none is using gives back its pack buffers. */
+  private async writing<T>(fn: () => Promise<T>): Promise<T> {
+    this.activeWrites++;
     try {
-      return await ingest(this, source, options);
+      return await fn();
     } finally {
-      // An idle engine should not hold a few packs' worth of buffers.
-      if (--this.activeIngests === 0) for (const s of this.stores.values()) s.packBuffers.clear();
+      // An idle engine should not hold a few packs' worth of buffers per store.
+      if (--this.activeWrites === 0) for (const s of this.stores.values()) s.packBuffers.clear();
     }
   }
 
@@ -233,11 +243,6 @@ export class Engine {
    */
   release(manifestId: Buffer | string, store?: string): Promise<{ removed: boolean }> {
     return this.catalog.releaseObject(this.store(store).name, toId(manifestId));
-  }
-
-  /** Copies an object into store `to`, moving only the chunks it lacks; see copy.ts. */
-  copy(manifestId: Buffer | string, to: string, options: CopyOptions = {}): Promise<CopyResult> {
-    return copyObject(this, toId(manifestId), this.store(to), options);
   }
 
   /** Rebuilds a store's chunk index (default store's) from its packs alone; see rebuild-index.ts. */
