@@ -35,6 +35,8 @@ export interface ObjectRecord {
   /** Holders by store name; a store is listed while it holds the object's chunks for someone. */
   stores: Record<string, number>;
   createdAt: string;
+  /** Restored by rebuild-index from a store's manifests, its holders a guess (one per store). */
+  restored?: true;
 }
 
 /** What a commit adds to a store: the chunks written there and the packs they went into. */
@@ -59,6 +61,12 @@ export interface IngestCommit extends StoreWrite {
 
 /** Version of the catalog's layout: 2 since stores are named (upgradeLayout). */
 const LAYOUT = 2;
+
+/** The record without the `restored` mark: holders changed on purpose are no guess any more. */
+function settled(obj: ObjectRecord): ObjectRecord {
+  const { restored: _, ...rest } = obj;
+  return rest;
+}
 
 /** All holders of an object, over every store. */
 export function holders(obj: ObjectRecord): number {
@@ -192,7 +200,7 @@ export class Catalog {
         idx.chunks.putSync(id, encodeChunkRecord({ ...loc, refs: 1 }));
       }
     }
-    this.objects.putSync(manifestId, { ...obj, stores: { ...obj.stores, [store]: held + 1 } });
+    this.objects.putSync(manifestId, { ...settled(obj), stores: { ...obj.stores, [store]: held + 1 } });
   }
 
   /**
@@ -226,7 +234,7 @@ export class Catalog {
       }
     }
     if (Object.keys(stores).length > 0) {
-      this.objects.putSync(manifestId, { ...obj, stores });
+      this.objects.putSync(manifestId, { ...settled(obj), stores });
       return { removed: false };
     }
     this.manifests.removeSync(manifestId);

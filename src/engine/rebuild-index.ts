@@ -6,7 +6,10 @@
  *
  * Manifests found on the backend but missing from the catalog are restored, with the size and
  * whole-image hashes their object carries, and one holder in this store (the holder count is
- * not on the backend). A chunk stored in several packs (two
+ * not on the backend), marked `restored`. When a whole catalog is rebuilt store by store, a
+ * restored object whose manifest the next store also carries gets a holder there too, so no
+ * store's copy is left unreferenced. (An object the catalog knew, not held in this store, is
+ * left as it is: its manifest here is a removed copy awaiting collection.) A chunk stored in several packs (two
  * concurrent ingests of the same new data) is indexed at the first pack in name order.
  */
 import { decodeChunkRecord, encodeChunkRecord, type PackRecord } from "../catalog/catalog.js";
@@ -87,8 +90,12 @@ export async function rebuildIndex(engine: Engine, store: Store): Promise<Rebuil
   }
 
   const missing = new Map<string, { id: Buffer; bytes: Buffer; record: ManifestObjectRecord }>();
+  // Objects an earlier rebuild restored (from another store) that this store also carries.
+  const adopted = new Set<string>();
   for (const m of manifestSources) {
     const hex = m.id.toString("hex");
+    const known = catalog.getObject(m.id);
+    if (known?.restored && !(known.stores[store.name] ?? 0)) adopted.add(hex);
     if (missing.has(hex) || catalog.getManifest(m.id)) continue;
     try {
       const { manifest, record } = decodeManifestObject(await m.read());
@@ -112,9 +119,15 @@ export async function rebuildIndex(engine: Engine, store: Store): Promise<Rebuil
           hashes: record.hashes ?? {},
           stores: { [store.name]: 1 },
           createdAt: new Date().toISOString(),
+          restored: true,
         });
       }
       result.manifestsRestored++;
+    }
+    for (const hex of adopted) {
+      const id = Buffer.from(hex, "hex");
+      const obj = catalog.objects.get(id);
+      if (obj) catalog.objects.putSync(id, { ...obj, stores: { ...obj.stores, [store.name]: 1 } });
     }
     for (const p of packsIndexed) {
       index.packs.putSync(p.id, p.rec);

@@ -239,6 +239,34 @@ describe("several stores", () => {
   });
 });
 
+describe("a wholly lost catalog of several stores", () => {
+  it("is rebuilt store by store with a holder in every store that carries the object, and a removed copy is not revived", async () => {
+    const { engine, dir } = await twoStores();
+    const both = await engine.ingest(pieces(prng(15, 2 * MiB)), { store: "local" });
+    await engine.copy(both.manifestId, "edge");
+    const localOnly = await engine.ingest(pieces(prng(16, MiB)), { store: "local" });
+    await engine.close();
+    await rm(join(dir, "catalog"), { recursive: true });
+    const again = await twoStores({ dir });
+    expect((await again.engine.rebuildIndex("local")).manifestsRestored).toBe(2);
+    expect((await again.engine.rebuildIndex("edge")).manifestsRestored).toBe(0);
+    expect(again.engine.stat(both.manifestId).stores).toEqual({ local: 1, edge: 1 });
+    expect(again.engine.stat(localOnly.manifestId).stores).toEqual({ local: 1 });
+    const edgeRefs = [...again.engine.store("edge").index.chunks.getRange()].map(({ value }) =>
+      (value as Buffer).readUInt32LE(28),
+    );
+    expect(edgeRefs.length).toBeGreaterThan(0);
+    expect(edgeRefs.every((n) => n === 1)).toBe(true);
+    // A copy removed in normal operation leaves its manifest behind until collection; a
+    // rebuild of that store's index does not give it a holder back.
+    await again.engine.release(both.manifestId, "edge");
+    await again.engine.store("edge").index.chunks.clearAsync();
+    const rebuiltAgain = await again.engine.rebuildIndex("edge");
+    expect(rebuiltAgain.manifests).toBe(0);
+    expect(again.engine.stat(both.manifestId).stores).toEqual({ local: 1 });
+  });
+});
+
 describe("a catalog of the one-store layout", () => {
   it("becomes the default store's on first open: chunks, packs, holders and image stores", async () => {
     const dir = await mkdtemp(join(tmpdir(), "tessera-layout-"));
