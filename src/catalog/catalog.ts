@@ -24,7 +24,13 @@ import { ChunkVanishedError } from "../errors.js";
 import type { ChunkLocation } from "../store/pack-writer.js";
 import { IMAGE_SORT_KEYS, type ImageRecord, type ImageSortKey } from "./image-records.js";
 import { decodeManifest, distinctChunkIds } from "./manifest.js";
-import { decodeChunkRecord, encodeChunkRecord, type PackRecord, StoreIndex } from "./store-index.js";
+import {
+  decodeChunkRecord,
+  encodeChunkRecord,
+  type PackRecord,
+  StoreIndex,
+  type TrashEntry,
+} from "./store-index.js";
 
 export { type ChunkRecord, decodeChunkRecord, encodeChunkRecord, type PackRecord } from "./store-index.js";
 
@@ -119,6 +125,7 @@ export class Catalog {
           keyEncoding: "binary",
           encoding: "json",
         }),
+        this.root.openDB<TrashEntry, string>({ name: `trash@${name}`, encoding: "json" }),
       );
       this.storeIndexes.set(name, s);
     }

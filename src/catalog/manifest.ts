@@ -41,6 +41,19 @@ export class ManifestBuilder {
     this.size += length;
   }
 
+  /** The ids of the stored chunks added so far (views: copy to keep one). */
+  *chunkIds(): Generator<Buffer> {
+    for (let at = HEADER_BYTES; at < this.used; ) {
+      const word = this.buf.readUInt32LE(at);
+      if (word & ZERO_BIT) {
+        at += 4;
+        continue;
+      }
+      yield this.buf.subarray(at + 4, at + 4 + CHUNK_ID_BYTES);
+      at += 4 + CHUNK_ID_BYTES;
+    }
+  }
+
   /** The encoded manifest and its id. */
   finish(): { id: Buffer; bytes: Buffer } {
     MAGIC.copy(this.buf, 0);

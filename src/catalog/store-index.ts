@@ -3,6 +3,7 @@
  *
  *   chunks@S  chunk id (32 B) → 32 B  pack id (16) | offset u32 | length u32 | flags u32 | refs u32
  *   packs@S   pack id (16 B) → JSON   { size, chunks, createdAt }
+ *   trash@S   object name → JSON      { after, size }: when garbage collection may delete it
  */
 import type { Database } from "lmdb";
 import type { ChunkLocation } from "../store/pack-writer.js";
@@ -15,6 +16,13 @@ export interface PackRecord {
   size: number;
   chunks: number;
   createdAt: string;
+}
+
+/** An object on the store's backend that garbage collection will delete. */
+export interface TrashEntry {
+  /** Not before this time (ms since the epoch): the grace period. */
+  after: number;
+  size: number;
 }
 
 const CHUNK_RECORD_BYTES = 32;
@@ -44,6 +52,7 @@ export class StoreIndex {
     readonly name: string,
     readonly chunks: Database<Buffer, Buffer>,
     readonly packs: Database<PackRecord, Buffer>,
+    readonly trash: Database<TrashEntry, string>,
   ) {}
 
   getChunk(id: Uint8Array): ChunkRecord | undefined {

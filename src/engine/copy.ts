@@ -8,15 +8,16 @@
  * catalog commit, where the object gains a holder in the target; until then the target's
  * index is unchanged.
  */
-import { chunkIdOf } from "../catalog/manifest.js";
+import { chunkIdOf, distinctChunkIds } from "../catalog/manifest.js";
 import { encodeManifestObject } from "../catalog/manifest-object.js";
 import type { ChunkRecord } from "../catalog/store-index.js";
 import { CorruptDataError, NotFoundError } from "../errors.js";
 import { looksCompressible } from "../store/chunk-codec.js";
-import { packName } from "../store/names.js";
+import { manifestName, packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD, CHUNK_FLAGS_NONE } from "../store/pack-format.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import type { Engine } from "./engine.js";
+import type { ActiveWrite } from "./gc.js";
 import { putManifest } from "./ingest.js";
 import { loadManifest } from "./read.js";
 import type { Store } from "./stores.js";
@@ -61,6 +62,15 @@ export async function copyObject(
   const written = new Map<string, ChunkLocation>();
   const result: CopyResult = { chunksCopied: 0, bytesMoved: 0, bytesPlain: 0, packsWritten: 0 };
   const inFlight: Promise<{ run: Run; data: Buffer }>[] = [];
+  // Garbage collection spares every chunk of the object in the target (those found there are
+  // referenced at the commit) and what this copy writes.
+  const manifestObject = manifestName(id.toString("hex"));
+  const active: ActiveWrite = {
+    store: target.name,
+    pinned: () => distinctChunkIds(m).values(),
+    objects: () => [...packs.names(), manifestObject],
+  };
+  engine.activeWrites.add(active);
   try {
     for (;;) {
       while (inFlight.length < RUNS_IN_FLIGHT) {
@@ -96,6 +106,8 @@ export async function copyObject(
     await Promise.allSettled(inFlight);
     await packs.abort();
     throw e;
+  } finally {
+    engine.activeWrites.delete(active);
   }
 }
 

@@ -22,6 +22,7 @@ import {
   storeEngineDefaults,
 } from "../store/open-store.js";
 import { type CopyOptions, type CopyResult, copyObject } from "./copy.js";
+import { type ActiveWrite, collectGarbage, type GcOptions, type GcReport } from "./gc.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
@@ -194,7 +195,8 @@ export class Engine {
     }
   }
 
-  private activeWrites = 0;
+  /** Ingests and copies in progress, and what each depends on (garbage collection spares it). */
+  readonly activeWrites = new Set<ActiveWrite>();
 
   /** Ingests a byte stream (into the default store unless options.store says); see ingest.ts. */
   ingest(source: AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
@@ -206,16 +208,23 @@ export class Engine {
     return this.writing(() => copyObject(this, toId(manifestId), this.store(to), options));
   }
 
+  /** Collects garbage in every store (or one); see gc.ts. */
+  gc(options: GcOptions = {}): Promise<GcReport> {
+    return collectGarbage(this, options);
+  }
+
   /** Runs a write (ingest, copy); an engine that none is using gives back its pack buffers. */
   private async writing<T>(fn: () => Promise<T>): Promise<T> {
-    this.activeWrites++;
+    this.writesRunning++;
     try {
       return await fn();
     } finally {
       // An idle engine should not hold a few packs' worth of buffers per store.
-      if (--this.activeWrites === 0) for (const s of this.stores.values()) s.packBuffers.clear();
+      if (--this.writesRunning === 0) for (const s of this.stores.values()) s.packBuffers.clear();
     }
   }
+
+  private writesRunning = 0;
 
   /** Streams an object's bytes (or a range of them); see read.ts. */
   read(manifestId: Buffer | string, options: ReadOptions = {}): AsyncGenerator<Buffer> {

@@ -17,6 +17,7 @@ import { looksCompressible } from "../store/chunk-codec.js";
 import { manifestName } from "../store/names.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import type { Engine } from "./engine.js";
+import type { ActiveWrite } from "./gc.js";
 import type { Store } from "./stores.js";
 import { isAllZero } from "./zero.js";
 
@@ -78,6 +79,15 @@ export async function ingest(
   const manifest = new ManifestBuilder();
   const written = new Map<string, ChunkLocation>();
   const stats = { zeroChunks: 0, zeroBytes: 0, bytesNew: 0, bytesStored: 0, bytesDeduplicated: 0 };
+  let manifestObject: string | undefined;
+  // Garbage collection spares what this ingest found indexed (every id in its manifest so far)
+  // and what it wrote: it adds the id to the manifest before looking it up, in one go.
+  const active: ActiveWrite = {
+    store: store.name,
+    pinned: () => manifest.chunkIds(),
+    objects: () => (manifestObject ? [...packs.names(), manifestObject] : packs.names()),
+  };
+  engine.activeWrites.add(active);
 
   // New chunks wait here for compression (on the codec's workers), a slice's worth at a time;
   // a few batches are in flight while the chunker goes on, and they reach the packs in order.
@@ -156,6 +166,7 @@ export async function ingest(
     const object = { size: manifest.size, chunkCount: manifest.count, hashes };
     // Each store carries the manifests of the objects it holds, to rebuild its index from.
     if (!(engine.catalog.getObject(id)?.stores[store.name] ?? 0)) {
+      manifestObject = manifestName(hex);
       await putManifest(store, packs, id, encodeManifestObject(bytes, object));
     }
     const packList = await packs.finish();
@@ -182,6 +193,7 @@ export async function ingest(
     await packs.abort();
     throw e;
   } finally {
+    engine.activeWrites.delete(active);
     engine.hashers.release(hasher, finished);
   }
 }

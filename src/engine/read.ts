@@ -92,11 +92,15 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
     let stored = len;
     let compressed = false;
     if (id) {
+      // The first store holding it for someone; else the first holding it at all (a copy
+      // released there, still indexed until garbage collection).
       let rec: ChunkRecord | undefined;
       for (const s of engine.stores.values()) {
-        rec = s.index.getChunk(id);
+        const r = s.index.getChunk(id);
+        if (!r || (rec && r.refs === 0)) continue;
+        rec = r;
         store = s;
-        if (rec) break;
+        if (r.refs > 0) break;
       }
       if (!rec) throw new CorruptDataError(`chunk ${id.toString("hex")} is missing from the index`);
       pack = packName(rec.pack.toString("hex"));

@@ -19,16 +19,8 @@ import { CorruptDataError } from "../errors.js";
 import { chunkId } from "../hash/chunk-id.js";
 import type { ObjectBackend } from "../store/backend.js";
 import { manifestIdFromName, packIdFromName } from "../store/names.js";
-import {
-  checkPackHeader,
-  decodePackEntries,
-  decodePackFooter,
-  ENTRY_FLAG_MANIFEST,
-  PACK_ENTRY_BYTES,
-  PACK_FOOTER_BYTES,
-  PACK_HEADER_BYTES,
-  type PackEntry,
-} from "../store/pack-format.js";
+import { readPackEntries } from "../store/pack-entries.js";
+import { ENTRY_FLAG_MANIFEST, type PackEntry } from "../store/pack-format.js";
 import type { Engine } from "./engine.js";
 import type { Store } from "./stores.js";
 
@@ -39,15 +31,6 @@ export interface RebuildResult {
   manifestsRestored: number;
   /** Packs that could not be read (named with the reason); their chunks are not indexed. */
   badPacks: { name: string; error: string }[];
-}
-
-async function readPackEntries(backend: ObjectBackend, name: string, size: number): Promise<PackEntry[]> {
-  if (size < PACK_HEADER_BYTES + PACK_FOOTER_BYTES) throw new CorruptDataError("pack too short");
-  checkPackHeader(await backend.get(name, 0, PACK_HEADER_BYTES));
-  const footer = await backend.get(name, size - PACK_FOOTER_BYTES, PACK_FOOTER_BYTES);
-  const { count, entriesOffset } = decodePackFooter(footer, size);
-  const entries = await backend.get(name, entriesOffset, count * PACK_ENTRY_BYTES);
-  return decodePackEntries(entries, footer);
 }
 
 export async function rebuildIndex(engine: Engine, store: Store): Promise<RebuildResult> {

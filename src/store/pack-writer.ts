@@ -56,6 +56,8 @@ export class PackWriter {
   private inFlight = new Set<Promise<void>>();
   private failure: unknown;
   readonly written: WrittenPack[] = [];
+  /** Ids of the packs sealed so far, whether or not their put has finished. */
+  private readonly started: Buffer[] = [];
 
   constructor(
     private readonly backend: ObjectBackend,
@@ -108,6 +110,13 @@ export class PackWriter {
     return true;
   }
 
+  /** The names of every pack this writer has started: sealed, being written, or open. */
+  names(): string[] {
+    const out = this.started.map((id) => packName(id.toString("hex")));
+    if (this.buf) out.push(packName(this.packId.toString("hex")));
+    return out;
+  }
+
   /** Waits while too many sealed packs are still being written. */
   async drain(): Promise<void> {
     while (this.inFlight.size > this.maxInFlight) {
@@ -141,6 +150,7 @@ export class PackWriter {
       size: this.used + trailer.length,
       chunks: this.entries.length - this.manifests,
     };
+    this.started.push(pack.id);
     const p = this.backend
       .put(packName(pack.id.toString("hex")), [buf.subarray(0, pack.size)])
       .then(

@@ -2,10 +2,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach } from "vitest";
-import { Engine, type EngineOptions } from "../../src/engine/engine.js";
+import { Engine } from "../../src/engine/engine.js";
 
 /** A fresh embedded store in a temp dir; `cleanup` closes it and removes the dir. */
-export async function tempEngine(options: EngineOptions & { durable?: boolean } = {}) {
+type OpenDirOptions = NonNullable<Parameters<typeof Engine.openDir>[1]>;
+
+export async function tempEngine(options: OpenDirOptions = {}) {
   const dir = await mkdtemp(join(tmpdir(), "tessera-test-"));
   const engine = await Engine.openDir(dir, { durable: false, packSize: 1024 * 1024, ...options }).catch(
     async (e) => {
@@ -42,7 +44,7 @@ export function tempStores() {
   afterEach(async () => {
     for (const c of cleanups.splice(0)) await c();
   });
-  const make = async (options: EngineOptions & { durable?: boolean } = {}) => {
+  const make = async (options: OpenDirOptions = {}) => {
     const s = await tempEngine(options);
     cleanups.push(s.cleanup);
     return s;

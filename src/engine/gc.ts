@@ -1,0 +1,249 @@
+/**
+ * Garbage collection, online: runs beside ingests, copies, downloads and deletes of the same
+ * process. Per store:
+ *
+ * 1. Chunks whose refs are 0 leave the index, in write transactions that re-check refs and
+ *    spare every chunk an ingest or copy in progress may still reference (ActiveWrite.pinned):
+ *    an ingest adds a chunk's id to its manifest before it looks the chunk up, and both happen
+ *    in one turn of the event loop, which a transaction's body never interleaves with. So an
+ *    ingest either found the chunk (and it is pinned) or did not (and writes its own copy).
+ * 2. Packs with no indexed chunk left leave the catalog and go to the store's trash, after the
+ *    manifests they carry for objects the store still holds are put on their own. The packs
+ *    considered are those the catalog knew before liveness was counted: a pack's live chunks
+ *    only ever decrease, so one seen empty stays empty.
+ * 3. Objects on the backend the catalog does not know (packs and manifests of failed or
+ *    unfinished writes) go to the trash too, unless a write in progress here is making them.
+ * 4. Trash older than the grace period is deleted, unless it came back meanwhile (a pack an
+ *    ingest of another process committed, a manifest its object needs again).
+ *
+ * The grace period covers what this process cannot see: downloads still reading a pack that
+ * just lost its last chunk, and writes of other processes on the same store. docs/format.md
+ * has the rules.
+ */
+import { decodeChunkRecord } from "../catalog/store-index.js";
+import { manifestIdFromName, manifestName, packIdFromName, packName } from "../store/names.js";
+import { readPackEntries } from "../store/pack-entries.js";
+import { ENTRY_FLAG_MANIFEST } from "../store/pack-format.js";
+import type { Engine } from "./engine.js";
+import type { Store } from "./stores.js";
+
+/** An ingest or copy in progress, as garbage collection must see it. */
+export interface ActiveWrite {
+  store: string;
+  /** Chunk ids it may reference at its commit (views are fine: read at once). */
+  pinned(): Iterable<Buffer>;
+  /** Names of the objects it has written or is writing on the store's backend. */
+  objects(): Iterable<string>;
+}
+
+export interface GcOptions {
+  /** Seconds unreferenced packs and manifest objects wait in the trash (default 3600). */
+  graceSeconds?: number;
+  /** Count what would go; change nothing. */
+  dryRun?: boolean;
+  /** One store (default: all). */
+  store?: string;
+}
+
+export interface StoreGcReport {
+  store: string;
+  /** Unreferenced chunks dropped from the index, and their stored bytes. */
+  chunksDropped: number;
+  bytesDropped: number;
+  /** Unreferenced chunks kept because a write in progress may reference them. */
+  chunksPinned: number;
+  /** Packs left without a live chunk, now in the trash. */
+  packsTrashed: number;
+  /** Objects on the backend the catalog does not know, now in the trash. */
+  orphansTrashed: number;
+  /** Objects deleted from the backend this run (their grace period over), and their bytes. */
+  objectsDeleted: number;
+  bytesDeleted: number;
+  /** Objects left in the trash, waiting out the grace period. */
+  trashWaiting: number;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  seconds: number;
+  stores: StoreGcReport[];
+}
+
+const DEFAULT_GRACE_SECONDS = 3600;
+/** Chunks re-checked and dropped per write transaction: short enough not to hold up commits. */
+const DROP_BATCH = 20_000;
+
+/** Stores being collected, so that two runs on one store never overlap. */
+const running = new WeakMap<Store, Promise<StoreGcReport>>();
+
+export async function collectGarbage(engine: Engine, options: GcOptions): Promise<GcReport> {
+  const started = performance.now();
+  const stores = options.store ? [engine.store(options.store)] : [...engine.stores.values()];
+  const reports: StoreGcReport[] = [];
+  for (const store of stores) {
+    // A run already going on this store is joined, not doubled.
+    let run = running.get(store);
+    if (!run) {
+      run = collectStore(engine, store, options).finally(() => running.delete(store));
+      running.set(store, run);
+    }
+    reports.push(await run);
+  }
+  return {
+    dryRun: options.dryRun === true,
+    seconds: Math.round((performance.now() - started) / 10) / 100,
+    stores: reports,
+  };
+}
+
+async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise<StoreGcReport> {
+  const dry = o.dryRun === true;
+  const graceMs = (o.graceSeconds ?? DEFAULT_GRACE_SECONDS) * 1000;
+  const { index } = store;
+  const report: StoreGcReport = {
+    store: store.name,
+    chunksDropped: 0,
+    bytesDropped: 0,
+    chunksPinned: 0,
+    packsTrashed: 0,
+    orphansTrashed: 0,
+    objectsDeleted: 0,
+    bytesDeleted: 0,
+    trashWaiting: 0,
+  };
+
+  // 1. Unreferenced chunks out of the index.
+  const dead: Buffer[] = [];
+  for (const { key, value } of index.chunks.getRange()) {
+    if ((value as Buffer).readUInt32LE(28) === 0) dead.push(Buffer.from(key));
+  }
+  const dropped = new Set<string>();
+  for (let at = 0; at < dead.length; at += DROP_BATCH) {
+    const batch = dead.slice(at, at + DROP_BATCH);
+    const decide = () => {
+      const pins = pinned(engine, store.name);
+      for (const id of batch) {
+        const cur = index.chunks.get(id);
+        if (!cur) continue;
+        const rec = decodeChunkRecord(cur);
+        if (rec.refs !== 0) continue;
+        const hex = id.toString("hex");
+        if (pins.has(hex)) {
+          report.chunksPinned++;
+          continue;
+        }
+        if (!dry) index.chunks.removeSync(id);
+        dropped.add(hex);
+        report.chunksDropped++;
+        report.bytesDropped += rec.length;
+      }
+    };
+    if (dry) decide();
+    else await engine.catalog.transaction(decide);
+  }
+
+  // 2. Packs with no live chunk: their records out, the packs into the trash.
+  const known = [...index.packs.getRange()].map(({ key, value }) => ({
+    id: Buffer.from(key),
+    size: value.size,
+  }));
+  const live = new Set<string>();
+  for (const { key, value } of index.chunks.getRange()) {
+    // In a dry run the dropped chunks are still indexed: count them dead all the same.
+    if (dry && dropped.has(Buffer.from(key).toString("hex"))) continue;
+    live.add((value as Buffer).subarray(0, 16).toString("hex"));
+  }
+  const now = Date.now();
+  for (const p of known) {
+    const hex = p.id.toString("hex");
+    if (live.has(hex)) continue;
+    report.packsTrashed++;
+    if (dry) continue;
+    const name = packName(hex);
+    await rescueManifests(engine, store, name, p.size);
+    await engine.catalog.transaction(() => {
+      index.packs.removeSync(p.id);
+      index.trash.putSync(name, { after: now + graceMs, size: p.size });
+    });
+  }
+
+  // 3. Objects the catalog does not know, unless a write here is making them.
+  const making = new Set<string>();
+  for (const w of engine.activeWrites) if (w.store === store.name) for (const n of w.objects()) making.add(n);
+  const orphans: { name: string; size: number }[] = [];
+  for (const prefix of ["packs/", "manifests/"]) {
+    for await (const obj of store.backend.list(prefix)) {
+      if (making.has(obj.name) || index.trash.doesExist(obj.name) || wanted(engine, store, obj.name))
+        continue;
+      orphans.push(obj);
+    }
+  }
+  report.orphansTrashed = orphans.length;
+  if (!dry && orphans.length > 0) {
+    await engine.catalog.transaction(() => {
+      for (const obj of orphans) {
+        index.trash.putSync(obj.name, { after: now + graceMs, size: obj.size });
+      }
+    });
+  }
+
+  // 4. Trash whose grace period is over, unless it is wanted again.
+  if (dry) {
+    for (const { value } of index.trash.getRange()) {
+      if (value.after <= now) report.objectsDeleted++;
+      else report.trashWaiting++;
+    }
+    return report;
+  }
+  const busy = new Set<string>();
+  for (const w of engine.activeWrites) if (w.store === store.name) for (const n of w.objects()) busy.add(n);
+  for (const { key, value } of [...index.trash.getRange()]) {
+    const name = key as string;
+    const entry = value;
+    if (wanted(engine, store, name)) {
+      await index.trash.remove(name);
+      continue;
+    }
+    if (entry.after > Date.now() || busy.has(name)) {
+      report.trashWaiting++;
+      continue;
+    }
+    await store.backend.delete(name);
+    await index.trash.remove(name);
+    report.objectsDeleted++;
+    report.bytesDeleted += entry.size;
+  }
+  return report;
+}
+
+/** Hex ids of every chunk the writes in progress on `store` may reference. */
+function pinned(engine: Engine, store: string): Set<string> {
+  const out = new Set<string>();
+  for (const w of engine.activeWrites) {
+    if (w.store !== store) continue;
+    for (const id of w.pinned()) out.add(id.toString("hex"));
+  }
+  return out;
+}
+
+/** Whether the catalog needs object `name` on `store`: a pack it indexes, a manifest it holds. */
+function wanted(engine: Engine, store: Store, name: string): boolean {
+  const pack = packIdFromName(name);
+  if (pack) return store.index.packs.doesExist(Buffer.from(pack, "hex"));
+  const manifest = manifestIdFromName(name);
+  if (manifest) return (engine.catalog.getObject(Buffer.from(manifest, "hex"))?.stores[store.name] ?? 0) > 0;
+  return true; // not ours to collect (the store's format record, anything else)
+}
+
+/**
+ * Puts on their own the manifests a pack carries for objects the store still holds, before
+ * the pack goes: they are the store's rebuild copy of those manifests.
+ */
+async function rescueManifests(engine: Engine, store: Store, name: string, size: number): Promise<void> {
+  for (const e of await readPackEntries(store.backend, name, size)) {
+    if (!(e.flags & ENTRY_FLAG_MANIFEST)) continue;
+    if (!((engine.catalog.getObject(e.id)?.stores[store.name] ?? 0) > 0)) continue;
+    const bytes = await store.backend.get(name, e.offset, e.length);
+    await store.backend.put(manifestName(e.id.toString("hex")), [bytes]);
+  }
+}

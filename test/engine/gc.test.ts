@@ -1,0 +1,281 @@
+/**
+ * Garbage collection: what nothing references goes (index entries, packs, manifest objects,
+ * leftovers of failed writes), what anything references stays, including what an ingest in
+ * progress has found indexed; the grace period holds deletions back; a dry run changes
+ * nothing; and a bounded hammer of uploads, deletes and collections leaves every surviving
+ * object intact and nothing unreferenced behind.
+ */
+import { describe, expect, it } from "vitest";
+import type { Engine } from "../../src/engine/engine.js";
+import {
+  decodePackEntries,
+  decodePackFooter,
+  ENTRY_FLAG_MANIFEST,
+  PACK_ENTRY_BYTES,
+  PACK_FOOTER_BYTES,
+} from "../../src/store/pack-format.js";
+import { prng } from "../helpers/data.js";
+import { collect, pieces, tempStores } from "../helpers/store.js";
+
+const MiB = 1024 * 1024;
+const store = tempStores();
+
+/** Whether a whole pack's bytes list a manifest entry. */
+function carriesManifest(pack: Buffer): boolean {
+  const footer = pack.subarray(pack.length - PACK_FOOTER_BYTES);
+  const { count, entriesOffset } = decodePackFooter(footer, pack.length);
+  const entries = decodePackEntries(
+    pack.subarray(entriesOffset, entriesOffset + count * PACK_ENTRY_BYTES),
+    footer,
+  );
+  return entries.some((e) => e.flags & ENTRY_FLAG_MANIFEST);
+}
+
+async function storedBytes(engine: Engine, name?: string): Promise<{ objects: number; bytes: number }> {
+  let objects = 0;
+  let bytes = 0;
+  for await (const o of engine.store(name).backend.list("")) {
+    objects++;
+    bytes += o.size;
+  }
+  return { objects, bytes };
+}
+
+function indexed(engine: Engine): { chunks: number; packs: number } {
+  const idx = engine.store().index;
+  return { chunks: [...idx.chunks.getKeys()].length, packs: [...idx.packs.getKeys()].length };
+}
+
+describe("garbage collection", () => {
+  it("returns a store to its format record once every object is released: index, packs, manifests", async () => {
+    const { engine } = await store();
+    const base = Buffer.from(prng(1, 4 * MiB));
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const own = Buffer.from(prng(10 + i, MiB));
+      ids.push((await engine.ingest(pieces(Buffer.concat([base, own])))).manifestId);
+    }
+    const before = await storedBytes(engine);
+    for (const id of ids) await engine.release(id);
+    const report = await engine.gc({ graceSeconds: 0 });
+    const after = await storedBytes(engine);
+    expect(after.bytes).toBeLessThanOrEqual(before.bytes / 100);
+    expect(after.objects).toBe(1); // tessera-store.json
+    expect(indexed(engine)).toEqual({ chunks: 0, packs: 0 });
+    expect(report.stores[0]).toMatchObject({ chunksPinned: 0, trashWaiting: 0 });
+    expect(report.stores[0]?.bytesDeleted).toBeGreaterThan(before.bytes * 0.9);
+  });
+
+  it("frees only what a released object did not share, and the others read back whole", async () => {
+    const { engine } = await store();
+    const base = Buffer.from(prng(2, 6 * MiB));
+    const derived = Buffer.concat([base, Buffer.from(prng(3, 3 * MiB))]);
+    const a = await engine.ingest(pieces(base));
+    const b = await engine.ingest(pieces(derived));
+    await engine.release(b.manifestId);
+    const r = await engine.gc({ graceSeconds: 0 });
+    // b's own chunks (its 3 MiB and the one where base and its data meet) and nothing of a's.
+    expect(r.stores[0]?.bytesDropped).toBe(b.bytesStored);
+    expect((await collect(engine.read(a.manifestId))).equals(base)).toBe(true);
+    expect(r.stores[0]?.chunksDropped).toBe(b.newChunks);
+  });
+
+  it("changes nothing in a dry run, and says what a real run then frees", async () => {
+    const { engine } = await store();
+    const a = await engine.ingest(pieces(prng(4, 5 * MiB)));
+    await engine.release(a.manifestId);
+    const before = { ...indexed(engine), ...(await storedBytes(engine)) };
+    const dry = await engine.gc({ graceSeconds: 0, dryRun: true });
+    expect({ ...indexed(engine), ...(await storedBytes(engine)) }).toEqual(before);
+    const real = await engine.gc({ graceSeconds: 0 });
+    const pick = (r: typeof dry) => {
+      const { chunksDropped, bytesDropped, packsTrashed, objectsDeleted } = r.stores[0] ?? {};
+      return { chunksDropped, bytesDropped, packsTrashed, objectsDeleted };
+    };
+    // The dry run cannot count the packs' deletion as done in the same run: they are not in
+    // the trash yet. Everything else matches.
+    expect({ ...pick(dry), objectsDeleted: 0 }).toEqual({ ...pick(real), objectsDeleted: 0 });
+    expect(real.stores[0]?.objectsDeleted).toBeGreaterThan(0);
+  });
+
+  it("keeps unreferenced packs in the trash for the grace period, and deletes them after it", async () => {
+    const { engine } = await store();
+    const a = await engine.ingest(pieces(prng(5, 3 * MiB)));
+    await engine.release(a.manifestId);
+    const before = await storedBytes(engine);
+    const first = await engine.gc({ graceSeconds: 1 });
+    expect(first.stores[0]?.objectsDeleted).toBe(0);
+    expect(first.stores[0]?.trashWaiting).toBeGreaterThan(0);
+    expect(await storedBytes(engine)).toEqual(before);
+    await new Promise((r) => setTimeout(r, 1100));
+    const second = await engine.gc({ graceSeconds: 1 });
+    expect(second.stores[0]?.objectsDeleted).toBe(first.stores[0]?.trashWaiting);
+    expect((await storedBytes(engine)).objects).toBe(1);
+  });
+
+  it("spares the chunks an ingest in progress found indexed, though their last holder went meanwhile", async () => {
+    const { engine } = await store();
+    const data = Buffer.from(prng(6, 6 * MiB));
+    const a = await engine.ingest(pieces(data));
+    let resume: () => void = () => {};
+    const paused = new Promise<void>((r) => {
+      resume = r;
+    });
+    let reached: () => void = () => {};
+    const halfway = new Promise<void>((r) => {
+      reached = r;
+    });
+    // The same bytes again, stalled after 4 MiB: its chunks so far are a's, found indexed.
+    const slow = (async function* () {
+      yield data.subarray(0, 4 * MiB);
+      reached();
+      await paused;
+      yield data.subarray(4 * MiB);
+    })();
+    const second = engine.ingest(slow);
+    await halfway;
+    await new Promise((r) => setTimeout(r, 50));
+    await engine.release(a.manifestId);
+    const r = await engine.gc({ graceSeconds: 0 });
+    expect(r.stores[0]?.chunksPinned).toBeGreaterThan(0);
+    resume();
+    const b = await second;
+    expect(b.manifestId).toBe(a.manifestId);
+    expect((await collect(engine.read(b.manifestId))).equals(data)).toBe(true);
+    // What was pinned and not needed in the end (nothing here) goes at the next run.
+    await engine.gc({ graceSeconds: 0 });
+    expect((await collect(engine.read(b.manifestId))).equals(data)).toBe(true);
+  });
+
+  it("collects what a failed ingest left on the backend, but never what an ingest in progress is writing", async () => {
+    const { engine } = await store();
+    const failing = (async function* () {
+      yield prng(7, 3 * MiB);
+      throw new Error("client went away");
+    })();
+    await expect(engine.ingest(failing)).rejects.toThrow("client went away");
+    const left = await storedBytes(engine);
+    expect(left.objects).toBeGreaterThan(1);
+    let resume: () => void = () => {};
+    const paused = new Promise<void>((r) => {
+      resume = r;
+    });
+    const data = Buffer.from(prng(8, 5 * MiB));
+    const running = engine.ingest(
+      (async function* () {
+        yield data.subarray(0, 4 * MiB);
+        await paused;
+        yield data.subarray(4 * MiB);
+      })(),
+    );
+    await new Promise((r) => setTimeout(r, 200)); // its first packs sealed and written
+    const r = await engine.gc({ graceSeconds: 0 });
+    expect(r.stores[0]?.orphansTrashed).toBe(left.objects - 1);
+    resume();
+    const done = await running;
+    expect((await collect(engine.read(done.manifestId))).equals(data)).toBe(true);
+  });
+
+  it("keeps the rebuild copy of a manifest carried in a pack that goes", async () => {
+    const { engine } = await store();
+    const data = Buffer.from(prng(9, 2 * MiB));
+    // The same new bytes twice at once, each ingest's last pack (with the manifest in it) held
+    // back until both are written: both carry the manifest, the second to commit finds its
+    // chunks indexed already, and its packs are dead though its manifest is the live object's.
+    const backend = engine.store().backend;
+    const realPut = backend.put.bind(backend);
+    let arrived = 0;
+    let release: () => void = () => {};
+    const both = new Promise<void>((r) => {
+      release = r;
+    });
+    backend.put = async (name, parts) => {
+      if (name.startsWith("packs/") && carriesManifest(parts[0] as Buffer)) {
+        if (++arrived === 2) release();
+        await both;
+      }
+      return realPut(name, parts);
+    };
+    const [a] = await Promise.all([engine.ingest(pieces(data)), engine.ingest(pieces(data))]);
+    backend.put = realPut;
+    const r = await engine.gc({ graceSeconds: 0 });
+    expect(r.stores[0]?.packsTrashed).toBe(a.packsWritten);
+    const names: string[] = [];
+    for await (const o of engine.store().backend.list("manifests/")) names.push(o.name);
+    expect(names).toEqual([`manifests/${a.manifestId.slice(0, 2)}/${a.manifestId}`]);
+    await engine.store().index.chunks.clearAsync();
+    await engine.store().index.packs.clearAsync();
+    await engine.rebuildIndex();
+    expect((await collect(engine.read(a.manifestId))).equals(data)).toBe(true);
+  });
+
+  it("frees a store's copy of a released object and leaves the other store's", async () => {
+    const { engine } = await store({
+      stores: { local: { type: "filesystem" }, edge: { type: "filesystem" } },
+    });
+    const data = Buffer.from(prng(11, 3 * MiB));
+    const a = await engine.ingest(pieces(data), { store: "local" });
+    await engine.copy(a.manifestId, "edge");
+    await engine.release(a.manifestId, "local");
+    await engine.gc({ graceSeconds: 0 });
+    expect((await storedBytes(engine, "local")).objects).toBe(1);
+    expect((await storedBytes(engine, "edge")).bytes).toBeGreaterThan(3 * MiB);
+    expect((await collect(engine.read(a.manifestId))).equals(data)).toBe(true);
+  });
+
+  it("survives a hammer of overlapping uploads, deletes and collections: survivors intact, nothing unreferenced left", async () => {
+    const { engine } = await store();
+    const bases = [Buffer.from(prng(20, 3 * MiB)), Buffer.from(prng(21, 3 * MiB))];
+    const live = new Map<string, { data: Buffer; holders: number }>();
+    const rand = prng(22, 4096);
+    let k = 0;
+    const next = (n: number) => rand[k++ % rand.length] % n;
+    const deadline = Date.now() + 4000;
+    let gcs = 0;
+    const collector = (async () => {
+      while (Date.now() < deadline) {
+        await engine.gc({ graceSeconds: 0 });
+        gcs++;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const worker = async (w: number) => {
+      let i = 0;
+      while (Date.now() < deadline) {
+        if (live.size > 0 && next(3) === 0) {
+          const ids = [...live.keys()];
+          const id = ids[next(ids.length)] as string;
+          const entry = live.get(id) as { data: Buffer; holders: number };
+          if (--entry.holders === 0) live.delete(id);
+          await engine.release(id);
+          continue;
+        }
+        const base = bases[next(2)] as Buffer;
+        const own = Buffer.from(prng(1000 * w + i++, 64 * 1024 * (1 + next(8))));
+        const data = next(4) === 0 ? base : Buffer.concat([base.subarray(0, (1 + next(3)) * MiB), own]);
+        const r = await engine.ingest(pieces(data, 100_000 + next(200_000)));
+        const entry = live.get(r.manifestId);
+        if (entry) entry.holders++;
+        else live.set(r.manifestId, { data, holders: 1 });
+      }
+    };
+    await Promise.all([collector, worker(1), worker(2), worker(3)]);
+    expect(gcs).toBeGreaterThan(2);
+    for (const [id, { data }] of live) expect((await collect(engine.read(id))).equals(data), id).toBe(true);
+    await engine.gc({ graceSeconds: 0 });
+    for (const [id, { data }] of live) expect((await collect(engine.read(id))).equals(data), id).toBe(true);
+    // Nothing unreferenced: every indexed chunk is referenced, every pack has a live chunk.
+    const idx = engine.store().index;
+    const refs = [...idx.chunks.getRange()].map(({ value }) => (value as Buffer).readUInt32LE(28));
+    expect(refs.every((n) => n > 0)).toBe(true);
+    const livePacks = new Set(
+      [...idx.chunks.getRange()].map(({ value }) => (value as Buffer).subarray(0, 16).toString("hex")),
+    );
+    expect([...idx.packs.getKeys()].map((k) => Buffer.from(k).toString("hex")).sort()).toEqual(
+      [...livePacks].sort(),
+    );
+    let packObjects = 0;
+    for await (const _ of engine.store().backend.list("packs/")) packObjects++;
+    expect(packObjects).toBe(livePacks.size);
+  });
+});
