@@ -17,7 +17,9 @@ import type { ImageService } from "../engine/images.js";
 import type { ReadPiece } from "../engine/read.js";
 import { BadRequestError, TooLargeError } from "../errors.js";
 import { FormatRejectedError } from "../formats/rules.js";
+import { addAdminRoutes } from "./admin-routes.js";
 import { errorResponse, HttpError, responseForError } from "./errors.js";
+import type { GcSchedule } from "./gc-schedule.js";
 import { addTag, applyPatch, type ImageLimits, imageFromCreateBody, removeTag } from "./image-changes.js";
 import { imageView } from "./image-view.js";
 import { PATCH_TYPES, parsePatch } from "./json-patch.js";
@@ -33,6 +35,8 @@ export interface ApiOptions {
   logger: Logger;
   /** Requests in flight, so that shutdown can abort uploads and wait for downloads. */
   inflight?: Inflight;
+  /** Garbage collection runs on demand go through it (POST /tessera/v1/gc); absent, no route. */
+  gc?: GcSchedule;
 }
 
 export interface Inflight {
@@ -280,6 +284,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   });
 
   addStoreRoutes(app, images);
+  if (opts.gc) addAdminRoutes(app, opts.gc, (c) => readJson(c, opts.maxJsonBodyBytes));
 
   app.put("/v2/images/:id/tags/:tag", async (c) => {
     await images.update(c.req.param("id"), (r) => addTag(r, c.req.param("tag"), limits));
@@ -312,6 +317,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     ["/v2/info/stores", "GET"],
     ["/v2/info/stores/detail", "GET"],
     ["/v2/stores/:store/:id", "DELETE"],
+    ["/tessera/v1/gc", "POST"],
     ["/", "GET"],
     ["/versions", "GET"],
   ];

@@ -4,18 +4,20 @@
  * back to queued), let downloads finish for up to the grace period, then close the store.
  */
 
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import pino, { type Logger } from "pino";
 import { chunkerForAverage } from "../chunker/params.js";
-import { lockDir } from "../engine/dir-lock.js";
+import { lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { ImageService } from "../engine/images.js";
 import type { FormatPolicy } from "../formats/rules.js";
 import type { StoreConfig } from "../store/open-store.js";
 import { createApp, type Inflight } from "./app.js";
+import { startGcSchedule } from "./gc-schedule.js";
 import { stdoutDestination } from "./log-destination.js";
 
 export interface ServerOptions {
@@ -59,6 +61,10 @@ export interface ServerOptions {
    * created with: another is refused at start.
    */
   chunkSize: number;
+  /** Seconds between background garbage collections (0: none, only on demand). */
+  gcIntervalSeconds: number;
+  /** Seconds an unreferenced pack or manifest waits before a background run deletes it. */
+  gcGraceSeconds: number;
 }
 
 export interface RunningServer {
@@ -124,6 +130,11 @@ async function listen(
     formats: o.formats,
   });
   const inflight: Inflight = { uploads: new Set(), downloads: new Set() };
+  const gc = startGcSchedule(
+    engine,
+    { intervalSeconds: o.gcIntervalSeconds, graceSeconds: o.gcGraceSeconds },
+    log,
+  );
   const app = createApp(images, {
     limits: {
       defaultLimit: o.limitParamDefault,
@@ -134,6 +145,7 @@ async function listen(
     maxJsonBodyBytes: o.maxJsonBodyBytes,
     logger: log,
     inflight,
+    gc,
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () =>
@@ -147,6 +159,9 @@ async function listen(
   const port = (server.address() as AddressInfo).port;
   const url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`;
   log.info({ url, dataDir: o.dataDir }, "tessera listening");
+  // Where `tessera gc` finds this server to ask it for a collection (loopback when bound to all).
+  const local = url.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
+  await writeFile(join(o.dataDir, SERVER_URL_FILE), `${local}\n`);
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -160,6 +175,8 @@ async function listen(
       await closed;
       // Let handlers that were cut off settle their catalog updates before the store closes.
       await waitFor(() => inflight.uploads.size === 0 && inflight.downloads.size === 0, 10_000, 10);
+      await gc.stop();
+      await rm(join(o.dataDir, SERVER_URL_FILE), { force: true });
       await engine.close();
       log.info("stopped");
       await finish();

@@ -36,6 +36,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   defaultStore: "local",
   storeReadOrder: [],
   chunkSize: 0,
+  gcIntervalSeconds: 3600,
+  gcGraceSeconds: 3600,
 };
 
 /** Environment variables and the keys they set. */
@@ -54,6 +56,8 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_DEFAULT_STORE: "defaultStore",
   TESSERA_STORE_READ_ORDER: "storeReadOrder",
   TESSERA_CHUNK_SIZE: "chunkSize",
+  TESSERA_GC_INTERVAL_SECONDS: "gcIntervalSeconds",
+  TESSERA_GC_GRACE_SECONDS: "gcGraceSeconds",
 };
 
 export class ConfigError extends Error {}

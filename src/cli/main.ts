@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 /**
  * The `tessera` command. Each subcommand drives the engine and prints one JSON result on
  * stdout (`cat` prints the object's bytes instead), so it can be scripted and benchmarked.
@@ -7,9 +9,10 @@ import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { startServer } from "../api/server.js";
-import { lockDir } from "../engine/dir-lock.js";
+import { DirInUseError, lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { readFilePieces } from "../engine/file-source.js";
+import type { GcOptions } from "../engine/gc.js";
 import { ImageService } from "../engine/images.js";
 import { TesseraError } from "../errors.js";
 import { inspectAll } from "../formats/inspect-stream.js";
@@ -33,6 +36,11 @@ const USAGE = `usage:
                   [--cpu-seconds N] [--address-space BYTES]
                                               convert a stored image with qemu-img (raw, qcow2,
                                               vmdk, vhd, vhdx, vdi); the server must be stopped
+  tessera gc [--data DIR] [--config FILE] [--dry-run] [--grace SECONDS] [--store S]
+                                              collect garbage: what no image references leaves the
+                                              index, packs and manifests after the grace period
+                                              (default gcGraceSeconds, 3600); through the server
+                                              when one holds the directory
   tessera copy-image IMAGE_ID --to STORE [--data DIR] [--config FILE]
                                               copy an image's data into another store, moving only
                                               the chunks it lacks; the server must be stopped
@@ -65,6 +73,8 @@ async function run(argv: string[]): Promise<void> {
       "disk-format": { type: "string" },
       to: { type: "string" },
       store: { type: "string" },
+      "dry-run": { type: "boolean" },
+      grace: { type: "string" },
       "cpu-seconds": { type: "string" },
       "address-space": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -87,6 +97,10 @@ async function run(argv: string[]): Promise<void> {
   if (command === "convert") {
     if (!arg || !values.to) throw new UsageError("convert needs an image id and --to FORMAT");
     await convertCommand(arg, values.to, values);
+    return;
+  }
+  if (command === "gc") {
+    await gcCommand(values);
     return;
   }
   if (command === "copy-image") {
@@ -130,6 +144,8 @@ interface Flags {
   "cpu-seconds"?: string;
   "address-space"?: string;
   store?: string;
+  "dry-run"?: boolean;
+  grace?: string;
 }
 
 /** The engine over the configuration's stores. */
@@ -198,6 +214,45 @@ async function convertCommand(id: string, to: string, values: Flags): Promise<vo
       intOption(values["address-space"], "address-space") ?? DEFAULT_CONVERSION_LIMITS.addressSpaceBytes,
   };
   await withImages(cfg, (images) => images.convert(id, to, { limits }));
+}
+
+/**
+ * Garbage collection on the data directory: in this process when no server holds it, else by
+ * the server (which knows its uploads in progress), asked over its loopback URL.
+ */
+async function gcCommand(values: Flags): Promise<void> {
+  const cfg = config(values);
+  const options: GcOptions = {
+    dryRun: values["dry-run"] === true,
+    graceSeconds: intOption(values.grace, "grace") ?? cfg.gcGraceSeconds,
+    ...(values.store !== undefined ? { store: values.store } : {}),
+  };
+  let unlock: () => Promise<void>;
+  try {
+    unlock = await lockDir(cfg.dataDir);
+  } catch (e) {
+    if (!(e instanceof DirInUseError)) throw e;
+    const url = (await readFile(join(cfg.dataDir, SERVER_URL_FILE), "utf8").catch(() => "")).trim();
+    if (!url) throw new UsageError(`${e.message}, and it left no URL in ${SERVER_URL_FILE} to ask it`);
+    const res = await fetch(`${url}/tessera/v1/gc`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(options),
+    });
+    if (!res.ok) throw new Error(`the server at ${url} answered ${res.status}: ${await res.text()}`);
+    print(await res.json());
+    return;
+  }
+  try {
+    const engine = await openEngine(cfg);
+    try {
+      print(await engine.gc(options));
+    } finally {
+      await engine.close();
+    }
+  } finally {
+    await unlock();
+  }
 }
 
 async function serveCommand(values: Flags): Promise<void> {

@@ -8,6 +8,9 @@ import { open, readFile, rm, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { TesseraError } from "../errors.js";
 
+/** The file a running server leaves its URL in, beside its lock (for `tessera gc`). */
+export const SERVER_URL_FILE = "tessera.url";
+
 export class DirInUseError extends TesseraError {
   constructor(dir: string, pid: number) {
     super("dir_in_use", `${dir} is in use by another Tessera server (pid ${pid})`);

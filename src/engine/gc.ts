@@ -73,20 +73,17 @@ const DEFAULT_GRACE_SECONDS = 3600;
 /** Chunks re-checked and dropped per write transaction: short enough not to hold up commits. */
 const DROP_BATCH = 20_000;
 
-/** Stores being collected, so that two runs on one store never overlap. */
-const running = new WeakMap<Store, Promise<StoreGcReport>>();
+/** The last run queued on each store: runs on one store go one after the other. */
+const queues = new WeakMap<Store, Promise<unknown>>();
 
 export async function collectGarbage(engine: Engine, options: GcOptions): Promise<GcReport> {
   const started = performance.now();
   const stores = options.store ? [engine.store(options.store)] : [...engine.stores.values()];
   const reports: StoreGcReport[] = [];
   for (const store of stores) {
-    // A run already going on this store is joined, not doubled.
-    let run = running.get(store);
-    if (!run) {
-      run = collectStore(engine, store, options).finally(() => running.delete(store));
-      running.set(store, run);
-    }
+    const before = queues.get(store) ?? Promise.resolve();
+    const run = before.catch(() => {}).then(() => collectStore(engine, store, options));
+    queues.set(store, run);
     reports.push(await run);
   }
   return {

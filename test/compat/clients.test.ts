@@ -5,7 +5,7 @@
  * cached schema. Skipped (saying why) where the clients are not installed, except in CI,
  * where .ci/run installs them and their absence fails.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { prng } from "../helpers/data.js";
 import { makeBackedQcow2, qemuCreate } from "../helpers/disk-images.js";
+import { runAsync } from "../helpers/run.js";
 import { client, sharedServer } from "../helpers/server.js";
 
 const PY = "/usr/bin/python3";
@@ -61,23 +62,11 @@ afterAll(async () => {
  * Runs a client asynchronously (the server under test lives in this same process), with stdin
  * closed: the glance CLI reads image data from a stdin that is not a terminal.
  */
-function run(cmd: string, args: string[]): Promise<{ status: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, {
-      cwd: work,
-      env: { ...process.env, HOME: home, OS_CLOUD: "", PYTHONWARNINGS: "ignore" },
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: 120_000,
-    });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      err += d;
-    });
-    child.on("close", (code) => resolve({ status: code ?? -1, out, err }));
+function run(cmd: string, args: string[]) {
+  return runAsync(cmd, args, {
+    cwd: work,
+    env: { ...process.env, HOME: home, OS_CLOUD: "", PYTHONWARNINGS: "ignore" },
+    timeout: 120_000,
   });
 }
 

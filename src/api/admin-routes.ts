@@ -1,0 +1,37 @@
+/**
+ * Tessera's own operations, beside the Glance API under their own prefix: garbage collection
+ * on demand (`tessera gc` calls it when a server holds the data directory). Without
+ * authentication every caller may use them, as every caller is admin in Glance's noauth
+ * pipeline; the policy comes with authentication.
+ */
+import type { Hono } from "hono";
+import { BadRequestError } from "../errors.js";
+import type { GcSchedule } from "./gc-schedule.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: the routes need only the app's route methods
+export function addAdminRoutes(app: Hono<any>, gc: GcSchedule, readJson: (c: any) => Promise<unknown>): void {
+  app.post("/tessera/v1/gc", async (c) => {
+    const body = (await readJson(c)) as Record<string, unknown>;
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw new BadRequestError("The body must be a JSON object.");
+    }
+    const { dryRun, graceSeconds, store } = body;
+    if (dryRun !== undefined && typeof dryRun !== "boolean")
+      throw new BadRequestError("dryRun must be a boolean.");
+    if (
+      graceSeconds !== undefined &&
+      !(Number.isSafeInteger(graceSeconds) && (graceSeconds as number) >= 0)
+    ) {
+      throw new BadRequestError("graceSeconds must be a non-negative integer.");
+    }
+    if (store !== undefined && typeof store !== "string")
+      throw new BadRequestError("store must be a string.");
+    return c.json(
+      await gc.run({
+        dryRun: dryRun as boolean | undefined,
+        graceSeconds: graceSeconds as number | undefined,
+        store: store as string | undefined,
+      }),
+    );
+  });
+}
