@@ -185,7 +185,9 @@ export class Engine {
         const backend = await openBackend(cfg, dataDir, options.durable ?? true, { name });
         // The config as opened: a filesystem store's path filled in, for the stores' listing.
         const config =
-          cfg.type === "filesystem" ? { ...cfg, path: filesystemStorePath(cfg, dataDir, name) } : cfg;
+          cfg.type === "filesystem"
+            ? { ...cfg, path: resolve(filesystemStorePath(cfg, dataDir, name)) }
+            : cfg;
         setups[name] = { backend, config, ...storeEngineDefaults(cfg), ...overrides };
       }
       return await Engine.open(join(dataDir, "catalog"), setups, options);

@@ -17,7 +17,6 @@ import { decodeManifest, distinctChunkIds } from "../catalog/manifest.js";
 import { decodeManifestObject, type ManifestObjectRecord } from "../catalog/manifest-object.js";
 import { CorruptDataError } from "../errors.js";
 import { chunkId } from "../hash/chunk-id.js";
-import type { ObjectBackend } from "../store/backend.js";
 import { manifestIdFromName, packIdFromName } from "../store/names.js";
 import { readPackEntries } from "../store/pack-entries.js";
 import { ENTRY_FLAG_MANIFEST, type PackEntry } from "../store/pack-format.js";

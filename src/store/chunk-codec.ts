@@ -66,6 +66,23 @@ parentPort.on("message", (m) => {
     const sizes = Float64Array.from(outs, (o) => o.length);
     const ab = out.buffer.slice(out.byteOffset, out.byteOffset + out.length);
     parentPort.postMessage({ seq: m.seq, buf: ab, sizes, flags }, [ab]);
+  } else if (m.t === "verify") {
+    // m.buf: compressed chunks back to back (m.stored lengths), their ids m.ids: decoded and
+    // hashed, nothing sent back but the first that does not match (or -1).
+    let bad = -1;
+    try {
+      const src = Buffer.from(m.buf, m.at, m.len);
+      let at = 0;
+      for (let i = 0; i < m.stored.length; i++) {
+        const plain = decoder.decodeSync(src.subarray(at, at + m.stored[i]));
+        at += m.stored[i];
+        if (Buffer.compare(blake3(plain), m.ids.subarray(32 * i, 32 * i + 32)) !== 0) { bad = i; break; }
+      }
+    } catch (e) {
+      parentPort.postMessage({ seq: m.seq, error: String(e && e.message || e) });
+      return;
+    }
+    parentPort.postMessage({ seq: m.seq, bad });
   } else {
     // m.buf: compressed chunks back to back (m.stored lengths), plain lengths m.plain, ids m.ids.
     try {
@@ -89,6 +106,29 @@ parentPort.on("message", (m) => {
   }
 });
 `;
+
+/**
+ * A copy in memory of its own, safe to hand over to a worker: small Buffer.from copies come
+ * from Node's shared pool, which must never be transferred.
+ */
+function ownedCopy(data: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(data.length);
+  out.set(data);
+  return out;
+}
+
+/** The part of a message to the workers that says where a run of frames is. */
+function frames(src: Buffer, spans: readonly { stored: number }[]) {
+  return { buf: src.buffer, at: src.byteOffset, len: src.length, stored: spans.map((s) => s.stored) };
+}
+
+/** A worker's answer about compressed chunks, as an error if one did not decode to its id. */
+function throwIfBad(m: Record<string, unknown>, spans: readonly { id: Buffer }[]): void {
+  if (typeof m.error === "string")
+    throw new CorruptDataError(`a compressed chunk does not decode: ${m.error}`);
+  const bad = m.bad as number;
+  if (bad >= 0) throw new CorruptDataError(`chunk ${spans[bad]?.id.toString("hex")} does not match its id`);
+}
 
 /** A chunk to store: the plain bytes in, what to write and its flags out. */
 export interface Encoded {
@@ -152,25 +192,28 @@ export class ChunkCodec {
     // Only a buffer that owns its whole ArrayBuffer is handed over; a view is copied first.
     const whole =
       data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.length === data.buffer.byteLength;
-    const src = whole ? data : Buffer.from(data);
+    const src = whole ? data : ownedCopy(data);
     const ids = verify ? Buffer.concat(spans.map((s) => s.id)) : undefined;
     const m = await this.call(
-      {
-        t: "decompress",
-        buf: src.buffer,
-        at: src.byteOffset,
-        len: src.length,
-        stored: spans.map((s) => s.stored),
-        plain: spans.map((s) => s.plain),
-        ids,
-      },
+      { t: "decompress", ...frames(src, spans), plain: spans.map((s) => s.plain), ids },
       [src.buffer as ArrayBuffer],
     );
-    if (typeof m.error === "string")
-      throw new CorruptDataError(`a compressed chunk does not decode: ${m.error}`);
-    const bad = m.bad as number;
-    if (bad >= 0) throw new CorruptDataError(`chunk ${spans[bad]?.id.toString("hex")} does not match its id`);
+    throwIfBad(m, spans);
     return Buffer.from(m.buf as ArrayBuffer, m.at as number, m.len as number);
+  }
+
+  /**
+   * Checks a run of compressed chunks stored back to back in `data` against their ids, by
+   * decoding them on a worker; `data` stays the caller's (a copy crosses over). Rejects with
+   * CorruptDataError on the first that does not decode to its id.
+   */
+  async verifyFrames(data: Buffer, spans: readonly { stored: number; id: Buffer }[]): Promise<void> {
+    const src = ownedCopy(data);
+    const m = await this.call(
+      { t: "verify", ...frames(src, spans), ids: Buffer.concat(spans.map((s) => s.id)) },
+      [src.buffer as ArrayBuffer],
+    );
+    throwIfBad(m, spans);
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,8 @@
  * object intact and nothing unreferenced behind.
  */
 import { spawn } from "node:child_process";
-import { cp, rm } from "node:fs/promises";
+import { cp, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import {
@@ -289,26 +290,48 @@ describe("garbage collection killed at random points", () => {
     const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
     const s = await store();
     const kept: { id: string; data: Buffer }[] = [];
-    for (let i = 0; i < 24; i++) {
+    for (let i = 0; i < 40; i++) {
       const data = Buffer.from(prng(100 + i, 2 * MiB));
       const r = await s.engine.ingest(pieces(data));
       if (i % 4 === 0) kept.push({ id: r.manifestId, data });
       else await s.engine.release(r.manifestId);
     }
     await s.engine.close();
-    // Each try on a fresh copy, killed somewhere in the CLI's run (~270 ms to start, ~120 ms
-    // of collection here), then finished by a collection in this process.
+    // Each try on a fresh copy of the store, the CLI killed at a random time in its run (~270 ms
+    // to start, then the collection), or as soon as it has deleted its first pack plus a few
+    // random milliseconds, then finished by a collection in this process.
     const delays = prng(7, 16);
-    for (let k = 0; k < 6; k++) {
+    const packFiles = async (dir: string) => {
+      let n = 0;
+      const top = join(dir, "objects", "packs");
+      for (const sub of await readdir(top).catch(() => [])) n += (await readdir(join(top, sub))).length;
+      return n;
+    };
+    for (let k = 0; k < 8; k++) {
       const dir = `${s.dir}-try${k}`;
       await cp(s.dir, dir, { recursive: true });
       store.defer(() => rm(dir, { recursive: true, force: true }));
+      const before = await packFiles(dir);
       const child = spawn(process.execPath, [BIN, "gc", "--data", dir, "--grace", "0", "--no-fsync"], {
         stdio: "ignore",
       });
-      await new Promise((r) => setTimeout(r, 230 + ((delays[k] as number) % 200)));
+      // Listening from the start: a run that ends before the kill must not be waited for forever.
+      let done = false;
+      const exited = new Promise((r) =>
+        child.once("exit", () => {
+          done = true;
+          r(undefined);
+        }),
+      );
+      const jitter = (delays[k] as number) % 20;
+      if (k % 2 === 0) {
+        await new Promise((r) => setTimeout(r, 200 + ((delays[k] as number) % 250)));
+      } else {
+        while (!done && (await packFiles(dir)) >= before) await new Promise((r) => setTimeout(r, 2));
+        await new Promise((r) => setTimeout(r, jitter));
+      }
       child.kill("SIGKILL");
-      await new Promise((r) => child.once("exit", r));
+      await exited;
       const engine = await Engine.openDir(dir, { durable: false });
       try {
         await engine.gc({ graceSeconds: 0 });
