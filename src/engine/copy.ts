@@ -12,10 +12,9 @@ import { chunkIdOf, distinctChunkIds } from "../catalog/manifest.js";
 import { encodeManifestObject } from "../catalog/manifest-object.js";
 import type { ChunkRecord } from "../catalog/store-index.js";
 import { CorruptDataError, NotFoundError } from "../errors.js";
-import { looksCompressible } from "../store/chunk-codec.js";
-import { manifestName, packName } from "../store/names.js";
-import { CHUNK_FLAG_ZSTD, CHUNK_FLAGS_NONE } from "../store/pack-format.js";
+import { manifestName } from "../store/names.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
+import { type ChunkRun, RunBuilder, readRun, writeRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
 import type { ActiveWrite } from "./gc.js";
 import { putManifest } from "./ingest.js";
@@ -37,16 +36,6 @@ export interface CopyResult {
   packsWritten: number;
 }
 
-/** Chunks stored back to back in one pack of one source store, all compressed or all raw. */
-interface Run {
-  source: Store;
-  pack: string;
-  offset: number;
-  stored: number;
-  compressed: boolean;
-  chunks: { id: Buffer; hex: string; stored: number; plain: number }[];
-}
-
 /** Runs of reads in flight at once. */
 const RUNS_IN_FLIGHT = 8;
 
@@ -61,7 +50,7 @@ export async function copyObject(
   const packs = new PackWriter(target.backend, { packSize: target.packSize, buffers: target.packBuffers });
   const written = new Map<string, ChunkLocation>();
   const result: CopyResult = { chunksCopied: 0, bytesMoved: 0, bytesPlain: 0, packsWritten: 0 };
-  const inFlight: Promise<{ run: Run; data: Buffer }>[] = [];
+  const inFlight: Promise<{ run: ChunkRun; data: Buffer }>[] = [];
   // Garbage collection spares every chunk of the object in the target (those found there are
   // referenced at the commit) and what this copy writes.
   const manifestObject = manifestName(id.toString("hex"));
@@ -84,7 +73,7 @@ export async function copyObject(
       if (!item) break;
       const { run, data } = await item;
       await writeRun(engine, target, run, data, packs, written);
-      for (const c of run.chunks) result.bytesPlain += c.plain;
+      for (const c of run.chunks) result.bytesPlain += c.plain ?? 0;
       result.bytesMoved += run.stored;
       await packs.drain();
     }
@@ -112,9 +101,9 @@ export async function copyObject(
 }
 
 /** The distinct chunks of `m` that `target` lacks, grouped into runs of their source packs. */
-function* planRuns(engine: Engine, m: ReturnType<typeof loadManifest>, target: Store): Generator<Run> {
+function* planRuns(engine: Engine, m: ReturnType<typeof loadManifest>, target: Store): Generator<ChunkRun> {
   const seen = new Set<string>();
-  let run: Run | undefined;
+  const runs = new RunBuilder(engine.readSegmentBytes);
   for (let i = 0; i < m.count; i++) {
     const id = chunkIdOf(m, i);
     if (!id || target.index.hasChunk(id)) continue;
@@ -130,65 +119,9 @@ function* planRuns(engine: Engine, m: ReturnType<typeof loadManifest>, target: S
       if (rec) break;
     }
     if (!rec || !source) throw new CorruptDataError(`chunk ${hex} is in no store's index`);
-    const pack = packName(rec.pack.toString("hex"));
-    const compressed = (rec.flags & CHUNK_FLAG_ZSTD) !== 0;
-    const chunk = { id, hex, stored: rec.length, plain: m.lengths[i] as number };
-    if (
-      run &&
-      run.source === source &&
-      run.pack === pack &&
-      run.compressed === compressed &&
-      run.offset + run.stored === rec.offset &&
-      run.stored + rec.length <= engine.readSegmentBytes
-    ) {
-      run.stored += rec.length;
-      run.chunks.push(chunk);
-      continue;
-    }
-    if (run) yield run;
-    run = { source, pack, offset: rec.offset, stored: rec.length, compressed, chunks: [chunk] };
+    const closed = runs.add(source, rec, { id, hex, stored: rec.length, plain: m.lengths[i] as number });
+    if (closed) yield closed;
   }
-  if (run) yield run;
-}
-
-/** A run's stored bytes, each chunk checked against its id (compressed ones by decoding them). */
-async function readRun(engine: Engine, run: Run): Promise<{ run: Run; data: Buffer }> {
-  const data = await run.source.backend.get(run.pack, run.offset, run.stored);
-  if (run.compressed) {
-    await engine.codec.verifyFrames(data, run.chunks);
-    return { run, data };
-  }
-  let at = 0;
-  const spans = run.chunks.map((c) => {
-    const s = { offset: at, length: c.stored, id: c.id };
-    at += c.stored;
-    return s;
-  });
-  return { run, data: await engine.verifier.verify(data, spans) };
-}
-
-async function writeRun(
-  engine: Engine,
-  target: Store,
-  run: Run,
-  data: Buffer,
-  packs: PackWriter,
-  written: Map<string, ChunkLocation>,
-): Promise<void> {
-  const frames: Buffer[] = [];
-  let at = 0;
-  for (const c of run.chunks) {
-    frames.push(data.subarray(at, at + c.stored));
-    at += c.stored;
-  }
-  // Compressed frames move as they are; raw ones are squeezed if the target compresses.
-  const squeeze = frames.map((f) => !run.compressed && target.compression && looksCompressible(f));
-  const encoded = await engine.codec.compress(frames.filter((_, i) => squeeze[i]));
-  let k = 0;
-  for (let i = 0; i < frames.length; i++) {
-    const c = run.chunks[i] as Run["chunks"][number];
-    const e = squeeze[i] ? encoded[k++] : undefined;
-    const flags = run.compressed ? CHUNK_FLAG_ZSTD : (e?.flags ?? CHUNK_FLAGS_NONE);
-    written.set(c.hex, packs.add(c.id, e?.data ?? (frames[i] as Buffer), flags));
-  }
+  const last = runs.finish();
+  if (last) yield last;
 }

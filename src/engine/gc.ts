@@ -20,10 +20,12 @@
  * just lost its last chunk, and writes of other processes on the same store. docs/format.md
  * has the rules.
  */
-import { decodeChunkRecord } from "../catalog/store-index.js";
+import { type ChunkRecord, decodeChunkRecord, encodeChunkRecord } from "../catalog/store-index.js";
 import { manifestIdFromName, manifestName, packIdFromName, packName } from "../store/names.js";
 import { readPackEntries } from "../store/pack-entries.js";
 import { ENTRY_FLAG_MANIFEST } from "../store/pack-format.js";
+import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
+import { type ChunkRun, RunBuilder, readRun, writeRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
 import type { Store } from "./stores.js";
 
@@ -43,6 +45,8 @@ export interface GcOptions {
   dryRun?: boolean;
   /** One store (default: all). */
   store?: string;
+  /** Packs whose live bytes are below this fraction of their size are repacked (default 0.5). */
+  repackBelow?: number;
 }
 
 export interface StoreGcReport {
@@ -54,6 +58,9 @@ export interface StoreGcReport {
   chunksPinned: number;
   /** Packs left without a live chunk, now in the trash. */
   packsTrashed: number;
+  /** Packs mostly dead whose live chunks moved to new packs (then trashed), and those bytes. */
+  packsRepacked: number;
+  bytesRepacked: number;
   /** Objects on the backend the catalog does not know, now in the trash. */
   orphansTrashed: number;
   /** Objects deleted from the backend this run (their grace period over), and their bytes. */
@@ -70,6 +77,7 @@ export interface GcReport {
 }
 
 const DEFAULT_GRACE_SECONDS = 3600;
+const DEFAULT_REPACK_BELOW = 0.5;
 /** Chunks re-checked and dropped per write transaction: short enough not to hold up commits. */
 const DROP_BATCH = 20_000;
 
@@ -103,6 +111,8 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     bytesDropped: 0,
     chunksPinned: 0,
     packsTrashed: 0,
+    packsRepacked: 0,
+    bytesRepacked: 0,
     orphansTrashed: 0,
     objectsDeleted: 0,
     bytesDeleted: 0,
@@ -139,22 +149,33 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     else await engine.catalog.transaction(decide);
   }
 
-  // 2. Packs with no live chunk: their records out, the packs into the trash.
+  // 2. Packs with no live chunk: their records out, the packs into the trash. Packs mostly
+  // dead: their live chunks moved to new packs first (repack), then the same.
   const known = [...index.packs.getRange()].map(({ key, value }) => ({
     id: Buffer.from(key),
     size: value.size,
   }));
-  const live = new Set<string>();
+  const liveBytes = new Map<string, number>();
   for (const { key, value } of index.chunks.getRange()) {
     // In a dry run the dropped chunks are still indexed: count them dead all the same.
     if (dry && dropped.has(Buffer.from(key).toString("hex"))) continue;
-    live.add((value as Buffer).subarray(0, 16).toString("hex"));
+    const pack = (value as Buffer).subarray(0, 16).toString("hex");
+    liveBytes.set(pack, (liveBytes.get(pack) ?? 0) + (value as Buffer).readUInt32LE(20));
   }
+  const repackBelow = o.repackBelow ?? DEFAULT_REPACK_BELOW;
+  const sparse = known.filter((p) => {
+    const live = liveBytes.get(p.id.toString("hex")) ?? 0;
+    return live > 0 && live < p.size * repackBelow;
+  });
+  report.packsRepacked = sparse.length;
+  for (const p of sparse) report.bytesRepacked += liveBytes.get(p.id.toString("hex")) ?? 0;
+  const stuck = !dry && sparse.length > 0 ? await repack(engine, store, sparse) : new Set<string>();
   const now = Date.now();
   for (const p of known) {
     const hex = p.id.toString("hex");
-    if (live.has(hex)) continue;
-    report.packsTrashed++;
+    const emptied = sparse.includes(p) && !stuck.has(hex);
+    if (liveBytes.has(hex) && !emptied) continue;
+    if (!emptied) report.packsTrashed++;
     if (dry) continue;
     const name = packName(hex);
     await rescueManifests(engine, store, name, p.size);
@@ -211,6 +232,64 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     report.bytesDeleted += entry.size;
   }
   return report;
+}
+
+/**
+ * Moves the live chunks of `packs` into new packs of the same store: read and checked, written
+ * as stored, then in one transaction every index entry still pointing at its old place is
+ * switched to the new one. The old packs stay where they are (readers may be using them) for
+ * the caller to trash; a chunk that died meanwhile leaves an unindexed copy behind. Returns
+ * the packs (hex ids) that still hold a live chunk it could not move: not to be trashed.
+ */
+async function repack(
+  engine: Engine,
+  store: Store,
+  packs: { id: Buffer; size: number }[],
+): Promise<Set<string>> {
+  const { index } = store;
+  const wanted = new Set(packs.map((p) => p.id.toString("hex")));
+  const entries: { id: Buffer; rec: ChunkRecord }[] = [];
+  for (const { key, value } of index.chunks.getRange()) {
+    const rec = decodeChunkRecord(value as Buffer);
+    if (wanted.has(rec.pack.toString("hex"))) entries.push({ id: Buffer.from(key), rec });
+  }
+  entries.sort((x, y) => Buffer.compare(x.rec.pack, y.rec.pack) || x.rec.offset - y.rec.offset);
+  const writer = new PackWriter(store.backend, { packSize: store.packSize, buffers: store.packBuffers });
+  const written = new Map<string, ChunkLocation>();
+  const builder = new RunBuilder(engine.readSegmentBytes);
+  const runs: ChunkRun[] = [];
+  for (const e of entries) {
+    const closed = builder.add(store, e.rec, { id: e.id, hex: e.id.toString("hex"), stored: e.rec.length });
+    if (closed) runs.push(closed);
+  }
+  const last = builder.finish();
+  if (last) runs.push(last);
+  try {
+    for (const run of runs) {
+      const { data } = await readRun(engine, run);
+      await writeRun(engine, store, run, data, writer, written);
+      await writer.drain();
+    }
+    const fresh = await writer.finish();
+    const now = new Date().toISOString();
+    const stuck = new Set<string>();
+    await engine.catalog.transaction(() => {
+      for (const p of fresh) index.packs.putSync(p.id, { size: p.size, chunks: p.chunks, createdAt: now });
+      for (const e of entries) {
+        const cur = index.chunks.get(e.id);
+        if (!cur) continue;
+        const rec = decodeChunkRecord(cur);
+        if (!rec.pack.equals(e.rec.pack) || rec.offset !== e.rec.offset) continue;
+        const to = written.get(e.id.toString("hex"));
+        if (to) index.chunks.putSync(e.id, encodeChunkRecord({ ...to, refs: rec.refs }));
+        else stuck.add(rec.pack.toString("hex"));
+      }
+    });
+    return stuck;
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
 }
 
 /** Hex ids of every chunk the writes in progress on `store` may reference. */
