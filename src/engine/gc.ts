@@ -121,7 +121,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
 
   // 1. Unreferenced chunks out of the index.
   const dead: Buffer[] = [];
-  for (const { key, value } of index.chunks.getRange()) {
+  for await (const { key, value } of politely(index.chunks.getRange())) {
     if ((value as Buffer).readUInt32LE(28) === 0) dead.push(Buffer.from(key));
   }
   const dropped = new Set<string>();
@@ -156,7 +156,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     size: value.size,
   }));
   const liveBytes = new Map<string, number>();
-  for (const { key, value } of index.chunks.getRange()) {
+  for await (const { key, value } of politely(index.chunks.getRange())) {
     // In a dry run the dropped chunks are still indexed: count them dead all the same.
     if (dry && dropped.has(Buffer.from(key).toString("hex"))) continue;
     const pack = (value as Buffer).subarray(0, 16).toString("hex");
@@ -249,7 +249,7 @@ async function repack(
   const { index } = store;
   const wanted = new Set(packs.map((p) => p.id.toString("hex")));
   const entries: { id: Buffer; rec: ChunkRecord }[] = [];
-  for (const { key, value } of index.chunks.getRange()) {
+  for await (const { key, value } of politely(index.chunks.getRange())) {
     const rec = decodeChunkRecord(value as Buffer);
     if (wanted.has(rec.pack.toString("hex"))) entries.push({ id: Buffer.from(key), rec });
   }
@@ -289,6 +289,18 @@ async function repack(
   } catch (err) {
     await writer.abort();
     throw err;
+  }
+}
+
+/**
+ * The entries of a scan, with a pause every few thousand for the requests this process is
+ * serving: a million-chunk scan would otherwise hold the event loop for a second.
+ */
+async function* politely<T>(entries: Iterable<T>): AsyncGenerator<T> {
+  let n = 0;
+  for (const e of entries) {
+    yield e;
+    if (++n % 5000 === 0) await new Promise((r) => setImmediate(r));
   }
 }
 
