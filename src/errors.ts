@@ -124,3 +124,10 @@ export class MissingStoreError extends TesseraError {
     super("store_missing", message);
   }
 }
+
+/** An object fsck found with a chunk no store holds intact: refused rather than served wrong. */
+export class DamagedDataError extends TesseraError {
+  constructor(what: string) {
+    super("damaged", `${what} is damaged: a chunk of it is bad in every store (tessera fsck found it)`);
+  }
+}

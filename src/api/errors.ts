@@ -33,6 +33,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   unknown_store: 400,
   chunk_vanished: 503,
   backend_unavailable: 503,
+  damaged: 503,
   corrupt: 500,
   store_format: 500,
 };
@@ -81,10 +82,13 @@ export function errorResponse(
   return c.body(body, status as 400);
 }
 
+/** Server-side failures whose message is meant for the client (it names no internals). */
+const TOLD_5XX = new Set(["damaged"]);
+
 /** Maps any thrown value to its response; unexpected errors are 500 with no internals shown. */
 export function responseForError(c: Context, err: unknown): Response {
   const status = statusOf(err);
-  if (status >= 500) {
+  if (status >= 500 && !(err instanceof TesseraError && TOLD_5XX.has(err.code))) {
     return errorResponse(
       c,
       status,

@@ -43,6 +43,8 @@ export interface ObjectRecord {
   createdAt: string;
   /** Restored by rebuild-index from a store's manifests, its holders a guess (one per store). */
   restored?: true;
+  /** A chunk of it is bad in every store that had it (fsck --repair found): it is not served. */
+  damaged?: true;
 }
 
 /** What a commit adds to a store: the chunks written there and the packs they went into. */

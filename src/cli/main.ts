@@ -41,6 +41,11 @@ const USAGE = `usage:
                                               index, packs and manifests after the grace period
                                               (default gcGraceSeconds, 3600); through the server
                                               when one holds the directory
+  tessera fsck [--data DIR] [--config FILE] [--store S] [--repair]
+                                              read and check every chunk and manifest; --repair
+                                              (server stopped) replaces bad chunks from other
+                                              stores and marks what cannot be; exit status 1 if
+                                              anything is left bad
   tessera copy-image IMAGE_ID --to STORE [--data DIR] [--config FILE]
                                               copy an image's data into another store, moving only
                                               the chunks it lacks; the server must be stopped
@@ -75,6 +80,7 @@ async function run(argv: string[]): Promise<void> {
       store: { type: "string" },
       "dry-run": { type: "boolean" },
       grace: { type: "string" },
+      repair: { type: "boolean" },
       "cpu-seconds": { type: "string" },
       "address-space": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -101,6 +107,10 @@ async function run(argv: string[]): Promise<void> {
   }
   if (command === "gc") {
     await gcCommand(values);
+    return;
+  }
+  if (command === "fsck") {
+    await fsckCommand(values);
     return;
   }
   if (command === "copy-image") {
@@ -146,6 +156,7 @@ interface Flags {
   store?: string;
   "dry-run"?: boolean;
   grace?: string;
+  repair?: boolean;
 }
 
 /** The engine over the configuration's stores. */
@@ -247,6 +258,30 @@ async function gcCommand(values: Flags): Promise<void> {
     const engine = await openEngine(cfg);
     try {
       print(await engine.gc(options));
+    } finally {
+      await engine.close();
+    }
+  } finally {
+    await unlock();
+  }
+}
+
+/**
+ * Scrub: read-only beside a running server (readers share the catalog); with --repair it
+ * writes, so it takes the directory like convert and copy-image.
+ */
+async function fsckCommand(values: Flags): Promise<void> {
+  const cfg = config(values);
+  const unlock = values.repair ? await lockDir(cfg.dataDir) : async () => {};
+  try {
+    const engine = await openEngine(cfg);
+    try {
+      const report = await engine.fsck({ repair: values.repair === true, store: values.store });
+      print(report);
+      const left = report.stores.some(
+        (s) => s.badChunks + s.missingChunks > s.repaired || s.damagedObjects.length > 0,
+      );
+      if (left) process.exitCode = 1;
     } finally {
       await engine.close();
     }

@@ -64,6 +64,23 @@ export class RunBuilder {
   }
 }
 
+/** The runs of index entries of one store, taken in the order given (sort by pack and offset). */
+export function runsOf(
+  engine: Engine,
+  store: Store,
+  entries: readonly { id: Buffer; rec: ChunkRecord }[],
+): ChunkRun[] {
+  const builder = new RunBuilder(engine.readSegmentBytes);
+  const runs: ChunkRun[] = [];
+  for (const e of entries) {
+    const closed = builder.add(store, e.rec, { id: e.id, hex: e.id.toString("hex"), stored: e.rec.length });
+    if (closed) runs.push(closed);
+  }
+  const last = builder.finish();
+  if (last) runs.push(last);
+  return runs;
+}
+
 /** A run's stored bytes, each chunk checked against its id (compressed ones by decoding them). */
 export async function readRun(engine: Engine, run: ChunkRun): Promise<{ run: ChunkRun; data: Buffer }> {
   const data = await run.source.backend.get(run.pack, run.offset, run.stored);

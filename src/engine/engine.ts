@@ -22,6 +22,7 @@ import {
   storeEngineDefaults,
 } from "../store/open-store.js";
 import { type CopyOptions, type CopyResult, copyObject } from "./copy.js";
+import { type FsckOptions, type FsckReport, fsck } from "./fsck.js";
 import { type ActiveWrite, collectGarbage, type GcOptions, type GcReport } from "./gc.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
@@ -213,6 +214,11 @@ export class Engine {
   /** Collects garbage in every store (or one); see gc.ts. */
   gc(options: GcOptions = {}): Promise<GcReport> {
     return collectGarbage(this, options);
+  }
+
+  /** Checks every chunk and manifest of every store (or one), repairing if asked; see fsck.ts. */
+  fsck(options: FsckOptions = {}): Promise<FsckReport> {
+    return fsck(this, options);
   }
 
   /** Runs a write (ingest, copy); an engine that none is using gives back its pack buffers. */

@@ -25,7 +25,7 @@ import { manifestIdFromName, manifestName, packIdFromName, packName } from "../s
 import { readPackEntries } from "../store/pack-entries.js";
 import { ENTRY_FLAG_MANIFEST } from "../store/pack-format.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
-import { type ChunkRun, RunBuilder, readRun, writeRun } from "./chunk-runs.js";
+import { readRun, runsOf, writeRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
 import type { Store } from "./stores.js";
 
@@ -256,14 +256,7 @@ async function repack(
   entries.sort((x, y) => Buffer.compare(x.rec.pack, y.rec.pack) || x.rec.offset - y.rec.offset);
   const writer = new PackWriter(store.backend, { packSize: store.packSize, buffers: store.packBuffers });
   const written = new Map<string, ChunkLocation>();
-  const builder = new RunBuilder(engine.readSegmentBytes);
-  const runs: ChunkRun[] = [];
-  for (const e of entries) {
-    const closed = builder.add(store, e.rec, { id: e.id, hex: e.id.toString("hex"), stored: e.rec.length });
-    if (closed) runs.push(closed);
-  }
-  const last = builder.finish();
-  if (last) runs.push(last);
+  const runs = runsOf(engine, store, entries);
   try {
     for (const run of runs) {
       const { data } = await readRun(engine, run);

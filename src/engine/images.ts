@@ -21,7 +21,14 @@ import {
   removeImage,
   scanImageIndex,
 } from "../catalog/image-records.js";
-import { BadRequestError, ConflictError, ForbiddenError, GoneError, NotFoundError } from "../errors.js";
+import {
+  BadRequestError,
+  ConflictError,
+  DamagedDataError,
+  ForbiddenError,
+  GoneError,
+  NotFoundError,
+} from "../errors.js";
 import { inspectStream } from "../formats/inspect-stream.js";
 import type { ConversionLimits } from "../formats/qemu-img.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy, FormatRejectedError } from "../formats/rules.js";
@@ -306,6 +313,8 @@ export class ImageService {
     if (!image.object || (image.status !== "active" && image.status !== "deactivated")) {
       return { image, start: 0, end: 0 };
     }
+    // Refused before a byte is sent: a response cut off mid-way is all a client could get later.
+    if (this.engine.stat(image.object).damaged) throw new DamagedDataError(`The data of image ${id}`);
     const start = range?.start ?? 0;
     const end = range?.end ?? (image.size as number);
     return { image, start, end, body: this.engine.readPooled(image.object, { start, end }) };

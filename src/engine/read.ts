@@ -10,7 +10,7 @@
  */
 import { chunkIdOf, decodeManifest, type Manifest } from "../catalog/manifest.js";
 import type { ChunkRecord } from "../catalog/store-index.js";
-import { CorruptDataError, NotFoundError, RangeNotSatisfiableError } from "../errors.js";
+import { CorruptDataError, DamagedDataError, NotFoundError, RangeNotSatisfiableError } from "../errors.js";
 import type { ChunkSpan } from "../hash/chunk-verifier.js";
 import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD } from "../store/pack-format.js";
@@ -56,10 +56,12 @@ interface Segment {
   last: number;
 }
 
-/** Loads and decodes a manifest, or throws NotFoundError. */
+/** Loads and decodes a manifest, or throws NotFoundError (DamagedDataError for a damaged object). */
 export function loadManifest(engine: Engine, id: Buffer): Manifest {
   const key = id.toString("hex");
-  if (!engine.catalog.objects.doesExist(id)) throw new NotFoundError(`object ${key}`);
+  const obj = engine.catalog.getObject(id);
+  if (!obj) throw new NotFoundError(`object ${key}`);
+  if (obj.damaged) throw new DamagedDataError(`object ${key}`);
   const cached = engine.manifests.get(key);
   if (cached) return cached;
   const bytes = engine.catalog.getManifest(id);
