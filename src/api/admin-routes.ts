@@ -1,15 +1,25 @@
 /**
- * Tessera's own operations, beside the Glance API under their own prefix: garbage collection
- * on demand (`tessera gc` calls it when a server holds the data directory). Without
+ * Tessera's own operations, beside the Glance API under their own prefix: dedup accounting,
+ * and garbage collection on demand (`tessera gc` calls it when a server holds the directory). Without
  * authentication every caller may use them, as every caller is admin in Glance's noauth
  * pipeline; the policy comes with authentication.
  */
 import type { Hono } from "hono";
+import type { ImageService } from "../engine/images.js";
 import { BadRequestError } from "../errors.js";
 import type { GcSchedule } from "./gc-schedule.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: the routes need only the app's route methods
-export function addAdminRoutes(app: Hono<any>, gc: GcSchedule, readJson: (c: any) => Promise<unknown>): void {
+export function addAdminRoutes(
+  app: Hono<any>,
+  images: ImageService,
+  gc: GcSchedule,
+  // biome-ignore lint/suspicious/noExplicitAny: the app's context type
+  readJson: (c: any) => Promise<unknown>,
+): void {
+  app.get("/tessera/v1/stats", (c) => c.json(images.engine.stats()));
+  app.get("/tessera/v1/images/:id/stats", (c) => c.json(images.imageStats(c.req.param("id"))));
+
   app.post("/tessera/v1/gc", async (c) => {
     const body = (await readJson(c)) as Record<string, unknown>;
     if (typeof body !== "object" || body === null || Array.isArray(body)) {

@@ -284,7 +284,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   });
 
   addStoreRoutes(app, images);
-  if (opts.gc) addAdminRoutes(app, opts.gc, (c) => readJson(c, opts.maxJsonBodyBytes));
+  if (opts.gc) addAdminRoutes(app, images, opts.gc, (c) => readJson(c, opts.maxJsonBodyBytes));
 
   app.put("/v2/images/:id/tags/:tag", async (c) => {
     await images.update(c.req.param("id"), (r) => addTag(r, c.req.param("tag"), limits));
@@ -318,6 +318,8 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     ["/v2/info/stores/detail", "GET"],
     ["/v2/stores/:store/:id", "DELETE"],
     ["/tessera/v1/gc", "POST"],
+    ["/tessera/v1/stats", "GET"],
+    ["/tessera/v1/images/:id/stats", "GET"],
     ["/", "GET"],
     ["/versions", "GET"],
   ];

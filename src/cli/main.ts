@@ -9,11 +9,12 @@ import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { startServer } from "../api/server.js";
+import { getImage } from "../catalog/image-records.js";
 import { DirInUseError, lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { readFilePieces } from "../engine/file-source.js";
 import type { GcOptions } from "../engine/gc.js";
-import { ImageService } from "../engine/images.js";
+import { ImageService, imageStats } from "../engine/images.js";
 import { TesseraError } from "../errors.js";
 import { inspectAll } from "../formats/inspect-stream.js";
 import { DEFAULT_CONVERSION_LIMITS } from "../formats/qemu-img.js";
@@ -46,6 +47,9 @@ const USAGE = `usage:
                                               (server stopped) replaces bad chunks from other
                                               stores and marks what cannot be; exit status 1 if
                                               anything is left bad
+  tessera stats [--data DIR] [--config FILE] [--image ID] [--json]
+                                              logical against stored bytes per store (or one
+                                              image's unique and shared bytes); a table, or JSON
   tessera copy-image IMAGE_ID --to STORE [--data DIR] [--config FILE]
                                               copy an image's data into another store, moving only
                                               the chunks it lacks; the server must be stopped
@@ -81,6 +85,8 @@ async function run(argv: string[]): Promise<void> {
       "dry-run": { type: "boolean" },
       grace: { type: "string" },
       repair: { type: "boolean" },
+      json: { type: "boolean" },
+      image: { type: "string" },
       "cpu-seconds": { type: "string" },
       "address-space": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -107,6 +113,10 @@ async function run(argv: string[]): Promise<void> {
   }
   if (command === "gc") {
     await gcCommand(values);
+    return;
+  }
+  if (command === "stats") {
+    await statsCommand(values);
     return;
   }
   if (command === "fsck") {
@@ -157,6 +167,8 @@ interface Flags {
   "dry-run"?: boolean;
   grace?: string;
   repair?: boolean;
+  json?: boolean;
+  image?: string;
 }
 
 /** The engine over the configuration's stores. */
@@ -288,6 +300,59 @@ async function fsckCommand(values: Flags): Promise<void> {
   } finally {
     await unlock();
   }
+}
+
+/** Dedup accounting; read-only, so it may run beside a server. */
+async function statsCommand(values: Flags): Promise<void> {
+  const engine = await openEngine(config(values));
+  try {
+    if (values.image) {
+      const rec = getImage(engine.catalog, values.image);
+      if (!rec) throw new UsageError(`no image ${values.image}`);
+      const st = imageStats(engine, rec);
+      if (values.json) print(st);
+      else for (const [k, v] of Object.entries(st)) process.stdout.write(`${k.padEnd(20)} ${v}\n`);
+      return;
+    }
+    const report = engine.stats();
+    if (values.json) {
+      print(report);
+      return;
+    }
+    const rows = [
+      ["store", "objects", "images", "logical", "stored", "packs", "dedup"],
+      ...report.stores.map((s) => [
+        s.store,
+        String(s.objects),
+        String(s.holders),
+        megabytes(s.logicalBytes),
+        megabytes(s.storedBytes),
+        megabytes(s.packBytes),
+        `×${s.dedupRatio}`,
+      ]),
+      [
+        "total",
+        "",
+        "",
+        megabytes(report.total.logicalBytes),
+        megabytes(report.total.storedBytes),
+        megabytes(report.total.packBytes),
+        `×${report.total.dedupRatio}`,
+      ],
+    ];
+    const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length))) ?? [];
+    for (const r of rows) {
+      process.stdout.write(
+        `${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ")}\n`,
+      );
+    }
+  } finally {
+    await engine.close();
+  }
+}
+
+function megabytes(n: number): string {
+  return `${(n / 1e6).toFixed(1)} MB`;
 }
 
 async function serveCommand(values: Flags): Promise<void> {

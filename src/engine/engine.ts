@@ -28,6 +28,7 @@ import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
 import { type RebuildResult, rebuildIndex } from "./rebuild-index.js";
+import { allStats, type ObjectStats, objectStats, type StatsReport } from "./stats.js";
 import { assertSameFormat, makeStoreFormat, type StoreFormat } from "./store-format.js";
 import { openStores, type Store, type StoreSetup } from "./stores.js";
 
@@ -219,6 +220,16 @@ export class Engine {
   /** Checks every chunk and manifest of every store (or one), repairing if asked; see fsck.ts. */
   fsck(options: FsckOptions = {}): Promise<FsckReport> {
     return fsck(this, options);
+  }
+
+  /** Logical against physical bytes per store and in total; see stats.ts. */
+  stats(): StatsReport {
+    return allStats(this);
+  }
+
+  /** What one object references alone and shares, in a store; see stats.ts. */
+  objectStats(manifestId: Buffer | string, store?: string): ObjectStats {
+    return objectStats(this, toId(manifestId), store);
   }
 
   /** Runs a write (ingest, copy); an engine that none is using gives back its pack buffers. */

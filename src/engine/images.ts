@@ -37,6 +37,7 @@ import type { CopyResult } from "./copy.js";
 import type { Engine } from "./engine.js";
 import type { CommittedObject } from "./ingest.js";
 import type { ReadPiece } from "./read.js";
+import type { ObjectStats } from "./stats.js";
 import { describeStore, type StoreDescription } from "./stores.js";
 
 export type NewImage = Partial<Omit<ImageRecord, "status" | "created_at" | "updated_at" | "object">>;
@@ -131,6 +132,11 @@ export class ImageService {
   private now(): string {
     this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
     return new Date(this.lastStamp).toISOString();
+  }
+
+  /** An image's dedup accounting (imageStats). */
+  imageStats(id: string): ImageStats {
+    return imageStats(this.engine, this.get(id));
   }
 
   /** The configured stores, default first then in read order. */
@@ -475,3 +481,17 @@ function compareValues(a: IndexValue, b: IndexValue): number {
 }
 
 export { IMAGE_SORT_KEYS };
+
+export type ImageStats = { image: string } & Partial<ObjectStats> & { imagesWithSameData?: number };
+
+/**
+ * An image's dedup accounting: its object's (what it alone references, what it shares, in its
+ * first store) and how many other images have the very same data. Read-only: usable beside a
+ * running server.
+ */
+export function imageStats(engine: Engine, rec: ImageRecord): ImageStats {
+  if (!rec.object) return { image: rec.id };
+  const obj = engine.stat(rec.object);
+  const sameData = Object.values(obj.stores).reduce((n, k) => n + k, 0) - 1;
+  return { image: rec.id, ...engine.objectStats(rec.object, rec.stores[0]), imagesWithSameData: sameData };
+}

@@ -1,0 +1,140 @@
+/**
+ * Dedup accounting, exact: what the images add up to (logical bytes) against what the stores
+ * keep (physical bytes), per store and in total, and per object what only it references and
+ * what it shares.
+ *
+ * Store totals are scans of the object records and of the store's chunk and pack indexes (no
+ * manifest is decoded): ~0.1 s per 100,000 objects, ~1 s per million chunks. An object's own
+ * figures decode its manifest and look up its chunks: cheap for one, meant for one at a time.
+ */
+import { holders } from "../catalog/catalog.js";
+import { chunkIdOf, decodeManifest } from "../catalog/manifest.js";
+import { NotFoundError } from "../errors.js";
+import type { Engine } from "./engine.js";
+import type { Store } from "./stores.js";
+
+export interface StoreStats {
+  store: string;
+  /** Objects the store holds, and their holders (images: one each). */
+  objects: number;
+  holders: number;
+  /** Bytes the holders would take undeduplicated: each holder's object size, zeros included. */
+  logicalBytes: number;
+  /** The distinct chunks indexed and referenced, and what they take stored (compressed). */
+  chunks: number;
+  storedBytes: number;
+  /** The packs' sizes: stored chunks plus unindexed leftovers and pack trailers. */
+  packBytes: number;
+  /** logicalBytes / storedBytes. */
+  dedupRatio: number;
+}
+
+export interface ObjectStats {
+  object: string;
+  size: number;
+  /** All-zero bytes: never stored. */
+  zeroBytes: number;
+  /** Its distinct stored chunks in `store`, and their stored bytes. */
+  chunks: number;
+  storedBytes: number;
+  /** Stored bytes of chunks no other object references (and it has one holder). */
+  uniqueBytes: number;
+  /** Stored bytes of chunks other objects reference too. */
+  sharedBytes: number;
+  /** The most other objects sharing any one of its chunks. */
+  maxSharers: number;
+}
+
+export function storeStats(engine: Engine, store: Store): StoreStats {
+  let objects = 0;
+  let holderCount = 0;
+  let logicalBytes = 0;
+  for (const { value } of engine.catalog.objects.getRange()) {
+    const n = value.stores[store.name] ?? 0;
+    if (n === 0) continue;
+    objects++;
+    holderCount += n;
+    logicalBytes += n * value.size;
+  }
+  let chunks = 0;
+  let storedBytes = 0;
+  for (const { value } of store.index.chunks.getRange()) {
+    if ((value as Buffer).readUInt32LE(28) === 0) continue; // garbage awaiting collection
+    chunks++;
+    storedBytes += (value as Buffer).readUInt32LE(20);
+  }
+  let packBytes = 0;
+  for (const { value } of store.index.packs.getRange()) packBytes += value.size;
+  return {
+    store: store.name,
+    objects,
+    holders: holderCount,
+    logicalBytes,
+    chunks,
+    storedBytes,
+    packBytes,
+    dedupRatio: storedBytes === 0 ? 0 : Math.round((logicalBytes / storedBytes) * 100) / 100,
+  };
+}
+
+/** The accounting of one object in `store` (default: the first store holding it). */
+export function objectStats(engine: Engine, manifestId: Buffer, storeName?: string): ObjectStats {
+  const hex = manifestId.toString("hex");
+  const obj = engine.catalog.getObject(manifestId);
+  const bytes = engine.catalog.getManifest(manifestId);
+  if (!obj || !bytes) throw new NotFoundError(`object ${hex}`);
+  const store = engine.store(storeName ?? Object.keys(obj.stores)[0]);
+  const m = decodeManifest(bytes);
+  const seen = new Set<string>();
+  const out: ObjectStats = {
+    object: hex,
+    size: m.size,
+    zeroBytes: 0,
+    chunks: 0,
+    storedBytes: 0,
+    uniqueBytes: 0,
+    sharedBytes: 0,
+    maxSharers: 0,
+  };
+  const alone = holders(obj) === 1;
+  for (let i = 0; i < m.count; i++) {
+    const id = chunkIdOf(m, i);
+    if (!id) {
+      out.zeroBytes += m.lengths[i] as number;
+      continue;
+    }
+    const key = id.toString("hex");
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const rec = store.index.getChunk(id);
+    if (!rec) continue;
+    out.chunks++;
+    out.storedBytes += rec.length;
+    if (rec.refs <= 1 && alone) out.uniqueBytes += rec.length;
+    else out.sharedBytes += rec.length;
+    out.maxSharers = Math.max(out.maxSharers, rec.refs - 1);
+  }
+  return out;
+}
+
+export interface StatsReport {
+  stores: StoreStats[];
+  /** Over every store: each store's copy counts where it is kept. */
+  total: { logicalBytes: number; storedBytes: number; packBytes: number; dedupRatio: number };
+}
+
+export function allStats(engine: Engine): StatsReport {
+  const stores = [...engine.stores.values()].map((s) => storeStats(engine, s));
+  const sum = (f: (s: StoreStats) => number) => stores.reduce((n, s) => n + f(s), 0);
+  const logicalBytes = sum((s) => s.logicalBytes);
+  const storedBytes = sum((s) => s.storedBytes);
+  return {
+    stores,
+    total: {
+      logicalBytes,
+      storedBytes,
+      packBytes: sum((s) => s.packBytes),
+      dedupRatio: storedBytes === 0 ? 0 : Math.round((logicalBytes / storedBytes) * 100) / 100,
+    },
+  };
+}
