@@ -24,6 +24,7 @@ import { addTag, applyPatch, type ImageLimits, imageFromCreateBody, removeTag } 
 import { imageView } from "./image-view.js";
 import { PATCH_TYPES, parsePatch } from "./json-patch.js";
 import { type ListLimits, listLinks, parseListQuery } from "./list-query.js";
+import type { Metrics } from "./metrics.js";
 import { parseRange } from "./range.js";
 import { IMAGE_SCHEMA, IMAGES_SCHEMA, MEMBER_SCHEMA, MEMBERS_SCHEMA } from "./schemas.js";
 import { addStoreRoutes, storeIdsHeader } from "./store-routes.js";
@@ -37,6 +38,8 @@ export interface ApiOptions {
   inflight?: Inflight;
   /** Garbage collection runs on demand go through it (POST /tessera/v1/gc); absent, no route. */
   gc?: GcSchedule;
+  /** Prometheus metrics (GET /metrics); absent, none kept. */
+  metrics?: Metrics;
 }
 
 export interface Inflight {
@@ -160,6 +163,10 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     const out = c.env.outgoing;
     out.setHeader("x-openstack-request-id", requestId);
     out.once("close", () => {
+      const seconds = (performance.now() - started) / 1000;
+      // The route pattern, not the path: one series per route, whatever the ids.
+      const route = c.req.routePath === "/*" ? "unmatched" : c.req.routePath;
+      opts.metrics?.request({ method: c.req.method, route, status: out.statusCode, seconds });
       opts.logger.info({
         req_id: requestId,
         method: c.req.method,
@@ -243,7 +250,9 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     const req = c.env.incoming;
     inflight.uploads.add(req);
     try {
-      await images.upload(c.req.param("id"), req, c.req.header("x-image-meta-store"));
+      const began = performance.now();
+      const rec = await images.upload(c.req.param("id"), req, c.req.header("x-image-meta-store"));
+      opts.metrics?.upload(rec.size ?? 0, (performance.now() - began) / 1000);
     } catch (e) {
       // The body may be unread; this connection cannot carry another request.
       c.header("Connection", "close");
@@ -273,7 +282,9 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     out.writeHead(range ? 206 : 200, headers);
     inflight.downloads.add(out);
     try {
+      const began = performance.now();
       await writePieces(dl.body, out);
+      opts.metrics?.download(dl.end - dl.start, (performance.now() - began) / 1000);
     } catch (err) {
       if (!out.destroyed) out.destroy();
       opts.logger.warn({ req_id: c.get("requestId"), err: String(err) }, "download ended early");
@@ -284,6 +295,12 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   });
 
   addStoreRoutes(app, images);
+  const metrics = opts.metrics;
+  if (metrics) {
+    app.get("/metrics", async (c) =>
+      c.body(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType }),
+    );
+  }
   if (opts.gc) addAdminRoutes(app, images, opts.gc, (c) => readJson(c, opts.maxJsonBodyBytes));
 
   app.put("/v2/images/:id/tags/:tag", async (c) => {
@@ -318,6 +335,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     ["/v2/info/stores/detail", "GET"],
     ["/v2/stores/:store/:id", "DELETE"],
     ["/tessera/v1/gc", "POST"],
+    ["/metrics", "GET"],
     ["/tessera/v1/stats", "GET"],
     ["/tessera/v1/images/:id/stats", "GET"],
     ["/", "GET"],

@@ -16,14 +16,20 @@ export interface GcSchedule {
 
 export function startGcSchedule(
   engine: Engine,
-  o: { intervalSeconds: number; graceSeconds: number },
+  o: { intervalSeconds: number; graceSeconds: number; onReport?: (r: GcReport) => void },
   log: Logger,
 ): GcSchedule {
   let current: Promise<unknown> = Promise.resolve();
   let stopped = false;
   const run = (options: GcOptions): Promise<GcReport> => {
     if (stopped) return Promise.reject(new Error("the server is shutting down"));
-    const next = current.catch(() => {}).then(() => engine.gc(options));
+    const next = current
+      .catch(() => {})
+      .then(() => engine.gc(options))
+      .then((report) => {
+        if (!report.dryRun) o.onReport?.(report);
+        return report;
+      });
     current = next;
     return next;
   };

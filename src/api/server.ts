@@ -19,6 +19,7 @@ import type { StoreConfig } from "../store/open-store.js";
 import { createApp, type Inflight } from "./app.js";
 import { startGcSchedule } from "./gc-schedule.js";
 import { stdoutDestination } from "./log-destination.js";
+import { createMetrics } from "./metrics.js";
 
 export interface ServerOptions {
   host: string;
@@ -130,9 +131,10 @@ async function listen(
     formats: o.formats,
   });
   const inflight: Inflight = { uploads: new Set(), downloads: new Set() };
+  const metrics = createMetrics(images);
   const gc = startGcSchedule(
     engine,
-    { intervalSeconds: o.gcIntervalSeconds, graceSeconds: o.gcGraceSeconds },
+    { intervalSeconds: o.gcIntervalSeconds, graceSeconds: o.gcGraceSeconds, onReport: metrics.gc },
     log,
   );
   const app = createApp(images, {
@@ -146,6 +148,7 @@ async function listen(
     logger: log,
     inflight,
     gc,
+    metrics,
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () =>

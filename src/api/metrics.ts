@@ -1,0 +1,118 @@
+/**
+ * Prometheus metrics (GET /metrics), with prom-client: requests by route and status and their
+ * durations, bytes uploaded and downloaded and the time spent on them (rate() of one over the
+ * other is the throughput), what each store holds and its dedup ratio, and garbage collection
+ * runs and findings. Store figures are scans (engine stats): taken at most once a minute.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { GcReport } from "../engine/gc.js";
+import type { ImageService } from "../engine/images.js";
+import type { StatsReport } from "../engine/stats.js";
+
+export interface RequestSample {
+  method: string;
+  route: string;
+  status: number;
+  seconds: number;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  request(r: RequestSample): void;
+  upload(bytes: number, seconds: number): void;
+  download(bytes: number, seconds: number): void;
+  gc(report: GcReport): void;
+}
+
+const STATS_MAX_AGE_MS = 60_000;
+
+export function createMetrics(images: ImageService): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "tessera_" });
+  const requests = new Counter({
+    name: "tessera_http_requests_total",
+    help: "HTTP requests answered, by method, route and status",
+    labelNames: ["method", "route", "status"],
+    registers: [registry],
+  });
+  const durations = new Histogram({
+    name: "tessera_http_request_duration_seconds",
+    help: "Time from request to the end of the response",
+    labelNames: ["method", "route"],
+    buckets: [0.005, 0.02, 0.1, 0.5, 2, 10, 60, 300],
+    registers: [registry],
+  });
+  const counter = (name: string, help: string, labelNames: string[] = []) =>
+    new Counter({ name, help, labelNames, registers: [registry] });
+  const uploadBytes = counter("tessera_upload_bytes_total", "Image bytes uploaded and committed");
+  const uploadSeconds = counter("tessera_upload_seconds_total", "Time spent on committed uploads");
+  const downloadBytes = counter("tessera_download_bytes_total", "Image bytes sent to clients");
+  const downloadSeconds = counter("tessera_download_seconds_total", "Time spent sending image data");
+  const gcRuns = counter("tessera_gc_runs_total", "Garbage collections");
+  const gcChunks = counter("tessera_gc_chunks_dropped_total", "Unreferenced chunks dropped from the index", [
+    "store",
+  ]);
+  const gcBytes = counter("tessera_gc_deleted_bytes_total", "Bytes of packs and manifests deleted", [
+    "store",
+  ]);
+  const gcLast = new Gauge({
+    name: "tessera_gc_last_run_seconds",
+    help: "Duration of the last garbage collection",
+    registers: [registry],
+  });
+  const gcWaiting = new Gauge({
+    name: "tessera_gc_trash_waiting",
+    help: "Objects in the trash waiting out the grace period, as of the last collection",
+    labelNames: ["store"],
+    registers: [registry],
+  });
+
+  let stats: { at: number; report: StatsReport } | undefined;
+  const current = (): StatsReport => {
+    if (!stats || Date.now() - stats.at > STATS_MAX_AGE_MS)
+      stats = { at: Date.now(), report: images.engine.stats() };
+    return stats.report;
+  };
+  const storeGauge = (name: string, help: string, pick: (s: StatsReport["stores"][number]) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["store"],
+      registers: [registry],
+      collect() {
+        for (const s of current().stores) this.set({ store: s.store }, pick(s));
+      },
+    });
+  storeGauge("tessera_store_objects", "Distinct image data held", (s) => s.objects);
+  storeGauge("tessera_store_logical_bytes", "Bytes the images hold, undeduplicated", (s) => s.logicalBytes);
+  storeGauge("tessera_store_chunks", "Distinct chunks stored and referenced", (s) => s.chunks);
+  storeGauge("tessera_store_stored_bytes", "Bytes of the referenced chunks as stored", (s) => s.storedBytes);
+  storeGauge("tessera_store_pack_bytes", "Bytes of the packs", (s) => s.packBytes);
+  storeGauge("tessera_store_dedup_ratio", "Logical bytes over stored bytes", (s) => s.dedupRatio);
+
+  return {
+    registry,
+    request: (r) => {
+      requests.inc({ method: r.method, route: r.route, status: String(r.status) });
+      durations.observe({ method: r.method, route: r.route }, r.seconds);
+    },
+    upload: (bytes, seconds) => {
+      uploadBytes.inc(bytes);
+      uploadSeconds.inc(seconds);
+    },
+    download: (bytes, seconds) => {
+      downloadBytes.inc(bytes);
+      downloadSeconds.inc(seconds);
+    },
+    gc: (report) => {
+      gcRuns.inc();
+      gcLast.set(report.seconds);
+      for (const s of report.stores) {
+        gcChunks.inc({ store: s.store }, s.chunksDropped);
+        gcBytes.inc({ store: s.store }, s.bytesDeleted);
+        gcWaiting.set({ store: s.store }, s.trashWaiting);
+      }
+      stats = undefined; // the stores changed
+    },
+  };
+}
