@@ -9,8 +9,8 @@ import type { ImageService } from "../engine/images.js";
 import { BadRequestError } from "../errors.js";
 import type { GcSchedule } from "./gc-schedule.js";
 
-// biome-ignore lint/suspicious/noExplicitAny: the routes need only the app's route methods
 export function addAdminRoutes(
+  // biome-ignore lint/suspicious/noExplicitAny: the routes need only the app's route methods
   app: Hono<any>,
   images: ImageService,
   gc: GcSchedule,

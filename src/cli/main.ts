@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 /**
  * The `tessera` command. Each subcommand drives the engine and prints one JSON result on
@@ -19,6 +19,7 @@ import { TesseraError } from "../errors.js";
 import { inspectAll } from "../formats/inspect-stream.js";
 import { DEFAULT_CONVERSION_LIMITS } from "../formats/qemu-img.js";
 import { ConfigError, chunkerOf, loadConfig, nodeHashName, type ServerConfig } from "./config.js";
+import { progress } from "./progress.js";
 
 const USAGE = `usage:
   tessera serve [--host H] [--port P] [--data DIR] [--config FILE]
@@ -139,11 +140,14 @@ async function run(argv: string[]): Promise<void> {
   try {
     if (command === "ingest") {
       const source = arg === "-" ? process.stdin : readFilePieces(arg);
-      print(await engine.ingest(source, { store: values.store }));
+      const total = arg === "-" ? 0 : (await stat(arg)).size;
+      print(await engine.ingest(counted(source, "ingest", total), { store: values.store }));
     } else if (command === "cat") {
+      const size = engine.stat(arg).size;
       const start = intOption(values.start, "start");
       const end = intOption(values.end, "end");
-      await pipeline(engine.read(arg, { start, end }), process.stdout as Writable);
+      const total = (end ?? size) - (start ?? 0);
+      await pipeline(counted(engine.read(arg, { start, end }), "cat", total), process.stdout as Writable);
     } else if (command === "stat") {
       print({ manifestId: arg, ...engine.stat(arg) });
     } else {
@@ -169,6 +173,25 @@ interface Flags {
   repair?: boolean;
   json?: boolean;
   image?: string;
+}
+
+/** Passes `source` through, showing its progress on standard error (total 0: unknown). */
+async function* counted(
+  source: AsyncIterable<Uint8Array>,
+  label: string,
+  total: number,
+): AsyncGenerator<Uint8Array> {
+  const bar = progress("bytes");
+  let done = 0;
+  try {
+    for await (const piece of source) {
+      done += piece.length;
+      bar.update(label, done, Math.max(total, done));
+      yield piece;
+    }
+  } finally {
+    bar.stop();
+  }
 }
 
 /** The engine over the configuration's stores. */
@@ -269,7 +292,12 @@ async function gcCommand(values: Flags): Promise<void> {
   try {
     const engine = await openEngine(cfg);
     try {
-      print(await engine.gc(options));
+      const bar = progress("items");
+      try {
+        print(await engine.gc({ ...options, onProgress: bar.update }));
+      } finally {
+        bar.stop();
+      }
     } finally {
       await engine.close();
     }
@@ -288,7 +316,10 @@ async function fsckCommand(values: Flags): Promise<void> {
   try {
     const engine = await openEngine(cfg);
     try {
-      const report = await engine.fsck({ repair: values.repair === true, store: values.store });
+      const bar = progress("bytes");
+      const report = await engine
+        .fsck({ repair: values.repair === true, store: values.store, onProgress: bar.update })
+        .finally(() => bar.stop());
       print(report);
       const left = report.stores.some(
         (s) => s.badChunks + s.missingChunks > s.repaired || s.damagedObjects.length > 0,

@@ -21,6 +21,8 @@ export interface FsckOptions {
   store?: string;
   /** Replace bad or missing chunks from other stores; mark what cannot be replaced. */
   repair?: boolean;
+  /** Told how many stored bytes of a store have been checked, of how many (for progress bars). */
+  onProgress?: (step: string, done: number, total: number) => void;
 }
 
 export interface StoreFsckReport {
@@ -49,7 +51,7 @@ export async function fsck(engine: Engine, options: FsckOptions): Promise<FsckRe
   const started = performance.now();
   const stores = options.store ? [engine.store(options.store)] : [...engine.stores.values()];
   const reports: StoreFsckReport[] = [];
-  for (const s of stores) reports.push(await checkStore(engine, s, options.repair === true));
+  for (const s of stores) reports.push(await checkStore(engine, s, options));
   return { seconds: Math.round((performance.now() - started) / 10) / 100, stores: reports };
 }
 
@@ -58,7 +60,9 @@ interface Entry {
   rec: ChunkRecord;
 }
 
-async function checkStore(engine: Engine, store: Store, repair: boolean): Promise<StoreFsckReport> {
+async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise<StoreFsckReport> {
+  const repair = o.repair === true;
+  const tell = o.onProgress ?? (() => {});
   const report: StoreFsckReport = {
     store: store.name,
     chunksChecked: 0,
@@ -80,6 +84,10 @@ async function checkStore(engine: Engine, store: Store, repair: boolean): Promis
   }
   /** Bad chunks (hex) and where the index had them: undefined for chunks it lacks. */
   const bad = new Map<string, Entry | undefined>();
+  let total = 0;
+  for (const entries of byPack.values()) for (const e of entries) total += e.rec.length;
+  const step = `${store.name}: chunks checked`;
+  tell(step, 0, total);
   for (const entries of byPack.values()) {
     entries.sort((a, b) => a.rec.offset - b.rec.offset);
     const runs = runsOf(engine, store, entries);
@@ -88,6 +96,7 @@ async function checkStore(engine: Engine, store: Store, repair: boolean): Promis
     for (const run of runs) {
       report.chunksChecked += run.chunks.length;
       report.bytesChecked += run.stored;
+      tell(step, report.bytesChecked, total);
       if (packMissing) {
         for (const c of run.chunks) bad.set(c.hex, byId.get(c.hex));
         continue;

@@ -47,6 +47,8 @@ export interface GcOptions {
   store?: string;
   /** Packs whose live bytes are below this fraction of their size are repacked (default 0.5). */
   repackBelow?: number;
+  /** Told how far each step has come (for progress bars). */
+  onProgress?: (step: string, done: number, total: number) => void;
 }
 
 export interface StoreGcReport {
@@ -125,6 +127,8 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     if ((value as Buffer).readUInt32LE(28) === 0) dead.push(Buffer.from(key));
   }
   const dropped = new Set<string>();
+  const tell = o.onProgress ?? (() => {});
+  tell(`${store.name}: unreferenced chunks`, 0, dead.length);
   for (let at = 0; at < dead.length; at += DROP_BATCH) {
     const batch = dead.slice(at, at + DROP_BATCH);
     const decide = () => {
@@ -147,6 +151,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     };
     if (dry) decide();
     else await engine.catalog.transaction(decide);
+    tell(`${store.name}: unreferenced chunks`, Math.min(at + DROP_BATCH, dead.length), dead.length);
   }
 
   // 2. Packs with no live chunk: their records out, the packs into the trash. Packs mostly
@@ -171,7 +176,9 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   for (const p of sparse) report.bytesRepacked += liveBytes.get(p.id.toString("hex")) ?? 0;
   const stuck = !dry && sparse.length > 0 ? await repack(engine, store, sparse) : new Set<string>();
   const now = Date.now();
+  let packsSeen = 0;
   for (const p of known) {
+    tell(`${store.name}: packs`, packsSeen++, known.length);
     const hex = p.id.toString("hex");
     const emptied = sparse.includes(p) && !stuck.has(hex);
     if (liveBytes.has(hex) && !emptied) continue;
@@ -215,7 +222,10 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   }
   const busy = new Set<string>();
   for (const w of engine.activeWrites) if (w.store === store.name) for (const n of w.objects()) busy.add(n);
-  for (const { key, value } of [...index.trash.getRange()]) {
+  const trash = [...index.trash.getRange()];
+  let trashSeen = 0;
+  for (const { key, value } of trash) {
+    tell(`${store.name}: deleting`, trashSeen++, trash.length);
     const name = key as string;
     const entry = value;
     if (wanted(engine, store, name)) {

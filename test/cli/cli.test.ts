@@ -30,12 +30,14 @@ function tessera(args: string[], input?: Buffer, env: Record<string, string> = {
 }
 
 describe("tessera CLI", () => {
-  it("ingests a file and cats it back byte for byte, whole and as a range", async () => {
+  it("ingests a file and cats it back byte for byte, whole and as a range, with progress on stderr", async () => {
     const dir = await tempDir();
     const data = Buffer.from(prng(50, 3 * 1024 * 1024 + 11));
     await writeFile(join(dir, "img"), data);
     const ing = tessera(["ingest", join(dir, "img"), "--data", join(dir, "data")]);
     expect(ing.status, ing.stderr).toBe(0);
+    // Not a terminal: progress as plain lines on standard error, the result alone on stdout.
+    expect(ing.stderr).toContain("ingest: 100% (3.1 MB of 3.1 MB)");
     const result = JSON.parse(ing.stdout.toString());
     expect(result).toMatchObject({ size: data.length, bytesStored: data.length, createdObject: true });
     const cat = tessera(["cat", result.manifestId, "--data", join(dir, "data")]);
