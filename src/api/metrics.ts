@@ -2,9 +2,10 @@
  * Prometheus metrics (GET /metrics), with prom-client: requests by route and status and their
  * durations, bytes uploaded and downloaded and the time spent on them (rate() of one over the
  * other is the throughput), what each store holds and its dedup ratio, and garbage collection
- * runs and findings. Store figures are scans (engine stats): taken at most once a minute.
+ * runs and findings, background scrubs and what they found. Store figures are scans (engine stats): taken at most once a minute.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { FsckReport } from "../engine/fsck.js";
 import type { GcReport } from "../engine/gc.js";
 import type { ImageService } from "../engine/images.js";
 import type { StatsReport } from "../engine/stats.js";
@@ -22,6 +23,7 @@ export interface Metrics {
   upload(bytes: number, seconds: number): void;
   download(bytes: number, seconds: number): void;
   gc(report: GcReport): void;
+  scrub(report: FsckReport): void;
 }
 
 const STATS_MAX_AGE_MS = 60_000;
@@ -55,6 +57,11 @@ export function createMetrics(images: ImageService): Metrics {
   const gcBytes = counter("tessera_gc_deleted_bytes_total", "Bytes of packs and manifests deleted", [
     "store",
   ]);
+  const scrubRuns = counter("tessera_scrub_runs_total", "Background scrubs finished");
+  const scrubBytes = counter("tessera_scrub_checked_bytes_total", "Stored bytes read and checked by scrubs", [
+    "store",
+  ]);
+  const scrubBad = counter("tessera_scrub_bad_chunks_total", "Bad or missing chunks scrubs found", ["store"]);
   const gcLast = new Gauge({
     name: "tessera_gc_last_run_seconds",
     help: "Duration of the last garbage collection",
@@ -113,6 +120,13 @@ export function createMetrics(images: ImageService): Metrics {
         gcWaiting.set({ store: s.store }, s.trashWaiting);
       }
       stats = undefined; // the stores changed
+    },
+    scrub: (report) => {
+      scrubRuns.inc();
+      for (const s of report.stores) {
+        scrubBytes.inc({ store: s.store }, s.bytesChecked);
+        scrubBad.inc({ store: s.store }, s.badChunks + s.missingChunks);
+      }
     },
   };
 }

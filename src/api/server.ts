@@ -20,6 +20,7 @@ import { createApp, type Inflight } from "./app.js";
 import { startGcSchedule } from "./gc-schedule.js";
 import { stdoutDestination } from "./log-destination.js";
 import { createMetrics } from "./metrics.js";
+import { startScrubSchedule } from "./scrub-schedule.js";
 
 export interface ServerOptions {
   host: string;
@@ -66,6 +67,9 @@ export interface ServerOptions {
   gcIntervalSeconds: number;
   /** Seconds an unreferenced pack or manifest waits before a background run deletes it. */
   gcGraceSeconds: number;
+  /** Seconds between background scrubs of every chunk (0: none); and their read rate. */
+  scrubIntervalSeconds: number;
+  scrubBytesPerSecond: number;
 }
 
 export interface RunningServer {
@@ -137,6 +141,15 @@ async function listen(
     { intervalSeconds: o.gcIntervalSeconds, graceSeconds: o.gcGraceSeconds, onReport: metrics.gc },
     log,
   );
+  const scrub = startScrubSchedule(
+    engine,
+    {
+      intervalSeconds: o.scrubIntervalSeconds,
+      bytesPerSecond: o.scrubBytesPerSecond,
+      onReport: metrics.scrub,
+    },
+    log,
+  );
   const app = createApp(images, {
     limits: {
       defaultLimit: o.limitParamDefault,
@@ -179,6 +192,7 @@ async function listen(
       // Let handlers that were cut off settle their catalog updates before the store closes.
       await waitFor(() => inflight.uploads.size === 0 && inflight.downloads.size === 0, 10_000, 10);
       await gc.stop();
+      await scrub.stop();
       await rm(join(o.dataDir, SERVER_URL_FILE), { force: true });
       await engine.close();
       log.info("stopped");

@@ -38,6 +38,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   chunkSize: 0,
   gcIntervalSeconds: 3600,
   gcGraceSeconds: 3600,
+  scrubIntervalSeconds: 7 * 24 * 3600,
+  scrubBytesPerSecond: 50_000_000,
 };
 
 /** Environment variables and the keys they set. */
@@ -58,6 +60,8 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_CHUNK_SIZE: "chunkSize",
   TESSERA_GC_INTERVAL_SECONDS: "gcIntervalSeconds",
   TESSERA_GC_GRACE_SECONDS: "gcGraceSeconds",
+  TESSERA_SCRUB_INTERVAL_SECONDS: "scrubIntervalSeconds",
+  TESSERA_SCRUB_BYTES_PER_SECOND: "scrubBytesPerSecond",
 };
 
 export class ConfigError extends Error {}

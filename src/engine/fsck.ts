@@ -23,6 +23,10 @@ export interface FsckOptions {
   repair?: boolean;
   /** Told how many stored bytes of a store have been checked, of how many (for progress bars). */
   onProgress?: (step: string, done: number, total: number) => void;
+  /** Read at most this many bytes per second (a background scrub sharing the disks); default no limit. */
+  bytesPerSecond?: number;
+  /** Stops the check (rejecting with the signal's reason) between reads. */
+  signal?: AbortSignal;
 }
 
 export interface StoreFsckReport {
@@ -88,6 +92,15 @@ async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise
   for (const entries of byPack.values()) for (const e of entries) total += e.rec.length;
   const step = `${store.name}: chunks checked`;
   tell(step, 0, total);
+  const began = performance.now();
+  // Ahead of the rate: wait until the bytes read so far are due.
+  const pace = async () => {
+    o.signal?.throwIfAborted();
+    if (!o.bytesPerSecond) return;
+    const due = (report.bytesChecked / o.bytesPerSecond) * 1000 - (performance.now() - began);
+    if (due > 0) await new Promise((r) => setTimeout(r, due));
+    o.signal?.throwIfAborted();
+  };
   for (const entries of byPack.values()) {
     entries.sort((a, b) => a.rec.offset - b.rec.offset);
     const runs = runsOf(engine, store, entries);
@@ -97,6 +110,7 @@ async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise
       report.chunksChecked += run.chunks.length;
       report.bytesChecked += run.stored;
       tell(step, report.bytesChecked, total);
+      await pace();
       if (packMissing) {
         for (const c of run.chunks) bad.set(c.hex, byId.get(c.hex));
         continue;

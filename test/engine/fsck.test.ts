@@ -110,4 +110,16 @@ describe("fsck", () => {
     expect(idx.getChunk(victim?.key as Buffer)?.refs).toBe(2);
     expect((await collect(engine.read(b.manifestId))).equals(data.subarray(0, MiB))).toBe(true);
   });
+
+  it("paces its reads to a rate, and stops when told to", async () => {
+    const { engine } = await store();
+    await engine.ingest(pieces(prng(6, 3 * MiB)));
+    const stop = new AbortController();
+    // At 1 MB/s three megabytes take three seconds: stopped long before.
+    const run = engine.fsck({ bytesPerSecond: 1_000_000, signal: stop.signal });
+    setTimeout(() => stop.abort(new Error("shutting down")), 100);
+    await expect(run).rejects.toThrow("shutting down");
+    // Unpaced, the same check runs through.
+    expect(totals(await engine.fsck(), "local")?.badChunks).toBe(0);
+  });
 });

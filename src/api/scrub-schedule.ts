@@ -1,0 +1,42 @@
+/**
+ * The background scrubber: every interval, a read-only `fsck` of every store at a bounded rate,
+ * so bit rot is found before a tenant boots from it; findings are logged as errors (repair is
+ * `tessera fsck --repair`, with the server stopped). Shutdown cuts a run short.
+ */
+import type { Logger } from "pino";
+import type { Engine } from "../engine/engine.js";
+import type { FsckReport } from "../engine/fsck.js";
+
+export function startScrubSchedule(
+  engine: Engine,
+  o: { intervalSeconds: number; bytesPerSecond: number; onReport?: (r: FsckReport) => void },
+  log: Logger,
+): { stop(): Promise<void> } {
+  const abort = new AbortController();
+  let current: Promise<void> = Promise.resolve();
+  const scrub = async () => {
+    try {
+      const report = await engine.fsck({ bytesPerSecond: o.bytesPerSecond, signal: abort.signal });
+      o.onReport?.(report);
+      const found = report.stores.some((s) => s.badChunks + s.missingChunks > 0);
+      if (found) log.error({ scrub: report }, "scrub found bad or missing chunks: run tessera fsck --repair");
+      else log.info({ scrub: report }, "scrub found every chunk sound");
+    } catch (err) {
+      if (!abort.signal.aborted) log.error({ err }, "scrub failed");
+    }
+  };
+  const timer =
+    o.intervalSeconds > 0
+      ? setInterval(() => {
+          current = current.then(scrub);
+        }, o.intervalSeconds * 1000)
+      : undefined;
+  timer?.unref();
+  return {
+    stop: async () => {
+      if (timer) clearInterval(timer);
+      abort.abort();
+      await current;
+    },
+  };
+}
