@@ -1,0 +1,73 @@
+/**
+ * `npm run bench:stats`: what the dedup accounting costs with many images. A store gets
+ * `--images` small objects (a shared 512 KiB head and 8 KiB of their own each), then the store
+ * totals (`tessera stats`, GET /tessera/v1/stats) and one object's figures are timed.
+ *
+ *   --images N    default 100000
+ *   --dir DIR     scratch directory (default $TMPDIR/tessera-bench-stats)
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { Engine } from "../src/engine/engine.js";
+import { log, median, timed } from "./common.js";
+
+const { values: opt } = parseArgs({
+  options: {
+    images: { type: "string", default: "100000" },
+    dir: { type: "string", default: join(tmpdir(), "tessera-bench-stats") },
+  },
+});
+
+async function main(): Promise<void> {
+  await rm(opt.dir, { recursive: true, force: true });
+  await mkdir(opt.dir, { recursive: true });
+  const n = Number(opt.images);
+  const engine = await Engine.openDir(opt.dir, { durable: false });
+  try {
+    const head = randomBytes(512 * 1024);
+    async function* image(): AsyncGenerator<Buffer> {
+      yield head;
+      yield randomBytes(8 * 1024);
+    }
+    let last = "";
+    const fill = await timed(async () => {
+      for (let i = 0; i < n; i++) {
+        last = (await engine.ingest(image())).manifestId;
+        if ((i + 1) % 10_000 === 0) log(`${i + 1} objects`);
+      }
+    });
+    log(`filled: ${n} objects in ${fill.s.toFixed(0)} s`);
+    const totals: number[] = [];
+    let report = engine.stats();
+    for (let k = 0; k < 5; k++) {
+      const t = await timed(() => engine.stats());
+      totals.push(t.s);
+      report = t.value;
+    }
+    const one: number[] = [];
+    for (let k = 0; k < 5; k++) one.push((await timed(() => engine.objectStats(last))).s);
+    const row = {
+      objects: report.stores[0]?.objects,
+      chunks: report.stores[0]?.chunks,
+      dedupRatio: report.total.dedupRatio,
+      storeTotalsMs: Math.round(median(totals) * 1000),
+      oneObjectMs: Math.round(median(one) * 10000) / 10,
+    };
+    log(
+      `stats of ${row.objects} objects, ${row.chunks} chunks: store totals ${row.storeTotalsMs} ms, ` +
+        `one object ${row.oneObjectMs} ms (medians of 5)`,
+    );
+    process.stdout.write(`${JSON.stringify(row)}\n`);
+  } finally {
+    await engine.close();
+    await rm(opt.dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
