@@ -1,6 +1,6 @@
 /** Helpers shared by the benchmarks. */
 import { randomFillSync } from "node:crypto";
-import { open, stat } from "node:fs/promises";
+import { mkdir, open, rm, stat } from "node:fs/promises";
 
 const MiB = 1024 * 1024;
 
@@ -38,4 +38,30 @@ export function mbps(bytes: number, s: number): number {
 
 export function ratio(a: number, b: number): number {
   return Math.round((a / b) * 100) / 100;
+}
+
+/**
+ * Runs a benchmark on an engine over a fresh scratch directory: `fn` gets the engine and
+ * returns its result row, printed as one JSON line; the engine is closed and the directory
+ * removed whatever happens, and a failure exits non-zero.
+ */
+export function benchOnFreshEngine<E extends { close(): Promise<void> }>(
+  dir: string,
+  openEngine: (dir: string) => Promise<E>,
+  fn: (engine: E) => Promise<unknown>,
+): void {
+  (async () => {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const engine = await openEngine(dir);
+    try {
+      process.stdout.write(`${JSON.stringify(await fn(engine))}\n`);
+    } finally {
+      await engine.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  })().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
 }

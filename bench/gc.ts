@@ -13,13 +13,12 @@
  *   --dir DIR     scratch directory (default $TMPDIR/tessera-bench-gc)
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { chunkerForAverage } from "../src/chunker/params.js";
 import { Engine } from "../src/engine/engine.js";
-import { log, median, timed } from "./common.js";
+import { benchOnFreshEngine, log, median, timed } from "./common.js";
 
 const { values: opt } = parseArgs({
   options: {
@@ -45,13 +44,12 @@ async function downloadTimes(engine: Engine, id: string, until: () => boolean): 
   return times;
 }
 
-async function main(): Promise<void> {
-  await rm(opt.dir, { recursive: true, force: true });
-  await mkdir(opt.dir, { recursive: true });
-  const objects = Number(opt.objects);
-  const size = Number(opt["object-mb"]) * MiB;
-  const engine = await Engine.openDir(opt.dir, { chunker: chunkerForAverage(4096) });
-  try {
+benchOnFreshEngine(
+  opt.dir,
+  (dir) => Engine.openDir(dir, { chunker: chunkerForAverage(4096) }),
+  async (engine) => {
+    const objects = Number(opt.objects);
+    const size = Number(opt["object-mb"]) * MiB;
     const ids: string[] = [];
     const fill = await timed(async () => {
       for (let i = 0; i < objects; i++) ids.push((await engine.ingest(randomData(size))).manifestId);
@@ -88,14 +86,6 @@ async function main(): Promise<void> {
         `a ${size / MiB} MiB download: ${row.downloadAloneMs} ms alone, ${row.downloadDuringGcMs} ms during gc ` +
         `(median of ${alone.length} and ${during.length}): ×${row.latencyRatio}`,
     );
-    process.stdout.write(`${JSON.stringify(row)}\n`);
-  } finally {
-    await engine.close();
-    await rm(opt.dir, { recursive: true, force: true });
-  }
-}
-
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+    return row;
+  },
+);

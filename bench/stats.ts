@@ -7,12 +7,11 @@
  *   --dir DIR     scratch directory (default $TMPDIR/tessera-bench-stats)
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Engine } from "../src/engine/engine.js";
-import { log, median, timed } from "./common.js";
+import { benchOnFreshEngine, log, median, timed } from "./common.js";
 
 const { values: opt } = parseArgs({
   options: {
@@ -21,12 +20,11 @@ const { values: opt } = parseArgs({
   },
 });
 
-async function main(): Promise<void> {
-  await rm(opt.dir, { recursive: true, force: true });
-  await mkdir(opt.dir, { recursive: true });
-  const n = Number(opt.images);
-  const engine = await Engine.openDir(opt.dir, { durable: false });
-  try {
+benchOnFreshEngine(
+  opt.dir,
+  (dir) => Engine.openDir(dir, { durable: false }),
+  async (engine) => {
+    const n = Number(opt.images);
     const head = randomBytes(512 * 1024);
     async function* image(): AsyncGenerator<Buffer> {
       yield head;
@@ -60,14 +58,6 @@ async function main(): Promise<void> {
       `stats of ${row.objects} objects, ${row.chunks} chunks: store totals ${row.storeTotalsMs} ms, ` +
         `one object ${row.oneObjectMs} ms (medians of 5)`,
     );
-    process.stdout.write(`${JSON.stringify(row)}\n`);
-  } finally {
-    await engine.close();
-    await rm(opt.dir, { recursive: true, force: true });
-  }
-}
-
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+    return row;
+  },
+);
