@@ -91,6 +91,31 @@ describe("fsck", () => {
     await expect(collect(engine.read(a.manifestId))).rejects.toBeInstanceOf(DamagedDataError);
   });
 
+  it("finds chunks deleted from an S3 store and repairs them from a filesystem store that has them", async () => {
+    const { engine } = await store({
+      stores: {
+        central: { type: "s3", ...s3.options, prefix: "fsck-repair/" },
+        local: { type: "filesystem" },
+      },
+    });
+    const data = Buffer.from(prng(7, 3 * MiB));
+    const a = await engine.ingest(pieces(data), { store: "central" });
+    await engine.copy(a.manifestId, "local");
+    const [pack] = [...engine.store("central").index.packs.getKeys()];
+    await engine.store("central").backend.delete(packName(Buffer.from(pack as Buffer).toString("hex")));
+    const r = totals(await engine.fsck({ store: "central", repair: true }), "central");
+    expect(r?.missingPacks).toBe(1);
+    expect(r?.repaired).toBe(r?.badChunks);
+    expect(r?.damagedObjects).toEqual([]);
+    expect(totals(await engine.fsck({ store: "central" }), "central")).toMatchObject({
+      badChunks: 0,
+      missingPacks: 0,
+    });
+    // Served by central alone: local's copy out of the way.
+    await engine.store("local").index.chunks.clearAsync();
+    expect((await collect(engine.read(a.manifestId))).equals(data)).toBe(true);
+  });
+
   it("finds a chunk a manifest lists but the index lacks, and restores it with its references", async () => {
     const { engine } = await store({
       stores: { local: { type: "filesystem" }, edge: { type: "filesystem" } },
