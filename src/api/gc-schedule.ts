@@ -16,7 +16,12 @@ export interface GcSchedule {
 
 export function startGcSchedule(
   engine: Engine,
-  o: { intervalSeconds: number; graceSeconds: number; onReport?: (r: GcReport) => void },
+  o: {
+    intervalSeconds: number;
+    graceSeconds: number;
+    onReport?: (r: GcReport) => void;
+    onProgress?: GcOptions["onProgress"];
+  },
   log: Logger,
 ): GcSchedule {
   let current: Promise<unknown> = Promise.resolve();
@@ -25,7 +30,7 @@ export function startGcSchedule(
     if (stopped) return Promise.reject(new Error("the server is shutting down"));
     const next = current
       .catch(() => {})
-      .then(() => engine.gc(options))
+      .then(() => engine.gc({ onProgress: o.onProgress, ...options }))
       .then((report) => {
         if (!report.dryRun) o.onReport?.(report);
         return report;

@@ -24,6 +24,9 @@ export interface Metrics {
   download(bytes: number, seconds: number): void;
   gc(report: GcReport): void;
   scrub(report: FsckReport): void;
+  /** Progress of a collection or scrub under way (their onProgress). */
+  gcProgress(step: string, done: number, total: number): void;
+  scrubProgress(step: string, done: number, total: number): void;
 }
 
 const STATS_MAX_AGE_MS = 60_000;
@@ -62,6 +65,13 @@ export function createMetrics(images: ImageService): Metrics {
     "store",
   ]);
   const scrubBad = counter("tessera_scrub_bad_chunks_total", "Bad or missing chunks scrubs found", ["store"]);
+  const progress = (name: string, help: string) =>
+    new Gauge({ name, help, labelNames: ["step"], registers: [registry] });
+  const gcProgress = progress(
+    "tessera_gc_progress_ratio",
+    "How far each step of the collection under way is",
+  );
+  const scrubProgress = progress("tessera_scrub_progress_ratio", "How far the scrub under way is, per store");
   const gcLast = new Gauge({
     name: "tessera_gc_last_run_seconds",
     help: "Duration of the last garbage collection",
@@ -120,8 +130,12 @@ export function createMetrics(images: ImageService): Metrics {
         gcWaiting.set({ store: s.store }, s.trashWaiting);
       }
       stats = undefined; // the stores changed
+      gcProgress.reset();
     },
+    gcProgress: (step, done, total) => gcProgress.set({ step }, total > 0 ? done / total : 1),
+    scrubProgress: (step, done, total) => scrubProgress.set({ step }, total > 0 ? done / total : 1),
     scrub: (report) => {
+      scrubProgress.reset();
       scrubRuns.inc();
       for (const s of report.stores) {
         scrubBytes.inc({ store: s.store }, s.bytesChecked);

@@ -5,18 +5,27 @@
  */
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.js";
-import type { FsckReport } from "../engine/fsck.js";
+import type { FsckOptions, FsckReport } from "../engine/fsck.js";
 
 export function startScrubSchedule(
   engine: Engine,
-  o: { intervalSeconds: number; bytesPerSecond: number; onReport?: (r: FsckReport) => void },
+  o: {
+    intervalSeconds: number;
+    bytesPerSecond: number;
+    onReport?: (r: FsckReport) => void;
+    onProgress?: FsckOptions["onProgress"];
+  },
   log: Logger,
 ): { stop(): Promise<void> } {
   const abort = new AbortController();
   let current: Promise<void> = Promise.resolve();
   const scrub = async () => {
     try {
-      const report = await engine.fsck({ bytesPerSecond: o.bytesPerSecond, signal: abort.signal });
+      const report = await engine.fsck({
+        bytesPerSecond: o.bytesPerSecond,
+        signal: abort.signal,
+        onProgress: o.onProgress,
+      });
       o.onReport?.(report);
       const found = report.stores.some((s) => s.badChunks + s.missingChunks > 0);
       if (found) log.error({ scrub: report }, "scrub found bad or missing chunks: run tessera fsck --repair");

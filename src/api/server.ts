@@ -138,7 +138,12 @@ async function listen(
   const metrics = createMetrics(images);
   const gc = startGcSchedule(
     engine,
-    { intervalSeconds: o.gcIntervalSeconds, graceSeconds: o.gcGraceSeconds, onReport: metrics.gc },
+    {
+      intervalSeconds: o.gcIntervalSeconds,
+      graceSeconds: o.gcGraceSeconds,
+      onReport: metrics.gc,
+      onProgress: metrics.gcProgress,
+    },
     log,
   );
   const scrub = startScrubSchedule(
@@ -147,6 +152,7 @@ async function listen(
       intervalSeconds: o.scrubIntervalSeconds,
       bytesPerSecond: o.scrubBytesPerSecond,
       onReport: metrics.scrub,
+      onProgress: metrics.scrubProgress,
     },
     log,
   );

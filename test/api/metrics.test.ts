@@ -46,6 +46,8 @@ describe("metrics", () => {
     expect(sample(text, 'tessera_store_logical_bytes{store="local"}')).toBe(2 * data.length);
     expect(sample(text, 'tessera_store_dedup_ratio{store="local"}')).toBeCloseTo(2, 1);
     expect(sample(text, "tessera_gc_runs_total")).toBe(1);
+    // Between runs no step is under way.
+    expect(text).not.toMatch(/^tessera_gc_progress_ratio\{/m);
     expect(text).toContain("tessera_process_resident_memory_bytes");
   });
 });

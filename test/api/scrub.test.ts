@@ -47,4 +47,32 @@ describe("background scrub", () => {
       await rm(s.dataDir, { recursive: true, force: true });
     }
   });
+
+  it("shows a scrub's progress in the metrics while it runs", async () => {
+    // Paced at 1 MB/s, the 3 MB store takes about three seconds to scrub.
+    const s = await startTestServer({
+      gcIntervalSeconds: 0,
+      scrubIntervalSeconds: 1,
+      scrubBytesPerSecond: 1_000_000,
+    });
+    try {
+      const api = client(() => s.url);
+      const img = await api.createImage({ name: "paced", disk_format: "raw", container_format: "bare" });
+      expect((await api.upload(img.id, Buffer.from(prng(8, 12 * MiB)))).status).toBe(204);
+      const deadline = Date.now() + 15_000;
+      let seen = 0;
+      while (Date.now() < deadline && !(seen > 0 && seen < 1)) {
+        await new Promise((r) => setTimeout(r, 100));
+        seen = sample(
+          await (await api.get("/metrics")).text(),
+          'tessera_scrub_progress_ratio{step="local: chunks checked"}',
+        );
+      }
+      expect(seen).toBeGreaterThan(0);
+      expect(seen).toBeLessThan(1);
+    } finally {
+      await s.close();
+      await rm(s.dataDir, { recursive: true, force: true });
+    }
+  });
 });
