@@ -1,11 +1,12 @@
 /**
- * Garbage collection on a schedule, inside the server: one run every interval (never two at
- * once), and runs on demand between them. Shutdown waits for a run in progress to finish, so
+ * Garbage collection on a schedule, inside the server: one run every interval, and runs on
+ * demand between them (the engine runs them on a store one after another). Shutdown waits for a run in progress to finish, so
  * the store is never closed under it.
  */
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.js";
 import type { GcOptions, GcReport } from "../engine/gc.js";
+import { every } from "./every.js";
 
 export interface GcSchedule {
   /** A run now (after any in progress), with these options. */
@@ -24,18 +25,21 @@ export function startGcSchedule(
   },
   log: Logger,
 ): GcSchedule {
-  let current: Promise<unknown> = Promise.resolve();
+  // Runs on one store already queue behind each other in the engine; these are kept only for
+  // shutdown to wait on.
+  const runs = new Set<Promise<unknown>>();
   let stopped = false;
   const run = (options: GcOptions): Promise<GcReport> => {
     if (stopped) return Promise.reject(new Error("the server is shutting down"));
-    const next = current
-      .catch(() => {})
-      .then(() => engine.gc({ onProgress: o.onProgress, ...options }))
-      .then((report) => {
-        if (!report.dryRun) o.onReport?.(report);
-        return report;
-      });
-    current = next;
+    const next = engine.gc({ onProgress: o.onProgress, ...options }).then((report) => {
+      if (!report.dryRun) o.onReport?.(report);
+      return report;
+    });
+    runs.add(next);
+    next.then(
+      () => runs.delete(next),
+      () => runs.delete(next),
+    );
     return next;
   };
   const scheduled = async () => {
@@ -46,14 +50,13 @@ export function startGcSchedule(
       if (!stopped) log.error({ err }, "garbage collection failed");
     }
   };
-  const timer = o.intervalSeconds > 0 ? setInterval(scheduled, o.intervalSeconds * 1000) : undefined;
-  timer?.unref();
+  const ticks = every(o.intervalSeconds, scheduled);
   return {
     run,
     stop: async () => {
       stopped = true;
-      if (timer) clearInterval(timer);
-      await current.catch(() => {});
+      await ticks.stop();
+      await Promise.allSettled(runs);
     },
   };
 }

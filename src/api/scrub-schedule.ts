@@ -6,6 +6,7 @@
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.js";
 import type { FsckOptions, FsckReport } from "../engine/fsck.js";
+import { every } from "./every.js";
 
 export function startScrubSchedule(
   engine: Engine,
@@ -18,7 +19,6 @@ export function startScrubSchedule(
   log: Logger,
 ): { stop(): Promise<void> } {
   const abort = new AbortController();
-  let current: Promise<void> = Promise.resolve();
   const scrub = async () => {
     try {
       const report = await engine.fsck({
@@ -34,18 +34,11 @@ export function startScrubSchedule(
       if (!abort.signal.aborted) log.error({ err }, "scrub failed");
     }
   };
-  const timer =
-    o.intervalSeconds > 0
-      ? setInterval(() => {
-          current = current.then(scrub);
-        }, o.intervalSeconds * 1000)
-      : undefined;
-  timer?.unref();
+  const ticks = every(o.intervalSeconds, scrub);
   return {
     stop: async () => {
-      if (timer) clearInterval(timer);
       abort.abort();
-      await current;
+      await ticks.stop();
     },
   };
 }

@@ -47,6 +47,13 @@ export interface ObjectRecord {
   damaged?: true;
 }
 
+export interface StoreHoldings {
+  objects: number;
+  holders: number;
+  /** Each holder's object size, summed. */
+  logicalBytes: number;
+}
+
 /** What a commit adds to a store: the chunks written there and the packs they went into. */
 export interface StoreWrite {
   /** Chunks written, by hex id. */
@@ -190,8 +197,7 @@ export class Catalog {
     const obj = this.objects.get(manifestId);
     const manifest = this.manifests.get(manifestId);
     if (!obj || !manifest) throw new ChunkVanishedError(`manifest ${manifestId.toString("hex")}`);
-    const now = new Date().toISOString();
-    for (const p of c.packs) idx.packs.putSync(p.id, { size: p.size, chunks: p.chunks, createdAt: now });
+    idx.recordPacks(c.packs);
     const held = obj.stores[store] ?? 0;
     // Held there already: the chunks are referenced, and whatever this commit wrote
     // duplicates indexed ones (garbage for GC).
@@ -251,11 +257,17 @@ export class Catalog {
     return { removed: true };
   }
 
-  /** How many objects each store holds (a scan of the objects). */
-  objectsByStore(): Map<string, number> {
-    const out = new Map<string, number>();
+  /** What each store holds by the object records: objects, holders, their logical bytes. */
+  holdingsByStore(): Map<string, StoreHoldings> {
+    const out = new Map<string, StoreHoldings>();
     for (const { value } of this.objects.getRange()) {
-      for (const s of Object.keys(value.stores)) out.set(s, (out.get(s) ?? 0) + 1);
+      for (const [name, n] of Object.entries(value.stores)) {
+        const h = out.get(name) ?? { objects: 0, holders: 0, logicalBytes: 0 };
+        h.objects++;
+        h.holders += n;
+        h.logicalBytes += n * value.size;
+        out.set(name, h);
+      }
     }
     return out;
   }

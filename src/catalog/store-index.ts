@@ -60,6 +60,12 @@ export class StoreIndex {
     return b ? decodeChunkRecord(b) : undefined;
   }
 
+  /** Inside a write transaction: records packs just written to the store. */
+  recordPacks(packs: readonly { id: Buffer; size: number; chunks: number }[]): void {
+    const createdAt = new Date().toISOString();
+    for (const p of packs) this.packs.putSync(p.id, { size: p.size, chunks: p.chunks, createdAt });
+  }
+
   hasChunk(id: Uint8Array): boolean {
     return this.chunks.doesExist(Buffer.from(id.buffer, id.byteOffset, id.byteLength));
   }

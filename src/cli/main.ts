@@ -136,8 +136,7 @@ async function run(argv: string[]): Promise<void> {
   if (!["ingest", "cat", "stat", "rebuild-index"].includes(command)) {
     throw new UsageError(`unknown command ${command}`);
   }
-  const engine = await openEngine(config(values));
-  try {
+  await withEngine(config(values), NO_LOCK, async (engine) => {
     if (command === "ingest") {
       const source = arg === "-" ? process.stdin : readFilePieces(arg);
       const total = arg === "-" ? 0 : (await stat(arg)).size;
@@ -153,9 +152,7 @@ async function run(argv: string[]): Promise<void> {
     } else {
       print(await engine.rebuildIndex(values.store));
     }
-  } finally {
-    await engine.close();
-  }
+  });
 }
 
 interface Flags {
@@ -207,26 +204,41 @@ function openEngine(cfg: ServerConfig): Promise<Engine> {
 }
 
 /**
- * Runs `fn` on the image service of a stopped server's directory and prints what it returns.
- * A running server would not see the change in its caches of state: one process per directory.
+ * Runs `fn` on the engine of the configured directory, then closes it and calls `unlock` (the
+ * release of the directory lock the caller took, or NO_LOCK for read-only work).
  */
-async function withImages(cfg: ServerConfig, fn: (images: ImageService) => Promise<unknown>): Promise<void> {
-  const unlock = await lockDir(cfg.dataDir);
+async function withEngine<T>(
+  cfg: ServerConfig,
+  unlock: () => Promise<void>,
+  fn: (engine: Engine) => Promise<T>,
+): Promise<T> {
   try {
     const engine = await openEngine(cfg);
     try {
-      const images = await ImageService.open(engine, {
-        sizeCap: cfg.imageSizeCap,
-        osHashAlgo: cfg.osHashAlgo,
-        formats: cfg.formats,
-      });
-      print(await fn(images));
+      return await fn(engine);
     } finally {
       await engine.close();
     }
   } finally {
     await unlock();
   }
+}
+
+const NO_LOCK = async () => {};
+
+/**
+ * Runs `fn` on the image service of a stopped server's directory and prints what it returns.
+ * A running server would not see the change in its caches of state: one process per directory.
+ */
+async function withImages(cfg: ServerConfig, fn: (images: ImageService) => Promise<unknown>): Promise<void> {
+  await withEngine(cfg, await lockDir(cfg.dataDir), async (engine) => {
+    const images = await ImageService.open(engine, {
+      sizeCap: cfg.imageSizeCap,
+      osHashAlgo: cfg.osHashAlgo,
+      formats: cfg.formats,
+    });
+    print(await fn(images));
+  });
 }
 
 /** The server's configuration, which the offline commands share (hash names, format rules). */
@@ -289,21 +301,10 @@ async function gcCommand(values: Flags): Promise<void> {
     print(await res.json());
     return;
   }
-  try {
-    const engine = await openEngine(cfg);
-    try {
-      const bar = progress("items");
-      try {
-        print(await engine.gc({ ...options, onProgress: bar.update }));
-      } finally {
-        bar.stop();
-      }
-    } finally {
-      await engine.close();
-    }
-  } finally {
-    await unlock();
-  }
+  await withEngine(cfg, unlock, async (engine) => {
+    const bar = progress("items");
+    print(await engine.gc({ ...options, onProgress: bar.update }).finally(() => bar.stop()));
+  });
 }
 
 /**
@@ -312,31 +313,23 @@ async function gcCommand(values: Flags): Promise<void> {
  */
 async function fsckCommand(values: Flags): Promise<void> {
   const cfg = config(values);
-  const unlock = values.repair ? await lockDir(cfg.dataDir) : async () => {};
-  try {
-    const engine = await openEngine(cfg);
-    try {
-      const bar = progress("bytes");
-      const report = await engine
-        .fsck({ repair: values.repair === true, store: values.store, onProgress: bar.update })
-        .finally(() => bar.stop());
-      print(report);
-      const left = report.stores.some(
-        (s) => s.badChunks + s.missingChunks > s.repaired || s.damagedObjects.length > 0,
-      );
-      if (left) process.exitCode = 1;
-    } finally {
-      await engine.close();
-    }
-  } finally {
-    await unlock();
-  }
+  const unlock = values.repair ? await lockDir(cfg.dataDir) : NO_LOCK;
+  await withEngine(cfg, unlock, async (engine) => {
+    const bar = progress("bytes");
+    const report = await engine
+      .fsck({ repair: values.repair === true, store: values.store, onProgress: bar.update })
+      .finally(() => bar.stop());
+    print(report);
+    const left = report.stores.some(
+      (s) => s.badChunks + s.missingChunks > s.repaired || s.damagedObjects.length > 0,
+    );
+    if (left) process.exitCode = 1;
+  });
 }
 
 /** Dedup accounting; read-only, so it may run beside a server. */
 async function statsCommand(values: Flags): Promise<void> {
-  const engine = await openEngine(config(values));
-  try {
+  await withEngine(config(values), NO_LOCK, async (engine) => {
     if (values.image) {
       const rec = getImage(engine.catalog, values.image);
       if (!rec) throw new UsageError(`no image ${values.image}`);
@@ -377,9 +370,7 @@ async function statsCommand(values: Flags): Promise<void> {
         `${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ")}\n`,
       );
     }
-  } finally {
-    await engine.close();
-  }
+  });
 }
 
 function megabytes(n: number): string {

@@ -5,6 +5,7 @@
  * target compresses and it shrinks).
  */
 import type { ChunkRecord } from "../catalog/store-index.js";
+import { CorruptDataError, NotFoundError } from "../errors.js";
 import { looksCompressible } from "../store/chunk-codec.js";
 import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD, CHUNK_FLAGS_NONE } from "../store/pack-format.js";
@@ -95,6 +96,26 @@ export async function readRun(engine: Engine, run: ChunkRun): Promise<{ run: Chu
     return s;
   });
   return { run, data: await engine.verifier.verify(data, spans) };
+}
+
+/**
+ * One chunk stored at `rec` in `source`, read and checked; undefined when its bytes are bad or
+ * its pack is gone.
+ */
+export async function readOne(
+  engine: Engine,
+  source: Store,
+  rec: ChunkRecord,
+  chunk: RunChunk,
+): Promise<{ run: ChunkRun; data: Buffer } | undefined> {
+  const builder = new RunBuilder(engine.readSegmentBytes);
+  builder.add(source, rec, chunk);
+  try {
+    return await readRun(engine, builder.finish() as ChunkRun);
+  } catch (e) {
+    if (e instanceof CorruptDataError || e instanceof NotFoundError) return undefined;
+    throw e;
+  }
 }
 
 /** Appends a run's chunks to `packs` (a pack writer of `target`), recording where each went. */

@@ -10,7 +10,6 @@
  */
 import { chunkIdOf, distinctChunkIds } from "../catalog/manifest.js";
 import { encodeManifestObject } from "../catalog/manifest-object.js";
-import type { ChunkRecord } from "../catalog/store-index.js";
 import { CorruptDataError, NotFoundError } from "../errors.js";
 import { manifestName } from "../store/names.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
@@ -19,7 +18,7 @@ import type { Engine } from "./engine.js";
 import type { ActiveWrite } from "./gc.js";
 import { putManifest } from "./ingest.js";
 import { loadManifest } from "./read.js";
-import type { Store } from "./stores.js";
+import { locateChunk, type Store } from "./stores.js";
 
 export interface CopyOptions {
   /** Runs inside the commit's transaction; throwing aborts the copy (nothing is indexed). */
@@ -110,16 +109,10 @@ function* planRuns(engine: Engine, m: ReturnType<typeof loadManifest>, target: S
     const hex = id.toString("hex");
     if (seen.has(hex)) continue;
     seen.add(hex);
-    let rec: ChunkRecord | undefined;
-    let source: Store | undefined;
-    for (const s of engine.stores.values()) {
-      if (s === target) continue;
-      rec = s.index.getChunk(id);
-      source = s;
-      if (rec) break;
-    }
-    if (!rec || !source) throw new CorruptDataError(`chunk ${hex} is in no store's index`);
-    const closed = runs.add(source, rec, { id, hex, stored: rec.length, plain: m.lengths[i] as number });
+    const from = locateChunk(engine.stores.values(), id, target);
+    if (!from) throw new CorruptDataError(`chunk ${hex} is in no store's index`);
+    const { store, rec } = from;
+    const closed = runs.add(store, rec, { id, hex, stored: rec.length, plain: m.lengths[i] as number });
     if (closed) yield closed;
   }
   const last = runs.finish();

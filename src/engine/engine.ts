@@ -292,9 +292,9 @@ export class Engine {
  * and a renamed store would look empty. Refused at open, before anything is served.
  */
 function assertStoresKnown(catalog: Catalog, setups: Record<string, StoreSetup>): void {
-  const missing = [...catalog.objectsByStore()].filter(([name]) => !setups[name]);
+  const missing = [...catalog.holdingsByStore()].filter(([name]) => !setups[name]);
   if (missing.length === 0) return;
-  const list = missing.map(([name, n]) => `"${name}" (${n} objects)`).join(", ");
+  const list = missing.map(([name, h]) => `"${name}" (${h.objects} objects)`).join(", ");
   throw new MissingStoreError(
     `the catalog has data in stores the configuration does not list: ${list}; configure them ` +
       "again (stores cannot be renamed), or copy their images elsewhere and remove them from there first",

@@ -12,7 +12,7 @@ import { decodeManifest, distinctChunkIds } from "../catalog/manifest.js";
 import { type ChunkRecord, decodeChunkRecord, encodeChunkRecord } from "../catalog/store-index.js";
 import { CorruptDataError, NotFoundError } from "../errors.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
-import { type ChunkRun, RunBuilder, readRun, runsOf, writeRun } from "./chunk-runs.js";
+import { readOne, readRun, runsOf, writeRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
 import type { Store } from "./stores.js";
 
@@ -128,14 +128,7 @@ async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise
         // Which ones: each chunk of the run on its own.
         for (const c of run.chunks) {
           const one = byId.get(c.hex) as Entry;
-          const single = new RunBuilder(engine.readSegmentBytes);
-          single.add(store, one.rec, c);
-          try {
-            await readRun(engine, single.finish() as ChunkRun);
-          } catch (err) {
-            if (!(err instanceof CorruptDataError || err instanceof NotFoundError)) throw err;
-            bad.set(c.hex, one);
-          }
+          if (!(await readOne(engine, store, one.rec, c))) bad.set(c.hex, one);
         }
       }
     }
@@ -152,8 +145,9 @@ async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise
     report.manifestsChecked++;
     const object = Buffer.from(key).toString("hex");
     for (const [hex, id] of distinctChunkIds(decodeManifest(manifest))) {
-      if (!store.index.hasChunk(id)) needed.set(hex, (needed.get(hex) ?? 0) + 1);
-      if (bad.has(hex) || !store.index.hasChunk(id)) {
+      const indexed = store.index.hasChunk(id);
+      if (!indexed) needed.set(hex, (needed.get(hex) ?? 0) + 1);
+      if (bad.has(hex) || !indexed) {
         const list = users.get(hex) ?? [];
         if (list.length === 0) users.set(hex, list);
         list.push(object);
@@ -173,24 +167,16 @@ async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise
       for (const other of engine.stores.values()) {
         if (other === store) continue;
         const rec = other.index.getChunk(id);
-        if (!rec) continue;
-        const b = new RunBuilder(engine.readSegmentBytes);
-        b.add(other, rec, { id, hex, stored: rec.length });
-        try {
-          const { run, data } = await readRun(engine, b.finish() as ChunkRun);
-          await writeRun(engine, store, run, data, writer, written);
-          break;
-        } catch (err) {
-          if (!(err instanceof CorruptDataError || err instanceof NotFoundError)) throw err;
-        }
+        const got = rec && (await readOne(engine, other, rec, { id, hex, stored: rec.length }));
+        if (!got) continue;
+        await writeRun(engine, store, got.run, got.data, writer, written);
+        break;
       }
     }
     const fresh = await writer.finish();
-    const now = new Date().toISOString();
     const damaged = new Set<string>();
     await engine.catalog.transaction(() => {
-      for (const p of fresh)
-        store.index.packs.putSync(p.id, { size: p.size, chunks: p.chunks, createdAt: now });
+      store.index.recordPacks(fresh);
       for (const [hex, was] of bad) {
         const id = Buffer.from(hex, "hex");
         const to = written.get(hex);

@@ -126,6 +126,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   for await (const { key, value } of politely(index.chunks.getRange())) {
     if ((value as Buffer).readUInt32LE(28) === 0) dead.push(Buffer.from(key));
   }
+  // A dry run drops nothing; the chunks it would drop, to count as dead below.
   const dropped = new Set<string>();
   const tell = o.onProgress ?? (() => {});
   tell(`${store.name}: unreferenced chunks`, 0, dead.length);
@@ -143,8 +144,8 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
           report.chunksPinned++;
           continue;
         }
-        if (!dry) index.chunks.removeSync(id);
-        dropped.add(hex);
+        if (dry) dropped.add(hex);
+        else index.chunks.removeSync(id);
         report.chunksDropped++;
         report.bytesDropped += rec.length;
       }
@@ -175,26 +176,28 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   report.packsRepacked = sparse.length;
   for (const p of sparse) report.bytesRepacked += liveBytes.get(p.id.toString("hex")) ?? 0;
   const stuck = !dry && sparse.length > 0 ? await repack(engine, store, sparse) : new Set<string>();
-  const now = Date.now();
-  let packsSeen = 0;
-  for (const p of known) {
-    tell(`${store.name}: packs`, packsSeen++, known.length);
+  const emptied = new Set(sparse.map((p) => p.id.toString("hex")).filter((hex) => !stuck.has(hex)));
+  const going = known.filter((p) => {
     const hex = p.id.toString("hex");
-    const emptied = sparse.includes(p) && !stuck.has(hex);
-    if (liveBytes.has(hex) && !emptied) continue;
-    if (!emptied) report.packsTrashed++;
-    if (dry) continue;
-    const name = packName(hex);
-    await rescueManifests(engine, store, name, p.size);
+    return emptied.has(hex) || !liveBytes.has(hex);
+  });
+  report.packsTrashed = going.length - emptied.size;
+  const now = Date.now();
+  if (!dry) {
+    for (const [i, p] of going.entries()) {
+      tell(`${store.name}: packs`, i, going.length);
+      await rescueManifests(engine, store, packName(p.id.toString("hex")), p.size);
+    }
     await engine.catalog.transaction(() => {
-      index.packs.removeSync(p.id);
-      index.trash.putSync(name, { after: now + graceMs, size: p.size });
+      for (const p of going) {
+        index.packs.removeSync(p.id);
+        index.trash.putSync(packName(p.id.toString("hex")), { after: now + graceMs, size: p.size });
+      }
     });
   }
 
   // 3. Objects the catalog does not know, unless a write here is making them.
-  const making = new Set<string>();
-  for (const w of engine.activeWrites) if (w.store === store.name) for (const n of w.objects()) making.add(n);
+  const making = objectsBeingWritten(engine, store.name);
   const orphans: { name: string; size: number }[] = [];
   for (const prefix of ["packs/", "manifests/"]) {
     for await (const obj of store.backend.list(prefix)) {
@@ -220,26 +223,24 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     }
     return report;
   }
-  const busy = new Set<string>();
-  for (const w of engine.activeWrites) if (w.store === store.name) for (const n of w.objects()) busy.add(n);
+  const busy = objectsBeingWritten(engine, store.name);
   const trash = [...index.trash.getRange()];
   let trashSeen = 0;
   for (const { key, value } of trash) {
     tell(`${store.name}: deleting`, trashSeen++, trash.length);
     const name = key as string;
-    const entry = value;
     if (wanted(engine, store, name)) {
       await index.trash.remove(name);
       continue;
     }
-    if (entry.after > Date.now() || busy.has(name)) {
+    if (value.after > Date.now() || busy.has(name)) {
       report.trashWaiting++;
       continue;
     }
     await store.backend.delete(name);
     await index.trash.remove(name);
     report.objectsDeleted++;
-    report.bytesDeleted += entry.size;
+    report.bytesDeleted += value.size;
   }
   return report;
 }
@@ -274,10 +275,9 @@ async function repack(
       await writer.drain();
     }
     const fresh = await writer.finish();
-    const now = new Date().toISOString();
     const stuck = new Set<string>();
     await engine.catalog.transaction(() => {
-      for (const p of fresh) index.packs.putSync(p.id, { size: p.size, chunks: p.chunks, createdAt: now });
+      index.recordPacks(fresh);
       for (const e of entries) {
         const cur = index.chunks.get(e.id);
         if (!cur) continue;
@@ -314,6 +314,13 @@ function pinned(engine: Engine, store: string): Set<string> {
     if (w.store !== store) continue;
     for (const id of w.pinned()) out.add(id.toString("hex"));
   }
+  return out;
+}
+
+/** Names of the objects the writes in progress on `store` are putting on its backend. */
+function objectsBeingWritten(engine: Engine, store: string): Set<string> {
+  const out = new Set<string>();
+  for (const w of engine.activeWrites) if (w.store === store) for (const n of w.objects()) out.add(n);
   return out;
 }
 

@@ -9,6 +9,7 @@
  */
 
 import { randomUUID } from "node:crypto";
+import { holders } from "../catalog/catalog.js";
 import {
   getImage,
   IMAGE_SORT_KEYS,
@@ -492,6 +493,9 @@ export type ImageStats = { image: string } & Partial<ObjectStats> & { imagesWith
 export function imageStats(engine: Engine, rec: ImageRecord): ImageStats {
   if (!rec.object) return { image: rec.id };
   const obj = engine.stat(rec.object);
-  const sameData = Object.values(obj.stores).reduce((n, k) => n + k, 0) - 1;
-  return { image: rec.id, ...engine.objectStats(rec.object, rec.stores[0]), imagesWithSameData: sameData };
+  return {
+    image: rec.id,
+    ...engine.objectStats(rec.object, rec.stores[0]),
+    imagesWithSameData: holders(obj) - 1,
+  };
 }

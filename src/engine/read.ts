@@ -9,13 +9,12 @@
  * synthesized.
  */
 import { chunkIdOf, decodeManifest, type Manifest } from "../catalog/manifest.js";
-import type { ChunkRecord } from "../catalog/store-index.js";
 import { CorruptDataError, DamagedDataError, NotFoundError, RangeNotSatisfiableError } from "../errors.js";
 import type { ChunkSpan } from "../hash/chunk-verifier.js";
 import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD } from "../store/pack-format.js";
 import type { Engine } from "./engine.js";
-import type { Store } from "./stores.js";
+import { locateChunk, type Store } from "./stores.js";
 import { zeroBytes } from "./zero.js";
 
 export interface ReadOptions {
@@ -94,17 +93,10 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
     let stored = len;
     let compressed = false;
     if (id) {
-      // The first store holding it for someone; else the first holding it at all (a copy
-      // released there, still indexed until garbage collection).
-      let rec: ChunkRecord | undefined;
-      for (const s of engine.stores.values()) {
-        const r = s.index.getChunk(id);
-        if (!r || (rec && r.refs === 0)) continue;
-        rec = r;
-        store = s;
-        if (r.refs > 0) break;
-      }
-      if (!rec) throw new CorruptDataError(`chunk ${id.toString("hex")} is missing from the index`);
+      const at = locateChunk(engine.stores.values(), id);
+      if (!at) throw new CorruptDataError(`chunk ${id.toString("hex")} is missing from the index`);
+      const { rec } = at;
+      store = at.store;
       pack = packName(rec.pack.toString("hex"));
       packOffset = rec.offset;
       compressed = (rec.flags & CHUNK_FLAG_ZSTD) !== 0;

@@ -4,7 +4,7 @@
  * bucket want different ones.
  */
 import type { Catalog } from "../catalog/catalog.js";
-import type { StoreIndex } from "../catalog/store-index.js";
+import type { ChunkRecord, StoreIndex } from "../catalog/store-index.js";
 import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
 import type { StoreConfig } from "../store/open-store.js";
@@ -113,4 +113,25 @@ export function describeStore(s: Store, isDefault: boolean): StoreDescription {
     compression: s.compression,
     packSize: s.packSize,
   };
+}
+
+/**
+ * Where to read chunk `id` from: the first of `stores` (in read order) holding it for someone,
+ * else the first holding it at all (a copy released there, indexed until garbage collection),
+ * skipping `except`; undefined when none has it.
+ */
+export function locateChunk(
+  stores: Iterable<Store>,
+  id: Uint8Array,
+  except?: Store,
+): { store: Store; rec: ChunkRecord } | undefined {
+  let found: { store: Store; rec: ChunkRecord } | undefined;
+  for (const store of stores) {
+    if (store === except) continue;
+    const rec = store.index.getChunk(id);
+    if (!rec || (found && rec.refs === 0)) continue;
+    found = { store, rec };
+    if (rec.refs > 0) break;
+  }
+  return found;
 }
