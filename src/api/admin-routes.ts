@@ -1,22 +1,25 @@
 /**
  * Tessera's own operations, beside the Glance API under their own prefix: dedup accounting,
- * and garbage collection on demand (`tessera gc` calls it when a server holds the directory). Without
- * authentication every caller may use them, as every caller is admin in Glance's noauth
- * pipeline; the policy comes with authentication.
+ * and garbage collection on demand (`tessera gc` calls it when a server holds the directory).
+ * Admins only: dedup accounting tells which images share data, whoever owns them.
  */
 import type { Hono } from "hono";
 import type { ImageService } from "../engine/images.js";
 import { BadRequestError } from "../errors.js";
+import { type Env, requireAdmin } from "./env.js";
 import type { GcSchedule } from "./gc-schedule.js";
 
 export function addAdminRoutes(
-  // biome-ignore lint/suspicious/noExplicitAny: the routes need only the app's route methods
-  app: Hono<any>,
+  app: Hono<Env>,
   images: ImageService,
   gc: GcSchedule,
   // biome-ignore lint/suspicious/noExplicitAny: the app's context type
   readJson: (c: any) => Promise<unknown>,
 ): void {
+  app.use("/tessera/*", async (c, next) => {
+    requireAdmin(c, "tessera_admin");
+    await next();
+  });
   app.get("/tessera/v1/stats", (c) => c.json(images.engine.stats()));
   app.get("/tessera/v1/images/:id/stats", (c) => c.json(images.imageStats(c.req.param("id"))));
 

@@ -9,21 +9,27 @@
 
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { HttpBindings } from "@hono/node-server";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import type { Logger } from "pino";
+import { type Authenticator, NoAuth } from "../auth/authenticator.js";
+import { listable, mayCreate, mayList, allowed as policyAllows, visibilityAction } from "../auth/policy.js";
+import { ImageMembers } from "../engine/image-members.js";
 import type { ImageService } from "../engine/images.js";
 import type { ReadPiece } from "../engine/read.js";
-import { BadRequestError, TooLargeError } from "../errors.js";
+import { BadRequestError, ForbiddenError, TooLargeError } from "../errors.js";
 import { FormatRejectedError } from "../formats/rules.js";
+import { AccessPolicy, notAuthorized } from "./access.js";
 import { addAdminRoutes } from "./admin-routes.js";
+import { authenticate } from "./authenticate.js";
+import { type Env, requireAdmin } from "./env.js";
 import { errorResponse, HttpError, responseForError } from "./errors.js";
 import type { GcSchedule } from "./gc-schedule.js";
 import { addTag, applyPatch, type ImageLimits, imageFromCreateBody, removeTag } from "./image-changes.js";
 import { imageView } from "./image-view.js";
 import { PATCH_TYPES, parsePatch } from "./json-patch.js";
 import { type ListLimits, listLinks, parseListQuery } from "./list-query.js";
+import { addMemberRoutes } from "./member-routes.js";
 import type { Metrics } from "./metrics.js";
 import { parseRange } from "./range.js";
 import { IMAGE_SCHEMA, IMAGES_SCHEMA, MEMBER_SCHEMA, MEMBERS_SCHEMA } from "./schemas.js";
@@ -40,14 +46,16 @@ export interface ApiOptions {
   gc?: GcSchedule;
   /** Prometheus metrics (GET /metrics); absent, none kept. */
   metrics?: Metrics;
+  /** How requests are authenticated (default: none, every caller a local admin). */
+  auth?: Authenticator;
+  /** A token that is always a local admin (the server's own, for local tools). */
+  localToken?: string;
 }
 
 export interface Inflight {
   uploads: Set<IncomingMessage>;
   downloads: Set<ServerResponse>;
 }
-
-type Env = { Bindings: HttpBindings; Variables: { requestId: string } };
 
 /** Glance's versions in multi-store mode (v2.8 and v2.10–v2.13 are the multi-store ones). */
 const VERSION_IDS = [
@@ -193,6 +201,8 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     return res;
   });
   app.notFound((c) => errorResponse(c, 404, "The resource could not be found."));
+  app.use(authenticate(opts.auth ?? new NoAuth(), opts.localToken));
+  const policy = new AccessPolicy(images);
 
   const versions = (status: 200 | 300) => (c: Context) => c.json(versionsDocument(c), status);
   app.get("/", versions(300));
@@ -208,6 +218,22 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     const type = mediaType(c);
     if (type !== undefined && type !== "application/json") throw unsupportedMediaType(type);
     const fields = imageFromCreateBody(await readJson(c, opts.maxJsonBodyBytes), limits);
+    const ctx = c.get("auth");
+    // Glance: an image is its creator's project's unless the body says otherwise (add_image).
+    if (!("owner" in fields)) fields.owner = ctx.projectId;
+    const owner = fields.owner ?? null;
+    if (!mayCreate(ctx, owner)) {
+      if (owner !== ctx.projectId)
+        throw new ForbiddenError(`You are not permitted to create images owned by '${owner}'.`);
+      throw notAuthorized("add_image");
+    }
+    const publish = visibilityAction(fields.visibility ?? "shared");
+    if (
+      publish &&
+      !policyAllows(ctx, publish, { owner, visibility: fields.visibility ?? "shared", status: "queued" })
+    ) {
+      throw notAuthorized(publish);
+    }
     const rec = await images.create(fields);
     c.header("Location", `${baseUrl(c)}/v2/images/${rec.id}`);
     c.header("OpenStack-image-store-ids", storeIdsHeader(images));
@@ -215,9 +241,15 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   });
 
   app.get("/v2/images", (c) => {
+    const ctx = c.get("auth");
+    if (!mayList(ctx)) throw notAuthorized("get_images");
     const query = new URL(c.req.url).searchParams;
     const q = parseListQuery(query, limits);
-    const page = images.list(q);
+    const page = images.list({
+      ...q,
+      match: (r) => listable(ctx, r, images.membership(r.id, ctx.projectId), q) && q.match(r),
+      sees: (r) => policy.sees(ctx, r),
+    });
     return c.json({
       images: page.map(imageView),
       ...listLinks(query, page, q.limit),
@@ -225,7 +257,9 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     });
   });
 
-  app.get("/v2/images/:id", (c) => c.json(imageView(images.get(c.req.param("id")))));
+  app.get("/v2/images/:id", (c) =>
+    c.json(imageView(images.get(c.req.param("id"), policy.to(c.get("auth"), "get_image")))),
+  );
 
   app.patch("/v2/images/:id", async (c) => {
     const type = mediaType(c);
@@ -233,14 +267,32 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
       throw unsupportedMediaType(type, { "Accept-Patch": PATCH_TYPES.join(", ") });
     }
     const id = c.req.param("id");
-    images.get(id);
+    const ctx = c.get("auth");
+    const access = policy.to(ctx, "modify_image");
+    images.get(id, access);
     const ops = parsePatch(await readJson(c, opts.maxJsonBodyBytes), type);
-    const rec = await images.update(id, (r) => applyPatch(r, ops, limits));
+    const rec = await images.update(
+      id,
+      (r) => {
+        for (const op of ops) {
+          const [name] = op.path;
+          // Glance refuses a non-admin's replace of owner; Tessera refuses every owner change
+          // by a non-admin (Glance's add would give the image away).
+          if (name === "owner" && !ctx.isAdmin)
+            throw new ForbiddenError("Owner can't be updated by non admin.");
+          const publish =
+            name === "visibility" && op.op !== "remove" ? visibilityAction(String(op.value)) : undefined;
+          if (publish && !policyAllows(ctx, publish, r)) throw notAuthorized(publish);
+        }
+        return applyPatch(r, ops, limits);
+      },
+      access,
+    );
     return c.json(imageView(rec));
   });
 
   app.delete("/v2/images/:id", async (c) => {
-    await images.remove(c.req.param("id"));
+    await images.remove(c.req.param("id"), policy.to(c.get("auth"), "delete_image"));
     return c.body(null, 204);
   });
 
@@ -251,7 +303,12 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     inflight.uploads.add(req);
     try {
       const began = performance.now();
-      const rec = await images.upload(c.req.param("id"), req, c.req.header("x-image-meta-store"));
+      const rec = await images.upload(
+        c.req.param("id"),
+        req,
+        c.req.header("x-image-meta-store"),
+        policy.to(c.get("auth"), "upload_image"),
+      );
       opts.metrics?.upload(rec.size ?? 0, (performance.now() - began) / 1000);
     } catch (e) {
       // The body may be unread; this connection cannot carry another request.
@@ -268,9 +325,10 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     if (c.req.method === "HEAD") {
       throw new HttpError(405, "The method HEAD is not allowed for this resource.", { Allow: "GET, PUT" });
     }
-    const image = images.get(c.req.param("id"));
+    const access = policy.download(c.get("auth"));
+    const image = images.get(c.req.param("id"), access);
     const range = image.size === null ? undefined : parseRange(c.req.header("range"), image.size);
-    const dl = images.download(image.id, range);
+    const dl = images.download(image.id, range, access);
     if (!dl.body) return c.body(null, 204);
     const out = c.env.outgoing;
     const headers: Record<string, string | number> = {
@@ -294,31 +352,42 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     return RESPONSE_ALREADY_SENT;
   });
 
-  addStoreRoutes(app, images);
+  addStoreRoutes(app, images, policy);
+  addMemberRoutes(app, new ImageMembers(images), policy, (c) => readJson(c, opts.maxJsonBodyBytes));
+  app.get("/v2/info/usage", (c) => c.json({ usage: images.usage(c.get("auth").projectId) }));
   const metrics = opts.metrics;
   if (metrics) {
-    app.get("/metrics", async (c) =>
-      c.body(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType }),
-    );
+    app.get("/metrics", async (c) => {
+      requireAdmin(c, "get_metrics");
+      return c.body(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
+    });
   }
   if (opts.gc) addAdminRoutes(app, images, opts.gc, (c) => readJson(c, opts.maxJsonBodyBytes));
 
   app.put("/v2/images/:id/tags/:tag", async (c) => {
-    await images.update(c.req.param("id"), (r) => addTag(r, c.req.param("tag"), limits));
+    await images.update(
+      c.req.param("id"),
+      (r) => addTag(r, c.req.param("tag"), limits),
+      policy.to(c.get("auth"), "modify_image"),
+    );
     return c.body(null, 204);
   });
 
   app.delete("/v2/images/:id/tags/:tag", async (c) => {
-    await images.update(c.req.param("id"), (r) => removeTag(r, c.req.param("tag")));
+    await images.update(
+      c.req.param("id"),
+      (r) => removeTag(r, c.req.param("tag")),
+      policy.to(c.get("auth"), "modify_image"),
+    );
     return c.body(null, 204);
   });
 
   app.post("/v2/images/:id/actions/deactivate", async (c) => {
-    await images.deactivate(c.req.param("id"));
+    await images.deactivate(c.req.param("id"), policy.to(c.get("auth"), "deactivate"));
     return c.body(null, 204);
   });
   app.post("/v2/images/:id/actions/reactivate", async (c) => {
-    await images.reactivate(c.req.param("id"));
+    await images.reactivate(c.req.param("id"), policy.to(c.get("auth"), "reactivate"));
     return c.body(null, 204);
   });
 
@@ -330,6 +399,9 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     ["/v2/images/:id/tags/:tag", "PUT, DELETE"],
     ["/v2/images/:id/actions/deactivate", "POST"],
     ["/v2/images/:id/actions/reactivate", "POST"],
+    ["/v2/images/:id/members", "GET, POST"],
+    ["/v2/images/:id/members/:member", "GET, PUT, DELETE"],
+    ["/v2/info/usage", "GET"],
     ["/v2/schemas/:name", "GET"],
     ["/v2/info/stores", "GET"],
     ["/v2/info/stores/detail", "GET"],

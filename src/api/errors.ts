@@ -21,6 +21,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   bad_request: 400,
   format_rejected: 400,
   conversion_failed: 400,
+  unauthorized: 401,
   forbidden: 403,
   not_found: 404,
   conflict: 409,
@@ -34,6 +35,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   chunk_vanished: 503,
   backend_unavailable: 503,
   damaged: 503,
+  auth_unavailable: 503,
   corrupt: 500,
   store_format: 500,
 };

@@ -119,7 +119,16 @@ function sortSpecs(q: URLSearchParams): SortSpec[] {
   return keys.map((key, i) => ({ key, dir: dirs.length === 1 ? dirs[0] : (dirs[i] ?? "desc") }));
 }
 
-export function parseListQuery(q: URLSearchParams, limits: ListLimits): ListQuery {
+/**
+ * The query as the engine runs it, plus the two filters that depend on who asks (visibility
+ * and member_status: the access policy's `listable` applies them).
+ */
+export interface ParsedListQuery extends ListQuery {
+  visibility?: string;
+  memberStatus: string;
+}
+
+export function parseListQuery(q: URLSearchParams, limits: ListLimits): ParsedListQuery {
   const preds: Predicate[] = [];
   let limit = limits.defaultLimit;
   const rawLimit = q.get("limit");
@@ -134,12 +143,6 @@ export function parseListQuery(q: URLSearchParams, limits: ListLimits): ListQuer
   const visibility = q.get("visibility");
   if (visibility !== null && !VISIBILITIES.has(visibility)) {
     throw new BadRequestError(`Invalid visibility value: ${visibility}`);
-  }
-  if (visibility === null) {
-    // Glance's default list leaves out community images the caller does not own.
-    preds.push((r) => r.visibility !== "community");
-  } else if (visibility !== "all") {
-    preds.push((r) => r.visibility === visibility);
   }
   const memberStatus = q.get("member_status");
   if (memberStatus !== null && !MEMBER_STATUSES.has(memberStatus)) {
@@ -193,7 +196,14 @@ export function parseListQuery(q: URLSearchParams, limits: ListLimits): ListQuer
     }
     for (const v of q.getAll(key)) preds.push(stringFilter(key, v, (r) => r.properties[key]));
   }
-  return { sort, limit, marker, match: (r) => preds.every((p) => p(r)) };
+  return {
+    sort,
+    limit,
+    marker,
+    match: (r) => preds.every((p) => p(r)),
+    visibility: visibility ?? undefined,
+    memberStatus: memberStatus ?? "accepted",
+  };
 }
 
 /** The `first` and `next` links: the caller's query, re-encoded, without (then with) a marker. */

@@ -4,16 +4,19 @@
  * back to queued), let downloads finish for up to the grace period, then close the store.
  */
 
+import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import pino, { type Logger } from "pino";
+import { type AuthConfig, openAuthenticator } from "../auth/open-auth.js";
 import { chunkerForAverage } from "../chunker/params.js";
-import { lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
+import { LOCAL_TOKEN_FILE, lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { ImageService } from "../engine/images.js";
+import type { QuotaConfig } from "../engine/quotas.js";
 import type { FormatPolicy } from "../formats/rules.js";
 import type { StoreConfig } from "../store/open-store.js";
 import { createApp, type Inflight } from "./app.js";
@@ -70,6 +73,12 @@ export interface ServerOptions {
   /** Seconds between background scrubs of every chunk (0: none); and their read rate. */
   scrubIntervalSeconds: number;
   scrubBytesPerSecond: number;
+  /** How callers are authenticated (docs/security.md). */
+  auth: AuthConfig;
+  /** Per-project quotas (Glance's unified limits); undefined: none. */
+  quotas: QuotaConfig | undefined;
+  /** Glance's image_member_quota (negative: no limit). */
+  imageMemberQuota: number;
 }
 
 export interface RunningServer {
@@ -129,11 +138,17 @@ async function listen(
   log: Logger,
   finish: () => Promise<void>,
 ): Promise<RunningServer> {
+  const auth = openAuthenticator(o.auth);
   const images = await ImageService.open(engine, {
     sizeCap: o.imageSizeCap,
     osHashAlgo: o.osHashAlgo,
     formats: o.formats,
+    quotas: o.quotas,
+    memberQuota: o.imageMemberQuota,
   });
+  // The local admin token: whoever can read the data directory owns its data anyway.
+  const localToken = randomBytes(32).toString("base64url");
+  await writeFile(join(o.dataDir, LOCAL_TOKEN_FILE), `${localToken}\n`, { mode: 0o600 });
   const inflight: Inflight = { uploads: new Set(), downloads: new Set() };
   const metrics = createMetrics(images);
   const gc = startGcSchedule(
@@ -168,6 +183,8 @@ async function listen(
     inflight,
     gc,
     metrics,
+    auth,
+    localToken,
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () =>
@@ -200,6 +217,8 @@ async function listen(
       await gc.stop();
       await scrub.stop();
       await rm(join(o.dataDir, SERVER_URL_FILE), { force: true });
+      await rm(join(o.dataDir, LOCAL_TOKEN_FILE), { force: true });
+      auth.close?.();
       await engine.close();
       log.info("stopped");
       await finish();

@@ -7,6 +7,8 @@ import type { Hono } from "hono";
 import type { ImageService } from "../engine/images.js";
 import type { StoreDescription } from "../engine/stores.js";
 import { ConflictError } from "../errors.js";
+import { type AccessPolicy, notAuthorized } from "./access.js";
+import { type Env, requireAdmin } from "./env.js";
 
 /** glance_store's names for the kinds of store. */
 const GLANCE_TYPES = { filesystem: "file", s3: "s3" } as const;
@@ -28,13 +30,14 @@ function storeDetailView(s: StoreDescription): Record<string, unknown> {
   return { ...storeView(s), type: GLANCE_TYPES[s.type], properties };
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: the routes need only the app's route methods
-export function addStoreRoutes(app: Hono<any>, images: ImageService): void {
+export function addStoreRoutes(app: Hono<Env>, images: ImageService, policy: AccessPolicy): void {
   app.get("/v2/info/stores", (c) => c.json({ stores: images.stores().map(storeView) }));
 
-  // Glance's policy allows the detail to admins only; without authentication (Glance's noauth
-  // pipeline) every caller is admin, as there.
-  app.get("/v2/info/stores/detail", (c) => c.json({ stores: images.stores().map(storeDetailView) }));
+  // Glance's policy (stores_info_detail) shows the detail to admins only.
+  app.get("/v2/info/stores/detail", (c) => {
+    requireAdmin(c, "stores_info_detail");
+    return c.json({ stores: images.stores().map(storeDetailView) });
+  });
 
   app.delete("/v2/stores/:store/:id", async (c) => {
     const store = c.req.param("store");
@@ -42,7 +45,11 @@ export function addStoreRoutes(app: Hono<any>, images: ImageService): void {
     if (!images.stores().some((s) => s.name === store)) {
       throw new ConflictError(`The selected store ${store} is not available on this node.`);
     }
-    await images.removeFromStore(c.req.param("id"), store);
+    // Glance's delete_image_location: admins only.
+    const access = policy.to(c.get("auth"), "delete_image_location", () =>
+      notAuthorized("delete_image_location"),
+    );
+    await images.removeFromStore(c.req.param("id"), store, access);
     return c.body(null, 204);
   });
 }

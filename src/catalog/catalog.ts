@@ -8,6 +8,8 @@
  *   objects    manifest id → JSON      { size, chunkCount, hashes, stores, createdAt }
  *   images     image id → record       the image records of the API (see image-records.ts)
  *   image_by_K [value, image id] → ""  one sort index per sortable image attribute K
+ *   members    [image id, project] → JSON  an image's members and their status (member-records.ts)
+ *   usage      owner → JSON           each owner's images, bytes and uploads (quota tallies)
  *
  * Chunks and packs are per store S (store-index.ts): each store holds its own copy of the
  * chunks its objects need. Manifests and objects are not: an object is the same whichever
@@ -22,8 +24,15 @@
 import { type Database, open, type RootDatabase } from "lmdb";
 import { ChunkVanishedError } from "../errors.js";
 import type { ChunkLocation } from "../store/pack-writer.js";
-import { IMAGE_SORT_KEYS, type ImageRecord, type ImageSortKey } from "./image-records.js";
+import {
+  IMAGE_SORT_KEYS,
+  type ImageRecord,
+  type ImageSortKey,
+  type OwnerUsage,
+  tallyAll,
+} from "./image-records.js";
 import { decodeManifest, distinctChunkIds } from "./manifest.js";
+import type { MemberRecord } from "./member-records.js";
 import {
   decodeChunkRecord,
   encodeChunkRecord,
@@ -74,8 +83,11 @@ export interface IngestCommit extends StoreWrite {
   object: Omit<ObjectRecord, "stores" | "createdAt">;
 }
 
-/** Version of the catalog's layout: 2 since stores are named (upgradeLayout). */
-const LAYOUT = 2;
+/**
+ * Version of the catalog's layout (upgradeLayout): 2 since stores are named, 3 since owners'
+ * usage is tallied.
+ */
+const LAYOUT = 3;
 
 /** The record without the `restored` mark: holders changed on purpose are no guess any more. */
 function settled(obj: ObjectRecord): ObjectRecord {
@@ -98,6 +110,8 @@ export class Catalog {
     readonly objects: Database<ObjectRecord, Buffer>,
     readonly images: Database<ImageRecord, string>,
     readonly imageIndexes: Record<ImageSortKey, Database<Buffer, (string | number | boolean)[]>>,
+    readonly members: Database<MemberRecord, [string, string]>,
+    readonly usage: Database<OwnerUsage, string>,
   ) {}
 
   /** Opens (creating if needed) the catalog in directory `path`. */
@@ -113,6 +127,8 @@ export class Catalog {
       root.openDB<ObjectRecord, Buffer>({ name: "objects", keyEncoding: "binary", encoding: "json" }),
       root.openDB<ImageRecord, string>({ name: "images", encoding: "msgpack" }),
       indexes,
+      root.openDB<MemberRecord, [string, string]>({ name: "members", encoding: "json" }),
+      root.openDB<OwnerUsage, string>({ name: "usage", encoding: "json" }),
     );
   }
 
@@ -277,9 +293,17 @@ export class Catalog {
    * counts and no image stores: all of it becomes store `name`'s. Once, in one transaction.
    */
   async upgradeLayout(name: string): Promise<void> {
-    if (this.meta.get("layout") === LAYOUT) return;
+    const layout = this.meta.get("layout");
+    if (layout === LAYOUT) return;
     if (this.meta.get("format") === undefined) {
       await this.meta.put("layout", LAYOUT); // a new catalog
+      return;
+    }
+    if (layout === 2) {
+      await this.root.transaction(() => {
+        tallyAll(this);
+        this.meta.putSync("layout", LAYOUT);
+      });
       return;
     }
     const bin = { keyEncoding: "binary", encoding: "binary" } as const;
@@ -303,6 +327,7 @@ export class Catalog {
       for (const { key, value } of [...this.images.getRange()]) {
         if (!value.stores) this.images.putSync(key, { ...value, stores: value.object ? [name] : [] });
       }
+      tallyAll(this);
       this.meta.putSync("layout", LAYOUT);
     });
   }

@@ -11,6 +11,7 @@
  * index entries change together.
  */
 import type { Catalog } from "./catalog.js";
+import { removeMembers } from "./member-records.js";
 
 export const IMAGE_STATUSES = [
   "queued",
@@ -69,6 +70,60 @@ export interface ImageRecord {
 
 export type IndexValue = string | number | boolean;
 
+/**
+ * What one owner has, for quotas (Glance's image_count_total, image_size_total,
+ * image_count_uploading): kept by putImage and removeImage in the transaction that changes the
+ * records, so a quota check is one read, not a scan of the owner's images.
+ */
+export interface OwnerUsage {
+  images: number;
+  /** The sizes of the owner's images, summed: logical bytes, whatever deduplication saves. */
+  bytes: number;
+  /** Images whose data is on its way in (saving). */
+  uploading: number;
+}
+
+const NO_USAGE: OwnerUsage = { images: 0, bytes: 0, uploading: 0 };
+
+/** The usage key of an owner (LMDB keys cannot be empty or null). */
+function ownerKey(owner: string | null): string {
+  return `o:${owner ?? ""}`;
+}
+
+export function ownerUsage(cat: Catalog, owner: string | null): OwnerUsage {
+  return cat.usage.get(ownerKey(owner)) ?? NO_USAGE;
+}
+
+function share(rec: ImageRecord): OwnerUsage {
+  return { images: 1, bytes: rec.size ?? 0, uploading: rec.status === "saving" ? 1 : 0 };
+}
+
+function addUsage(cat: Catalog, owner: string | null, u: OwnerUsage, sign: 1 | -1): void {
+  const cur = ownerUsage(cat, owner);
+  const next = {
+    images: cur.images + sign * u.images,
+    bytes: cur.bytes + sign * u.bytes,
+    uploading: cur.uploading + sign * u.uploading,
+  };
+  if (next.images <= 0) cat.usage.removeSync(ownerKey(owner));
+  else cat.usage.putSync(ownerKey(owner), next);
+}
+
+/** Recomputes every owner's usage from the records (inside a transaction; layout upgrades). */
+export function tallyAll(cat: Catalog): void {
+  cat.usage.clearSync();
+  const all = new Map<string | null, OwnerUsage>();
+  for (const { value } of cat.images.getRange()) {
+    const u = all.get(value.owner) ?? { ...NO_USAGE };
+    const s = share(value);
+    u.images += s.images;
+    u.bytes += s.bytes;
+    u.uploading += s.uploading;
+    all.set(value.owner, u);
+  }
+  for (const [owner, u] of all) cat.usage.putSync(ownerKey(owner), u);
+}
+
 export function indexValue(rec: ImageRecord, key: ImageSortKey): IndexValue {
   const v = rec[key];
   return v === null ? false : v;
@@ -91,12 +146,16 @@ export function putImage(cat: Catalog, rec: ImageRecord, prev?: ImageRecord): vo
     }
     cat.imageIndexes[k].putSync([v, rec.id], EMPTY);
   }
+  if (prev) addUsage(cat, prev.owner, share(prev), -1);
+  addUsage(cat, rec.owner, share(rec), 1);
   cat.images.putSync(rec.id, rec);
 }
 
 /** Removes a record and its index entries (inside a transaction). */
 export function removeImage(cat: Catalog, rec: ImageRecord): void {
   for (const k of IMAGE_SORT_KEYS) cat.imageIndexes[k].removeSync([indexValue(rec, k), rec.id]);
+  addUsage(cat, rec.owner, share(rec), -1);
+  removeMembers(cat, rec.id);
   cat.images.removeSync(rec.id);
 }
 

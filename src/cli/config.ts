@@ -8,7 +8,10 @@ import { getHashes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { ServerOptions } from "../api/server.js";
+import { AUTH_MODES, type AuthConfig } from "../auth/open-auth.js";
+import { addressList } from "../auth/trusted-headers.js";
 import { type ChunkerParams, chunkerForAverage } from "../chunker/params.js";
+import { QUOTA_NAMES, type QuotaConfig, type QuotaLimits } from "../engine/quotas.js";
 import { RULE_NAMES, type RuleName } from "../formats/inspector.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy } from "../formats/rules.js";
 import { DEFAULT_STORES, filesystemStorePath, type StoreConfig } from "../store/open-store.js";
@@ -27,6 +30,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   apiLimitMax: 1000,
   imagePropertyQuota: 128,
   imageTagQuota: 128,
+  imageMemberQuota: 128,
   maxJsonBodyBytes: 1024 * 1024,
   verifyOnRead: true,
   shutdownGraceSeconds: 30,
@@ -40,6 +44,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   gcGraceSeconds: 3600,
   scrubIntervalSeconds: 7 * 24 * 3600,
   scrubBytesPerSecond: 50_000_000,
+  auth: { mode: "none" },
+  quotas: undefined,
 };
 
 /** Environment variables and the keys they set. */
@@ -62,6 +68,8 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_GC_GRACE_SECONDS: "gcGraceSeconds",
   TESSERA_SCRUB_INTERVAL_SECONDS: "scrubIntervalSeconds",
   TESSERA_SCRUB_BYTES_PER_SECOND: "scrubBytesPerSecond",
+  TESSERA_AUTH: "auth",
+  TESSERA_QUOTAS: "quotas",
 };
 
 export class ConfigError extends Error {}
@@ -90,6 +98,15 @@ function coerce(key: keyof ServerConfig, value: unknown, source: string, current
   if (key === "formats") return formatPolicy(value, current.formats, source);
   if (key === "stores") return stores(value, source);
   if (key === "storeReadOrder") return nameList(value, source, key);
+  if (key === "auth") return authConfig(value, source);
+  if (key === "quotas") return quotaConfig(value, source);
+  if (key === "imageMemberQuota") {
+    const n = typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value;
+    if (typeof n !== "number" || !Number.isSafeInteger(n)) {
+      throw new ConfigError(`${source}: ${key} must be an integer (negative: no limit)`);
+    }
+    return n;
+  }
   const def = DEFAULT_CONFIG[key];
   if (typeof def === "number") {
     const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
@@ -172,6 +189,96 @@ function formatPolicy(value: unknown, current: FormatPolicy, source: string): Fo
     } else {
       throw bad(`unknown key "${k}"`);
     }
+  }
+  return out;
+}
+
+const KEYSTONE_KEYS: Record<string, "string" | "number"> = {
+  url: "string",
+  username: "string",
+  password: "string",
+  projectName: "string",
+  userDomain: "string",
+  projectDomain: "string",
+  cacheSeconds: "number",
+  cacheEntries: "number",
+  timeoutMs: "number",
+};
+
+/**
+ * `auth`: {"mode": "none"}, {"mode": "tokens", "tokensFile": path},
+ * {"mode": "trusted-headers", "trustedProxies": [addresses or CIDRs]}, or
+ * {"mode": "keystone", "keystone": {url, username, password, projectName, ...}}.
+ */
+function authConfig(value: unknown, source: string): AuthConfig {
+  const bad = (why: string) => new ConfigError(`${source}: auth: ${why}`);
+  const v = objectValue(value, bad);
+  const mode = v.mode;
+  if (!(AUTH_MODES as readonly unknown[]).includes(mode))
+    throw bad(`mode must be one of ${AUTH_MODES.join(", ")}`);
+  const allowedKeys: Record<string, string[]> = {
+    none: ["mode"],
+    tokens: ["mode", "tokensFile"],
+    "trusted-headers": ["mode", "trustedProxies"],
+    keystone: ["mode", "keystone"],
+  };
+  for (const k of Object.keys(v)) {
+    if (!allowedKeys[mode as string]?.includes(k)) throw bad(`unknown key "${k}" for mode ${mode}`);
+  }
+  if (mode === "tokens") {
+    if (typeof v.tokensFile !== "string" || v.tokensFile === "") throw bad("tokensFile must be a path");
+    return { mode, tokensFile: v.tokensFile };
+  }
+  if (mode === "trusted-headers") {
+    const list = v.trustedProxies;
+    if (!Array.isArray(list) || list.length === 0 || !list.every((x) => typeof x === "string")) {
+      throw bad("trustedProxies must list the proxies' addresses");
+    }
+    try {
+      addressList(list);
+    } catch (e) {
+      throw bad((e as Error).message);
+    }
+    return { mode, trustedProxies: list };
+  }
+  if (mode === "keystone") {
+    const k = objectValue(v.keystone, (why) => bad(`keystone ${why}`));
+    for (const [key, x] of Object.entries(k)) {
+      if (!KEYSTONE_KEYS[key]) throw bad(`keystone: unknown key "${key}"`);
+      if (typeof x !== KEYSTONE_KEYS[key]) throw bad(`keystone: ${key} must be a ${KEYSTONE_KEYS[key]}`);
+    }
+    for (const key of ["url", "username", "password", "projectName"]) {
+      if (!k[key]) throw bad(`keystone: ${key} is required`);
+    }
+    return { mode, keystone: k as unknown as Extract<AuthConfig, { mode: "keystone" }>["keystone"] };
+  }
+  return { mode: "none" };
+}
+
+/** `quotas`: {"default": {name: limit}, "projects": {"<project id>": {name: limit}}}. */
+function quotaConfig(value: unknown, source: string): QuotaConfig {
+  const bad = (why: string) => new ConfigError(`${source}: quotas: ${why}`);
+  const v = objectValue(value, bad);
+  const limits = (x: unknown, where: string): QuotaLimits => {
+    const o = objectValue(x, (why) => bad(`${where} ${why}`));
+    for (const [name, n] of Object.entries(o)) {
+      if (!(QUOTA_NAMES as readonly string[]).includes(name)) {
+        throw bad(`${where}: unknown quota "${name}" (one of ${QUOTA_NAMES.join(", ")})`);
+      }
+      if (typeof n !== "number" || !Number.isSafeInteger(n))
+        throw bad(`${where}: ${name} must be an integer`);
+    }
+    return o as QuotaLimits;
+  };
+  const out: QuotaConfig = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (k === "default") out.default = limits(x, "default");
+    else if (k === "projects") {
+      const p = objectValue(x, (why) => bad(`projects ${why}`));
+      out.projects = Object.fromEntries(
+        Object.entries(p).map(([id, l]) => [id, limits(l, `projects.${id}`)]),
+      );
+    } else throw bad(`unknown key "${k}"`);
   }
   return out;
 }

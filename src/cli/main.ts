@@ -10,7 +10,7 @@ import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { startServer } from "../api/server.js";
 import { getImage } from "../catalog/image-records.js";
-import { DirInUseError, lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
+import { DirInUseError, LOCAL_TOKEN_FILE, lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { readFilePieces } from "../engine/file-source.js";
 import type { GcOptions } from "../engine/gc.js";
@@ -292,9 +292,10 @@ async function gcCommand(values: Flags): Promise<void> {
     if (!(e instanceof DirInUseError)) throw e;
     const url = (await readFile(join(cfg.dataDir, SERVER_URL_FILE), "utf8").catch(() => "")).trim();
     if (!url) throw new UsageError(`${e.message}, and it left no URL in ${SERVER_URL_FILE} to ask it`);
+    const token = (await readFile(join(cfg.dataDir, LOCAL_TOKEN_FILE), "utf8").catch(() => "")).trim();
     const res = await fetch(`${url}/tessera/v1/gc`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...(token ? { "x-auth-token": token } : {}) },
       body: JSON.stringify(options),
     });
     if (!res.ok) throw new Error(`the server at ${url} answered ${res.status}: ${await res.text()}`);

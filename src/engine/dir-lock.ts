@@ -11,6 +11,9 @@ import { TesseraError } from "../errors.js";
 /** The file a running server leaves its URL in, beside its lock (for `tessera gc`). */
 export const SERVER_URL_FILE = "tessera.url";
 
+/** The file a running server leaves its local admin token in (mode 0600), for the same tools. */
+export const LOCAL_TOKEN_FILE = "tessera.token";
+
 export class DirInUseError extends TesseraError {
   constructor(dir: string, pid: number) {
     super("dir_in_use", `${dir} is in use by another Tessera server (pid ${pid})`);

@@ -22,6 +22,7 @@ import {
   removeImage,
   scanImageIndex,
 } from "../catalog/image-records.js";
+import { getMember, type Member } from "../catalog/member-records.js";
 import {
   BadRequestError,
   ConflictError,
@@ -29,6 +30,7 @@ import {
   ForbiddenError,
   GoneError,
   NotFoundError,
+  TooLargeError,
 } from "../errors.js";
 import { inspectStream } from "../formats/inspect-stream.js";
 import type { ConversionLimits } from "../formats/qemu-img.js";
@@ -37,6 +39,7 @@ import { convertObject } from "./convert.js";
 import type { CopyResult } from "./copy.js";
 import type { Engine } from "./engine.js";
 import type { CommittedObject } from "./ingest.js";
+import { type QuotaConfig, Quotas } from "./quotas.js";
 import type { ReadPiece } from "./read.js";
 import type { ObjectStats } from "./stats.js";
 import { describeStore, type StoreDescription } from "./stores.js";
@@ -56,6 +59,8 @@ export interface ListQuery {
   marker?: string;
   /** Keeps the records the listing shows. */
   match: (rec: ImageRecord) => boolean;
+  /** Whether the caller sees a record: a marker it does not see is as unknown as a missing one. */
+  sees?: (rec: ImageRecord) => boolean;
 }
 
 export interface ImageDownload {
@@ -64,6 +69,17 @@ export interface ImageDownload {
   body?: AsyncGenerator<ReadPiece>;
   start: number;
   end: number;
+}
+
+/**
+ * What the caller may see and do, checked against the current record inside the transaction
+ * that acts on it (the API builds it from the request's identity and the access policy).
+ */
+export interface Access {
+  /** Whether the caller sees the image at all; one it does not see is reported missing. */
+  sees(rec: ImageRecord): boolean;
+  /** Throws (ForbiddenError) when the caller sees the image but may not do this to it. */
+  check(rec: ImageRecord): void;
 }
 
 export class ImageNotFoundError extends NotFoundError {
@@ -86,12 +102,18 @@ export interface ImageServiceOptions {
   osHashAlgo?: string;
   /** Format inspection and safety rules for uploads (default: all rules on, as Glance). */
   formats?: FormatPolicy;
+  /** Per-project quotas (default: none). */
+  quotas?: QuotaConfig;
+  /** Most members per image (Glance's image_member_quota; default 128, negative: no limit). */
+  memberQuota?: number;
 }
 
 export class ImageService {
   readonly sizeCap: number;
   readonly osHashAlgo: string | null;
   readonly formats: FormatPolicy;
+  readonly quotas: Quotas;
+  readonly memberQuota: number;
   private lastStamp = 0;
 
   private constructor(
@@ -101,6 +123,8 @@ export class ImageService {
     this.sizeCap = options.sizeCap ?? 1024 ** 4;
     this.osHashAlgo = options.osHashAlgo ?? engine.hashAlgorithms[1] ?? null;
     this.formats = options.formats ?? DEFAULT_FORMAT_POLICY;
+    this.quotas = new Quotas(options.quotas);
+    this.memberQuota = options.memberQuota ?? 128;
   }
 
   /**
@@ -130,7 +154,7 @@ export class ImageService {
    * Timestamps strictly increase within the process, so "newest first" is the order of
    * creation (and of updates) even for images made in the same millisecond.
    */
-  private now(): string {
+  now(): string {
     this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
     return new Date(this.lastStamp).toISOString();
   }
@@ -147,10 +171,30 @@ export class ImageService {
     return [def, ...rest].map((s) => describeStore(s, s === def));
   }
 
-  get(id: string): ImageRecord {
-    const rec = getImage(this.engine.catalog, id);
-    if (!rec) throw new ImageNotFoundError(id);
+  get(id: string, access?: Access): ImageRecord {
+    return this.found(getImage(this.engine.catalog, id), id, access);
+  }
+
+  /** The record if there and seen by the caller (else `notFound`), once access allows. */
+  found(
+    rec: ImageRecord | undefined,
+    id: string,
+    access: Access | undefined,
+    notFound = () => new ImageNotFoundError(id),
+  ): ImageRecord {
+    if (!rec || (access && !access.sees(rec))) throw notFound();
+    access?.check(rec);
     return rec;
+  }
+
+  /** The caller's membership of an image (any status), if it has one. */
+  membership(imageId: string, project: string | null): Member | undefined {
+    return project === null ? undefined : getMember(this.engine.catalog, imageId, project);
+  }
+
+  /** GET /v2/info/usage: the owner's quotas and usage. */
+  usage(owner: string | null) {
+    return this.quotas.usage(this.engine.catalog, owner);
   }
 
   async create(fields: NewImage): Promise<ImageRecord> {
@@ -182,6 +226,7 @@ export class ImageService {
     const cat = this.engine.catalog;
     await cat.transaction(() => {
       if (getImage(cat, rec.id)) throw new ConflictError(`Image with identifier ${rec.id} already exists!`);
+      this.quotas.checkNewImage(cat, rec.owner);
       putImage(cat, rec);
     });
     return rec;
@@ -191,11 +236,10 @@ export class ImageService {
    * Applies `change` to a copy of the record and stores the result, in one transaction.
    * `change` may throw to refuse; nothing is written then.
    */
-  async update(id: string, change: (rec: ImageRecord) => ImageRecord): Promise<ImageRecord> {
+  async update(id: string, change: (rec: ImageRecord) => ImageRecord, access?: Access): Promise<ImageRecord> {
     const cat = this.engine.catalog;
     return cat.transaction(() => {
-      const rec = getImage(cat, id);
-      if (!rec) throw new ImageNotFoundError(id);
+      const rec = this.found(getImage(cat, id), id, access);
       const next = change(structuredClone(rec));
       next.updated_at = this.now();
       putImage(cat, next, rec);
@@ -209,20 +253,31 @@ export class ImageService {
    * `active` in the same transaction that commits them. On any failure (the source erroring,
    * the size cap, a crash) it is queued again.
    */
-  async upload(id: string, source: AsyncIterable<Uint8Array>, store?: string): Promise<ImageRecord> {
+  async upload(
+    id: string,
+    source: AsyncIterable<Uint8Array>,
+    store?: string,
+    access?: Access,
+  ): Promise<ImageRecord> {
     const cat = this.engine.catalog;
     const into = this.engine.store(store).name;
-    const started = await this.update(id, (rec) => {
-      if (rec.status !== "queued") {
-        throw new ConflictError(`Image status transition from ${rec.status} to saving is not allowed`);
-      }
-      if (!rec.disk_format || !rec.container_format) {
-        throw new BadRequestError(
-          "Properties disk_format, container_format must be set prior to saving data.",
-        );
-      }
-      return { ...rec, status: "saving" };
-    });
+    let room = Number.POSITIVE_INFINITY;
+    const started = await this.update(
+      id,
+      (rec) => {
+        if (rec.status !== "queued") {
+          throw new ConflictError(`Image status transition from ${rec.status} to saving is not allowed`);
+        }
+        if (!rec.disk_format || !rec.container_format) {
+          throw new BadRequestError(
+            "Properties disk_format, container_format must be set prior to saving data.",
+          );
+        }
+        room = this.quotas.checkUploadStart(cat, rec.owner);
+        return { ...rec, status: "saving" };
+      },
+      access,
+    );
     // The same image, not one deleted and re-created with this id meanwhile.
     const isOurs = (rec: ImageRecord | undefined): rec is ImageRecord =>
       rec?.created_at === started.created_at && rec.status === "saving";
@@ -234,13 +289,15 @@ export class ImageService {
       : undefined;
     try {
       await this.engine.ingest(inspected?.pieces ?? source, {
-        maxBytes: this.sizeCap,
+        maxBytes: Math.min(this.sizeCap, room),
         store: into,
         inCommit: (obj) => {
           const rec = getImage(cat, id);
           if (!isOurs(rec)) throw new GoneError(`Image ${id} was deleted during the upload.`);
           const verdict = inspected?.result();
           if (verdict && verdict.violations.length > 0) throw new FormatRejectedError(verdict.violations);
+          // Other uploads of the owner's may have committed meanwhile.
+          this.quotas.checkUploadCommit(cat, rec.owner, obj.size);
           committed = {
             ...this.withData(rec, obj, verdict?.detection.virtualSize),
             status: "active",
@@ -254,6 +311,10 @@ export class ImageService {
         const rec = getImage(cat, id);
         if (isOurs(rec)) putImage(cat, { ...rec, status: "queued", updated_at: this.now() }, rec);
       });
+      // The stream outgrew the owner's room rather than the size cap: the quota says why.
+      if (e instanceof TooLargeError && room < this.sizeCap) {
+        this.quotas.checkUploadCommit(cat, started.owner, room + 1);
+      }
       throw e;
     }
     return committed as ImageRecord;
@@ -315,8 +376,8 @@ export class ImageService {
    * Opens an image's data for reading, or a range [start, end) of it. An image without data
    * answers with no body (Glance's 204).
    */
-  download(id: string, range?: { start: number; end: number }): ImageDownload {
-    const image = this.get(id);
+  download(id: string, range?: { start: number; end: number }, access?: Access): ImageDownload {
+    const image = this.get(id, access);
     if (!image.object || (image.status !== "active" && image.status !== "deactivated")) {
       return { image, start: 0, end: 0 };
     }
@@ -327,11 +388,15 @@ export class ImageService {
     return { image, start, end, body: this.engine.readPooled(image.object, { start, end }) };
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, access?: Access): Promise<void> {
     const cat = this.engine.catalog;
     await cat.transaction(() => {
-      const rec = getImage(cat, id);
-      if (!rec) throw new ImageNotFoundError(id, `Failed to find image ${id} to delete`);
+      const rec = this.found(
+        getImage(cat, id),
+        id,
+        access,
+        () => new ImageNotFoundError(id, `Failed to find image ${id} to delete`),
+      );
       if (rec.protected) throw new ForbiddenError(`Image ${id} is protected and cannot be deleted.`);
       removeImage(cat, rec);
       this.releaseData(rec);
@@ -376,11 +441,10 @@ export class ImageService {
    * only for an active image, never its last copy (403, Glance's words), and 404 for a store
    * it is not in.
    */
-  async removeFromStore(id: string, store: string): Promise<ImageRecord> {
+  async removeFromStore(id: string, store: string, access?: Access): Promise<ImageRecord> {
     const cat = this.engine.catalog;
     return cat.transaction(() => {
-      const rec = getImage(cat, id);
-      if (!rec) throw new ImageNotFoundError(id);
+      const rec = this.found(getImage(cat, id), id, access);
       if (rec.status !== "active") {
         throw new ConflictError(
           "It's not allowed to remove image data from store if image status is not 'active'",
@@ -404,22 +468,32 @@ export class ImageService {
     });
   }
 
-  deactivate(id: string): Promise<ImageRecord> {
-    return this.toggle(id, "active", "deactivated", "deactivate");
+  deactivate(id: string, access?: Access): Promise<ImageRecord> {
+    return this.toggle(id, "active", "deactivated", "deactivate", access);
   }
 
-  reactivate(id: string): Promise<ImageRecord> {
-    return this.toggle(id, "deactivated", "active", "reactivate");
+  reactivate(id: string, access?: Access): Promise<ImageRecord> {
+    return this.toggle(id, "deactivated", "active", "reactivate", access);
   }
 
   /** from → to; already `to` is a no-op (Glance's actions are idempotent); any other status 403. */
-  private toggle(id: string, from: ImageStatus, to: ImageStatus, verb: string): Promise<ImageRecord> {
-    return this.update(id, (rec) => {
-      if (rec.status === to) return rec;
-      if (rec.status !== from)
-        throw new ForbiddenError(`Not allowed to ${verb} image in status '${rec.status}'`);
-      return { ...rec, status: to };
-    });
+  private toggle(
+    id: string,
+    from: ImageStatus,
+    to: ImageStatus,
+    verb: string,
+    access: Access | undefined,
+  ): Promise<ImageRecord> {
+    return this.update(
+      id,
+      (rec) => {
+        if (rec.status === to) return rec;
+        if (rec.status !== from)
+          throw new ForbiddenError(`Not allowed to ${verb} image in status '${rec.status}'`);
+        return { ...rec, status: to };
+      },
+      access,
+    );
   }
 
   /**
@@ -445,7 +519,8 @@ export class ImageService {
     let from: IndexValue | undefined;
     if (q.marker !== undefined) {
       marker = getImage(cat, q.marker);
-      if (!marker) throw new BadRequestError(`No image found with ID ${q.marker}`);
+      if (!marker || (q.sees && !q.sees(marker)))
+        throw new BadRequestError(`No image found with ID ${q.marker}`);
       from = indexValue(marker, primary.key);
     }
     const out: ImageRecord[] = [];

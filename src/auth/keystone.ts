@@ -1,0 +1,185 @@
+/**
+ * `keystone` mode: X-Auth-Token validated against Keystone v3 (GET /v3/auth/tokens with the
+ * token as X-Subject-Token), authorised by a service user's own token, as keystonemiddleware
+ * does for Glance. Project, user and roles come from the validated token.
+ *
+ * Validations are cached for at most `cacheSeconds` and never past the token's expiry, so a
+ * revoked token stops working within that bound, and a cached request costs a hash and a map
+ * lookup. Tokens Keystone refuses are cached too (as refused), so a client retrying a bad
+ * token cannot turn each request into a Keystone call. Concurrent validations of one token
+ * share one call. Keystone unreachable is a 503, never a guess.
+ */
+import { type Authenticator, type AuthRequest, tokenDigest } from "./authenticator.js";
+import { AuthUnavailableError, makeContext, type RequestContext, UnauthorizedError } from "./context.js";
+
+export interface KeystoneOptions {
+  /** Keystone's v3 endpoint, e.g. http://127.0.0.1:5000/v3. */
+  url: string;
+  /** The service user that may validate tokens (Keystone's service or admin role). */
+  username: string;
+  password: string;
+  projectName: string;
+  userDomain?: string;
+  projectDomain?: string;
+  /** Longest a validation is reused: the bound on how late a revocation takes effect. */
+  cacheSeconds?: number;
+  /** Most validations kept (the oldest go first). */
+  cacheEntries?: number;
+  /** Per call to Keystone. */
+  timeoutMs?: number;
+}
+
+interface Cached {
+  ctx?: RequestContext;
+  until: number;
+}
+
+interface TokenBody {
+  token?: {
+    expires_at?: string;
+    project?: { id?: string };
+    user?: { id?: string };
+    roles?: { name?: string }[];
+  };
+}
+
+export class KeystoneAuth implements Authenticator {
+  readonly mode = "keystone";
+  readonly realm: string;
+  private readonly url: string;
+  private readonly cacheMs: number;
+  private readonly cacheEntries: number;
+  private readonly timeoutMs: number;
+  private readonly cache = new Map<string, Cached>();
+  private readonly pending = new Map<string, Promise<RequestContext | undefined>>();
+  private service?: { token: string; until: number };
+  private serviceLogin?: Promise<string>;
+  /** Calls made to Keystone to validate a token (for tests and metrics). */
+  validations = 0;
+
+  constructor(private readonly opts: KeystoneOptions) {
+    this.url = opts.url.replace(/\/+$/, "");
+    this.realm = `Keystone uri="${this.url.replace(/\/v3$/, "")}"`;
+    this.cacheMs = (opts.cacheSeconds ?? 60) * 1000;
+    this.cacheEntries = opts.cacheEntries ?? 10_000;
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+  }
+
+  async authenticate(req: AuthRequest): Promise<RequestContext> {
+    const token = req.header("x-auth-token");
+    if (!token) throw new UnauthorizedError();
+    const key = tokenDigest(token);
+    const hit = this.cache.get(key);
+    const now = Date.now();
+    if (hit && hit.until > now) {
+      if (!hit.ctx) throw new UnauthorizedError();
+      return hit.ctx;
+    }
+    let call = this.pending.get(key);
+    if (!call) {
+      call = this.validate(token, key).finally(() => this.pending.delete(key));
+      this.pending.set(key, call);
+    }
+    const ctx = await call;
+    if (!ctx) throw new UnauthorizedError();
+    return ctx;
+  }
+
+  private remember(key: string, entry: Cached): void {
+    this.cache.delete(key);
+    this.cache.set(key, entry);
+    while (this.cache.size > this.cacheEntries) {
+      const oldest = this.cache.keys().next().value as string;
+      this.cache.delete(oldest);
+    }
+  }
+
+  private async validate(token: string, key: string): Promise<RequestContext | undefined> {
+    let res = await this.call(token, await this.serviceToken());
+    if (res.status === 401) {
+      // The service token expired or was revoked: log in again, once.
+      this.service = undefined;
+      res = await this.call(token, await this.serviceToken());
+    }
+    const now = Date.now();
+    if (res.status === 404 || res.status === 401) {
+      await res.body?.cancel();
+      this.remember(key, { until: now + this.cacheMs });
+      return undefined;
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new AuthUnavailableError(`Keystone answered ${res.status} validating a token`);
+    }
+    const body = (await res.json()) as TokenBody;
+    const t = body.token;
+    const expires = Date.parse(t?.expires_at ?? "");
+    if (!t || !(expires > now)) {
+      this.remember(key, { until: now + this.cacheMs });
+      return undefined;
+    }
+    const roles = (t.roles ?? []).map((r) => r.name ?? "");
+    const ctx = makeContext(t.project?.id ?? null, t.user?.id ?? null, roles);
+    this.remember(key, { ctx, until: Math.min(now + this.cacheMs, expires) });
+    return ctx;
+  }
+
+  private async call(token: string, serviceToken: string): Promise<Response> {
+    this.validations++;
+    try {
+      return await fetch(`${this.url}/auth/tokens?nocatalog`, {
+        headers: { "X-Auth-Token": serviceToken, "X-Subject-Token": token, Accept: "application/json" },
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (e) {
+      throw new AuthUnavailableError(`Keystone at ${this.url} did not answer`, e);
+    }
+  }
+
+  /** The service user's token, fetched when missing or within a minute of its expiry. */
+  private async serviceToken(): Promise<string> {
+    if (this.service && this.service.until > Date.now() + 60_000) return this.service.token;
+    if (!this.serviceLogin) {
+      this.serviceLogin = this.login().finally(() => {
+        this.serviceLogin = undefined;
+      });
+    }
+    return this.serviceLogin;
+  }
+
+  private async login(): Promise<string> {
+    const o = this.opts;
+    const body = {
+      auth: {
+        identity: {
+          methods: ["password"],
+          password: {
+            user: { name: o.username, domain: { id: o.userDomain ?? "default" }, password: o.password },
+          },
+        },
+        scope: { project: { name: o.projectName, domain: { id: o.projectDomain ?? "default" } } },
+      },
+    };
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}/auth/tokens?nocatalog`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (e) {
+      throw new AuthUnavailableError(`Keystone at ${this.url} did not answer`, e);
+    }
+    const token = res.headers.get("x-subject-token");
+    const parsed = res.status === 201 ? ((await res.json()) as TokenBody) : undefined;
+    if (res.status !== 201 || !token) {
+      await res.body?.cancel().catch(() => {});
+      // Wrong service credentials are the operator's to fix: every request gets a 503 until then.
+      throw new AuthUnavailableError(`Keystone refused the service user ${o.username} (${res.status})`);
+    }
+    const until = Date.parse(parsed?.token?.expires_at ?? "") || Date.now() + 600_000;
+    this.service = { token, until };
+    return token;
+  }
+}
