@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import pino, { type Logger } from "pino";
+import type { Authenticator } from "../auth/authenticator.js";
 import { type AuthConfig, openAuthenticator } from "../auth/open-auth.js";
 import { chunkerForAverage } from "../chunker/params.js";
 import { LOCAL_TOKEN_FILE, lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
@@ -87,6 +88,8 @@ export interface RunningServer {
   logger: Logger;
   /** The image service the API serves, for embedding (and for tests to act beside the API). */
   images: ImageService;
+  /** How callers are authenticated. */
+  auth: Authenticator;
   /** Uploads and downloads in progress. */
   inflight(): { uploads: number; downloads: number };
   /** Graceful shutdown (see the module comment). Safe to call more than once. */
@@ -226,5 +229,5 @@ async function listen(
     return closing;
   };
   const counts = () => ({ uploads: inflight.uploads.size, downloads: inflight.downloads.size });
-  return { url, port, logger: log, images, inflight: counts, close };
+  return { url, port, logger: log, images, auth, inflight: counts, close };
 }
