@@ -261,10 +261,14 @@ describe("Tessera answers every row of the access-rule table (trusted-headers mo
 
 const peer = process.env.GLANCE_PEER_URL;
 // In CI the reference must run: .ci/run starts it (.ci/glance-peer.sh).
-describe.skipIf(!peer && !process.env.CI)(
-  "Glance Zed (secure RBAC) answers every row the same (GLANCE_PEER_URL)",
-  () => {
-    if (!peer) throw new Error("GLANCE_PEER_URL is not set: .ci/run starts Glance with .ci/glance-peer.sh");
-    everyRow(() => peer as string);
-  },
-);
+if (!peer && process.env.CI) {
+  test("CI runs the rows against Glance too", () => {
+    throw new Error("GLANCE_PEER_URL is not set: .ci/run starts Glance with .ci/glance-peer.sh");
+  });
+}
+if (!peer && !process.env.CI) {
+  console.warn("not comparing with Glance: set GLANCE_PEER_URL to a Glance started by .ci/glance-peer.sh");
+}
+describe.skipIf(!peer)("Glance Zed (secure RBAC) answers every row the same (GLANCE_PEER_URL)", () => {
+  everyRow(() => peer as string);
+});
