@@ -117,6 +117,27 @@ function cases(): Case[] {
     out.push({ method: "POST", path: `/v2/images/${id}/actions/explode` });
     if (id !== active) out.push({ method: "POST", path: `/v2/images/${id}/actions/reactivate` });
   }
+  // Members: the image is shared (the default visibility), the bodies are not right.
+  for (const body of [
+    "",
+    "{",
+    "null",
+    "[]",
+    "{}",
+    '{"member": 5}',
+    '{"member": ""}',
+    `{"member": "${"m".repeat(300)}"}`,
+  ]) {
+    out.push({ method: "POST", path: `/v2/images/${active}/members`, body, headers: JSON_CT });
+  }
+  for (const body of ["", "{", "[]", "{}", '{"status": "maybe"}', '{"status": 5}']) {
+    out.push({ method: "PUT", path: `/v2/images/${active}/members/absent`, body, headers: JSON_CT });
+  }
+  for (const id of ids.slice(2)) {
+    out.push({ method: "GET", path: `/v2/images/${id}/members` });
+    out.push({ method: "DELETE", path: `/v2/images/${id}/members/absent` });
+  }
+  out.push({ method: "GET", path: `/v2/images/${active}/members/absent` });
   for (const range of ["bytes=0-1,2-3", "bytes=99999999-", "bytes=-0"]) {
     out.push({ method: "GET", path: `/v2/images/${active}/file`, headers: { range } });
   }
@@ -172,6 +193,8 @@ describe("bad input", () => {
     const q = (await (await api.get(`/v2/images/${queued}`)).json()) as Record<string, unknown>;
     expect(q).toMatchObject({ status: "queued", name: "q", tags: [] });
     expect(Object.keys(q)).not.toContain("x");
+    const members = (await (await api.get(`/v2/images/${active}/members`)).json()) as { members: unknown[] };
+    expect(members.members).toEqual([]);
     const body = Buffer.from(await (await api.get(`/v2/images/${active}/file`)).arrayBuffer());
     expect(body.toString()).toBe("some bytes");
   });
