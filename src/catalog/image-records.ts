@@ -79,9 +79,12 @@ export interface OwnerUsage {
   images: number;
   /** The sizes of the owner's images, summed: logical bytes, whatever deduplication saves. */
   bytes: number;
-  /** Images whose data is on its way in (saving). */
+  /** Images whose data is on its way in (saving, uploading, importing). */
   uploading: number;
 }
+
+/** Statuses in which an image's data is on its way in (Glance's image_count_uploading). */
+const UPLOADING = new Set<ImageStatus>(["saving", "uploading", "importing"]);
 
 const NO_USAGE: OwnerUsage = { images: 0, bytes: 0, uploading: 0 };
 
@@ -95,7 +98,7 @@ export function ownerUsage(cat: Catalog, owner: string | null): OwnerUsage {
 }
 
 function share(rec: ImageRecord): OwnerUsage {
-  return { images: 1, bytes: rec.size ?? 0, uploading: rec.status === "saving" ? 1 : 0 };
+  return { images: 1, bytes: rec.size ?? 0, uploading: UPLOADING.has(rec.status) ? 1 : 0 };
 }
 
 function addUsage(cat: Catalog, owner: string | null, u: OwnerUsage, sign: 1 | -1): void {

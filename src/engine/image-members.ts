@@ -5,7 +5,7 @@
  * neither the owner nor an admin sees only its own membership.
  */
 
-import type { ImageRecord } from "../catalog/image-records.js";
+import { getImage, type ImageRecord } from "../catalog/image-records.js";
 import {
   countMembers,
   getMember,
@@ -46,8 +46,8 @@ export class ImageMembers {
 
   /** The record for a member operation: seen by the caller, shared (else `notShared`). */
   private image(id: string, access: MemberAccess | undefined, notShared: () => Error): ImageRecord {
-    const rec = this.images.found(this.cat.images.get(id), id, undefined, imageNotFound(id));
-    if (access && !access.sees(rec)) throw imageNotFound(id)();
+    const rec = getImage(this.cat, id);
+    if (!rec || (access && !access.sees(rec))) throw imageNotFound(id)();
     if (rec.visibility !== "shared") throw notShared();
     return rec;
   }

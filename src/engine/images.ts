@@ -176,7 +176,7 @@ export class ImageService {
   }
 
   /** The record if there and seen by the caller (else `notFound`), once access allows. */
-  found(
+  private found(
     rec: ImageRecord | undefined,
     id: string,
     access: Access | undefined,
