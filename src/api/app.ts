@@ -16,6 +16,7 @@ import { type Authenticator, NoAuth } from "../auth/authenticator.js";
 import { listable, mayCreate, mayList, allowed as policyAllows, visibilityAction } from "../auth/policy.js";
 import { ImageMembers } from "../engine/image-members.js";
 import type { ImageService } from "../engine/images.js";
+import type { Imports } from "../engine/imports.js";
 import type { ReadPiece } from "../engine/read.js";
 import { BadRequestError, ForbiddenError, TooLargeError } from "../errors.js";
 import { FormatRejectedError } from "../formats/rules.js";
@@ -27,6 +28,7 @@ import { errorResponse, HttpError, responseForError } from "./errors.js";
 import type { GcSchedule } from "./gc-schedule.js";
 import { addTag, applyPatch, type ImageLimits, imageFromCreateBody, removeTag } from "./image-changes.js";
 import { imageView } from "./image-view.js";
+import { addImportRoutes } from "./import-routes.js";
 import { PATCH_TYPES, parsePatch } from "./json-patch.js";
 import { type ListLimits, listLinks, parseListQuery } from "./list-query.js";
 import { addMemberRoutes } from "./member-routes.js";
@@ -50,6 +52,8 @@ export interface ApiOptions {
   auth?: Authenticator;
   /** A token that is always a local admin (the server's own, for local tools). */
   localToken?: string;
+  /** Interoperable image import (stage, import, tasks); absent, no import routes. */
+  imports?: Imports;
 }
 
 export interface Inflight {
@@ -237,6 +241,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     const rec = await images.create(fields);
     c.header("Location", `${baseUrl(c)}/v2/images/${rec.id}`);
     c.header("OpenStack-image-store-ids", storeIdsHeader(images));
+    if (opts.imports) c.header("OpenStack-image-import-methods", opts.imports.options.methods.join(","));
     return c.json(imageView(rec), 201);
   });
 
@@ -296,20 +301,12 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     return c.body(null, 204);
   });
 
-  app.put("/v2/images/:id/file", async (c) => {
-    const type = mediaType(c);
-    if (type !== undefined && type !== "application/octet-stream") throw unsupportedMediaType(type);
+  /** Runs `fn` reading the request body as image data: shutdown can cut it off. */
+  async function trackUpload<T>(c: Context<Env>, fn: () => Promise<T>): Promise<T> {
     const req = c.env.incoming;
     inflight.uploads.add(req);
     try {
-      const began = performance.now();
-      const rec = await images.upload(
-        c.req.param("id"),
-        req,
-        c.req.header("x-image-meta-store"),
-        policy.to(c.get("auth"), "upload_image"),
-      );
-      opts.metrics?.upload(rec.size ?? 0, (performance.now() - began) / 1000);
+      return await fn();
     } catch (e) {
       // The body may be unread; this connection cannot carry another request.
       c.header("Connection", "close");
@@ -317,6 +314,17 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     } finally {
       inflight.uploads.delete(req);
     }
+  }
+
+  app.put("/v2/images/:id/file", async (c) => {
+    const type = mediaType(c);
+    if (type !== undefined && type !== "application/octet-stream") throw unsupportedMediaType(type);
+    const began = performance.now();
+    const access = policy.to(c.get("auth"), "upload_image");
+    const rec = await trackUpload(c, () =>
+      images.upload(c.req.param("id"), c.env.incoming, c.req.header("x-image-meta-store"), access),
+    );
+    opts.metrics?.upload(rec.size ?? 0, (performance.now() - began) / 1000);
     return c.body(null, 204);
   });
 
@@ -355,6 +363,12 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   addStoreRoutes(app, images, policy);
   addMemberRoutes(app, new ImageMembers(images), policy, (c) => readJson(c, opts.maxJsonBodyBytes));
   app.get("/v2/info/usage", (c) => c.json({ usage: images.usage(c.get("auth").projectId) }));
+  if (opts.imports) {
+    addImportRoutes(app, opts.imports, policy, {
+      readJson: (c) => readJson(c, opts.maxJsonBodyBytes),
+      track: trackUpload,
+    });
+  }
   const metrics = opts.metrics;
   if (metrics) {
     app.get("/metrics", async (c) => {
@@ -402,6 +416,12 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     ["/v2/images/:id/members", "GET, POST"],
     ["/v2/images/:id/members/:member", "GET, PUT, DELETE"],
     ["/v2/info/usage", "GET"],
+    ["/v2/info/import", "GET"],
+    ["/v2/images/:id/stage", "PUT"],
+    ["/v2/images/:id/import", "POST"],
+    ["/v2/images/:id/tasks", "GET"],
+    ["/v2/tasks", "GET"],
+    ["/v2/tasks/:id", "GET"],
     ["/v2/schemas/:name", "GET"],
     ["/v2/info/stores", "GET"],
     ["/v2/info/stores/detail", "GET"],

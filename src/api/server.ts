@@ -17,7 +17,9 @@ import { chunkerForAverage } from "../chunker/params.js";
 import { LOCAL_TOKEN_FILE, lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
 import { Engine } from "../engine/engine.js";
 import { ImageService } from "../engine/images.js";
+import { type ImportMethod, Imports } from "../engine/imports.js";
 import type { QuotaConfig } from "../engine/quotas.js";
+import type { ImportFilter } from "../engine/web-source.js";
 import type { FormatPolicy } from "../formats/rules.js";
 import type { StoreConfig } from "../store/open-store.js";
 import { createApp, type Inflight } from "./app.js";
@@ -80,6 +82,20 @@ export interface ServerOptions {
   quotas: QuotaConfig | undefined;
   /** Glance's image_member_quota (negative: no limit). */
   imageMemberQuota: number;
+  /** Glance's enabled_import_methods. */
+  importMethods: ImportMethod[];
+  /** Glance's import_filtering_opts for web-download. */
+  importFilter: ImportFilter;
+  /** web-download: longest silence from the source, and most redirects followed. */
+  webDownloadIdleTimeoutSeconds: number;
+  webDownloadMaxRedirects: number;
+  /** Import plugins: image conversion to one output format; properties injected. */
+  importPlugins: ImportPlugins;
+}
+
+export interface ImportPlugins {
+  imageConversion?: { outputFormat: string };
+  injectMetadata?: { properties: Record<string, string>; ignoreUserRoles?: string[] };
 }
 
 export interface RunningServer {
@@ -149,6 +165,17 @@ async function listen(
     quotas: o.quotas,
     memberQuota: o.imageMemberQuota,
   });
+  const imports = await Imports.open(images, {
+    methods: o.importMethods,
+    filter: o.importFilter,
+    webDownload: {
+      idleTimeoutMs: o.webDownloadIdleTimeoutSeconds * 1000,
+      maxRedirects: o.webDownloadMaxRedirects,
+    },
+    convertTo: o.importPlugins.imageConversion?.outputFormat,
+    injectProperties: o.importPlugins.injectMetadata?.properties,
+    injectIgnoreRoles: o.importPlugins.injectMetadata?.ignoreUserRoles ?? ["admin"],
+  });
   // The local admin token: whoever can read the data directory owns its data anyway.
   const localToken = randomBytes(32).toString("base64url");
   await writeFile(join(o.dataDir, LOCAL_TOKEN_FILE), `${localToken}\n`, { mode: 0o600 });
@@ -188,6 +215,7 @@ async function listen(
     metrics,
     auth,
     localToken,
+    imports,
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () =>
@@ -217,6 +245,7 @@ async function listen(
       await closed;
       // Let handlers that were cut off settle their catalog updates before the store closes.
       await waitFor(() => inflight.uploads.size === 0 && inflight.downloads.size === 0, 10_000, 10);
+      await imports.close();
       await gc.stop();
       await scrub.stop();
       await rm(join(o.dataDir, SERVER_URL_FILE), { force: true });

@@ -36,6 +36,7 @@ export type ImageAction =
   | "publicize_image"
   | "communitize_image"
   | "delete_image_location"
+  | "copy_image"
   | "get_members"
   | "get_member"
   | "add_member"
@@ -97,6 +98,7 @@ export function allowed(ctx: RequestContext, action: ImageAction, image: ImageFa
     // role:admin
     case "publicize_image":
     case "delete_image_location":
+    case "copy_image":
       return false;
   }
 }

@@ -10,6 +10,7 @@
  *   image_by_K [value, image id] → ""  one sort index per sortable image attribute K
  *   members    [image id, project] → JSON  an image's members and their status (member-records.ts)
  *   usage      owner → JSON           each owner's images, bytes and uploads (quota tallies)
+ *   tasks      task id → JSON         import tasks (task-records.ts), and task_by_image [image, task]
  *
  * Chunks and packs are per store S (store-index.ts): each store holds its own copy of the
  * chunks its objects need. Manifests and objects are not: an object is the same whichever
@@ -40,6 +41,7 @@ import {
   StoreIndex,
   type TrashEntry,
 } from "./store-index.js";
+import type { TaskRecord } from "./task-records.js";
 
 export { type ChunkRecord, decodeChunkRecord, encodeChunkRecord, type PackRecord } from "./store-index.js";
 
@@ -112,6 +114,8 @@ export class Catalog {
     readonly imageIndexes: Record<ImageSortKey, Database<Buffer, (string | number | boolean)[]>>,
     readonly members: Database<MemberRecord, [string, string]>,
     readonly usage: Database<OwnerUsage, string>,
+    readonly tasks: Database<TaskRecord, string>,
+    readonly taskByImage: Database<string, [string, string]>,
   ) {}
 
   /** Opens (creating if needed) the catalog in directory `path`. */
@@ -129,6 +133,8 @@ export class Catalog {
       indexes,
       root.openDB<MemberRecord, [string, string]>({ name: "members", encoding: "json" }),
       root.openDB<OwnerUsage, string>({ name: "usage", encoding: "json" }),
+      root.openDB<TaskRecord, string>({ name: "tasks", encoding: "json" }),
+      root.openDB<string, [string, string]>({ name: "task_by_image", encoding: "json" }),
     );
   }
 

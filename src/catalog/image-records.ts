@@ -66,6 +66,11 @@ export interface ImageRecord {
   object: string | null;
   /** The stores holding the image's data (each holds the object once for this image). */
   stores: string[];
+  /**
+   * Data staged for a glance-direct import (PUT /stage): already chunks in the engine, held
+   * once in `store` until the import takes it or the image goes.
+   */
+  staged?: { object: string; store: string; size: number } | null;
 }
 
 export type IndexValue = string | number | boolean;
@@ -81,12 +86,14 @@ export interface OwnerUsage {
   bytes: number;
   /** Images whose data is on its way in (saving, uploading, importing). */
   uploading: number;
+  /** Bytes staged for imports (absent in tallies written before staging existed). */
+  staged?: number;
 }
 
 /** Statuses in which an image's data is on its way in (Glance's image_count_uploading). */
 const UPLOADING = new Set<ImageStatus>(["saving", "uploading", "importing"]);
 
-const NO_USAGE: OwnerUsage = { images: 0, bytes: 0, uploading: 0 };
+const NO_USAGE: OwnerUsage = { images: 0, bytes: 0, uploading: 0, staged: 0 };
 
 /** The usage key of an owner (LMDB keys cannot be empty or null). */
 function ownerKey(owner: string | null): string {
@@ -98,7 +105,12 @@ export function ownerUsage(cat: Catalog, owner: string | null): OwnerUsage {
 }
 
 function share(rec: ImageRecord): OwnerUsage {
-  return { images: 1, bytes: rec.size ?? 0, uploading: UPLOADING.has(rec.status) ? 1 : 0 };
+  return {
+    images: 1,
+    bytes: rec.size ?? 0,
+    uploading: UPLOADING.has(rec.status) ? 1 : 0,
+    staged: rec.staged?.size ?? 0,
+  };
 }
 
 function addUsage(cat: Catalog, owner: string | null, u: OwnerUsage, sign: 1 | -1): void {
@@ -107,6 +119,7 @@ function addUsage(cat: Catalog, owner: string | null, u: OwnerUsage, sign: 1 | -
     images: cur.images + sign * u.images,
     bytes: cur.bytes + sign * u.bytes,
     uploading: cur.uploading + sign * u.uploading,
+    staged: (cur.staged ?? 0) + sign * (u.staged ?? 0),
   };
   if (next.images <= 0) cat.usage.removeSync(ownerKey(owner));
   else cat.usage.putSync(ownerKey(owner), next);
@@ -122,6 +135,7 @@ export function tallyAll(cat: Catalog): void {
     u.images += s.images;
     u.bytes += s.bytes;
     u.uploading += s.uploading;
+    u.staged = (u.staged ?? 0) + (s.staged ?? 0);
     all.set(value.owner, u);
   }
   for (const [owner, u] of all) cat.usage.putSync(ownerKey(owner), u);

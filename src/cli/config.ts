@@ -7,11 +7,13 @@
 import { getHashes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import type { ServerOptions } from "../api/server.js";
+import type { ImportPlugins, ServerOptions } from "../api/server.js";
 import { AUTH_MODES, type AuthConfig } from "../auth/open-auth.js";
 import { addressList } from "../auth/trusted-headers.js";
 import { type ChunkerParams, chunkerForAverage } from "../chunker/params.js";
+import { IMPORT_METHODS } from "../engine/imports.js";
 import { QUOTA_NAMES, type QuotaConfig, type QuotaLimits } from "../engine/quotas.js";
+import { DEFAULT_IMPORT_FILTER, type ImportFilter } from "../engine/web-source.js";
 import { RULE_NAMES, type RuleName } from "../formats/inspector.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy } from "../formats/rules.js";
 import { DEFAULT_STORES, filesystemStorePath, type StoreConfig } from "../store/open-store.js";
@@ -46,6 +48,11 @@ export const DEFAULT_CONFIG: ServerConfig = {
   scrubBytesPerSecond: 50_000_000,
   auth: { mode: "none" },
   quotas: undefined,
+  importMethods: [...IMPORT_METHODS],
+  importFilter: DEFAULT_IMPORT_FILTER,
+  webDownloadIdleTimeoutSeconds: 60,
+  webDownloadMaxRedirects: 5,
+  importPlugins: {},
 };
 
 /** Environment variables and the keys they set. */
@@ -70,6 +77,9 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_SCRUB_BYTES_PER_SECOND: "scrubBytesPerSecond",
   TESSERA_AUTH: "auth",
   TESSERA_QUOTAS: "quotas",
+  TESSERA_IMPORT_METHODS: "importMethods",
+  TESSERA_IMPORT_FILTER: "importFilter",
+  TESSERA_IMPORT_PLUGINS: "importPlugins",
 };
 
 export class ConfigError extends Error {}
@@ -100,6 +110,17 @@ function coerce(key: keyof ServerConfig, value: unknown, source: string, current
   if (key === "storeReadOrder") return nameList(value, source, key);
   if (key === "auth") return authConfig(value, source);
   if (key === "quotas") return quotaConfig(value, source);
+  if (key === "importMethods") {
+    const list = nameList(value, source, key);
+    for (const m of list) {
+      if (!(IMPORT_METHODS as readonly string[]).includes(m)) {
+        throw new ConfigError(`${source}: importMethods: "${m}" is not one of ${IMPORT_METHODS.join(", ")}`);
+      }
+    }
+    return list;
+  }
+  if (key === "importFilter") return importFilter(value, current.importFilter, source);
+  if (key === "importPlugins") return importPlugins(value, source);
   if (key === "imageMemberQuota") {
     const n = typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value;
     if (typeof n !== "number" || !Number.isSafeInteger(n)) {
@@ -253,6 +274,65 @@ function authConfig(value: unknown, source: string): AuthConfig {
     return { mode, keystone: k as unknown as Extract<AuthConfig, { mode: "keystone" }>["keystone"] };
   }
   return { mode: "none" };
+}
+
+/** `importFilter`: Glance's import_filtering_opts, merged key by key over what is set. */
+function importFilter(value: unknown, current: ImportFilter, source: string): ImportFilter {
+  const bad = (why: string) => new ConfigError(`${source}: importFilter: ${why}`);
+  const v = objectValue(value, bad);
+  const out: ImportFilter = { ...current };
+  for (const [k, x] of Object.entries(v)) {
+    if (!(k in DEFAULT_IMPORT_FILTER)) throw bad(`unknown key "${k}"`);
+    const numeric = k.endsWith("Ports");
+    const ok =
+      Array.isArray(x) &&
+      x.every((e) =>
+        numeric ? Number.isSafeInteger(e) && e > 0 && e < 65536 : typeof e === "string" && e !== "",
+      );
+    if (!ok) throw bad(`${k} must be a list of ${numeric ? "port numbers" : "names"}`);
+    (out as unknown as Record<string, unknown>)[k] = numeric
+      ? x
+      : (x as string[]).map((e) => e.toLowerCase());
+  }
+  return out;
+}
+
+/** `importPlugins`: {"imageConversion": {"outputFormat"}, "injectMetadata": {"properties", "ignoreUserRoles"}}. */
+function importPlugins(value: unknown, source: string): ImportPlugins {
+  const bad = (why: string) => new ConfigError(`${source}: importPlugins: ${why}`);
+  const v = objectValue(value, bad);
+  const out: ImportPlugins = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (k === "imageConversion") {
+      const c = objectValue(x, (why) => bad(`imageConversion ${why}`));
+      if (
+        typeof c.outputFormat !== "string" ||
+        !/^[a-z0-9]+$/.test(c.outputFormat) ||
+        Object.keys(c).length !== 1
+      ) {
+        throw bad('imageConversion takes {"outputFormat": "<disk format>"}');
+      }
+      out.imageConversion = { outputFormat: c.outputFormat };
+    } else if (k === "injectMetadata") {
+      const m = objectValue(x, (why) => bad(`injectMetadata ${why}`));
+      const props = objectValue(m.properties ?? {}, (why) => bad(`injectMetadata.properties ${why}`));
+      if (!Object.values(props).every((p) => typeof p === "string")) {
+        throw bad("injectMetadata.properties must map names to strings");
+      }
+      const roles = m.ignoreUserRoles ?? ["admin"];
+      if (!Array.isArray(roles) || !roles.every((r) => typeof r === "string")) {
+        throw bad("injectMetadata.ignoreUserRoles must be a list of role names");
+      }
+      for (const key of Object.keys(m)) {
+        if (key !== "properties" && key !== "ignoreUserRoles")
+          throw bad(`injectMetadata: unknown key "${key}"`);
+      }
+      out.injectMetadata = { properties: props as Record<string, string>, ignoreUserRoles: roles };
+    } else {
+      throw bad(`unknown key "${k}"`);
+    }
+  }
+  return out;
 }
 
 /** `quotas`: {"default": {name: limit}, "projects": {"<project id>": {name: limit}}}. */

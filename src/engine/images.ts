@@ -128,8 +128,9 @@ export class ImageService {
   }
 
   /**
-   * Opens the image service on an engine. An image left `saving` can only be the trace of an
-   * upload cut off by a crash (uploads do not outlive the process), so it goes back to queued.
+   * Opens the image service on an engine. An image left `saving`, or `uploading` without staged
+   * data, can only be the trace of an upload or stage cut off by a crash (they do not outlive
+   * the process), so it goes back to queued.
    */
   static async open(engine: Engine, options: ImageServiceOptions = {}): Promise<ImageService> {
     const svc = new ImageService(engine, options);
@@ -137,14 +138,17 @@ export class ImageService {
     await cat.transaction(() => {
       // The status index holds them together: no scan of every record at start. Ids are
       // collected first, since moving a record moves its index entry.
-      const saving: string[] = [];
-      for (const { value, id } of scanImageIndex(cat, "status", "asc", "saving")) {
-        if (value !== "saving") break;
-        saving.push(id);
+      const cut: string[] = [];
+      for (const status of ["saving", "uploading"] as const) {
+        for (const { value, id } of scanImageIndex(cat, "status", "asc", status)) {
+          if (value !== status) break;
+          cut.push(id);
+        }
       }
-      for (const id of saving) {
+      for (const id of cut) {
         const rec = getImage(cat, id);
-        if (rec) putImage(cat, { ...rec, status: "queued" }, rec);
+        // Staged data that committed is kept: the image waits for its import.
+        if (rec && !rec.staged) putImage(cat, { ...rec, status: "queued" }, rec);
       }
     });
     return svc;
@@ -358,7 +362,11 @@ export class ImageService {
   }
 
   /** The record with `obj` as its data: size, virtual size, checksums, object id. */
-  private withData(rec: ImageRecord, obj: CommittedObject, virtualSize: number | undefined): ImageRecord {
+  withData(
+    rec: ImageRecord,
+    obj: Pick<CommittedObject, "manifestId" | "size" | "hashes">,
+    virtualSize: number | undefined,
+  ): ImageRecord {
     const [md5, osHash] = this.engine.hashAlgorithms;
     return {
       ...rec,
@@ -403,11 +411,74 @@ export class ImageService {
     });
   }
 
-  /** Inside a transaction: drops the image's hold on its data in every store it is in. */
-  private releaseData(rec: ImageRecord): void {
+  /**
+   * Inside a transaction: drops the image's hold on its data in every store it is in, and on
+   * data staged for an import.
+   */
+  releaseData(rec: ImageRecord): void {
+    if (rec.staged) this.releaseStaged(rec.staged);
     if (!rec.object) return;
     const id = Buffer.from(rec.object, "hex");
     for (const s of rec.stores) this.engine.catalog.releaseObjectInTransaction(s, id);
+  }
+
+  /** Inside a transaction: drops the hold an import's staged data has. */
+  releaseStaged(staged: NonNullable<ImageRecord["staged"]>): void {
+    this.engine.catalog.releaseObjectInTransaction(staged.store, Buffer.from(staged.object, "hex"));
+  }
+
+  /**
+   * PUT /v2/images/{id}/stage: streams `source` into the engine as the data of a later
+   * glance-direct import (no staging file: the chunks are stored once, where the import will
+   * find them). The image goes queued → uploading at once, keeps that status with the staged
+   * data, and goes back to queued, with nothing held, if the stream fails.
+   */
+  async stage(id: string, source: AsyncIterable<Uint8Array>, access?: Access): Promise<ImageRecord> {
+    const cat = this.engine.catalog;
+    const into = this.engine.defaultStore.name;
+    let room = Number.POSITIVE_INFINITY;
+    const started = await this.update(
+      id,
+      (rec) => {
+        if (rec.status !== "queued") {
+          throw new ConflictError(`Image status transition from ${rec.status} to uploading is not allowed`);
+        }
+        room = this.quotas.checkUploadStart(cat, rec.owner, true);
+        return { ...rec, status: "uploading" };
+      },
+      access,
+    );
+    const isOurs = (rec: ImageRecord | undefined): rec is ImageRecord =>
+      rec?.created_at === started.created_at && rec.status === "uploading" && !rec.staged;
+    let committed: ImageRecord | undefined;
+    try {
+      await this.engine.ingest(source, {
+        maxBytes: Math.min(this.sizeCap, room),
+        store: into,
+        inCommit: (obj) => {
+          const rec = getImage(cat, id);
+          if (!isOurs(rec)) throw new GoneError(`Image ${id} was deleted during staging.`);
+          this.quotas.checkUploadCommit(cat, rec.owner, obj.size, true);
+          committed = {
+            ...rec,
+            size: obj.size,
+            staged: { object: obj.manifestId, store: into, size: obj.size },
+            updated_at: this.now(),
+          };
+          putImage(cat, committed, rec);
+        },
+      });
+    } catch (e) {
+      await cat.transaction(() => {
+        const rec = getImage(cat, id);
+        if (isOurs(rec)) putImage(cat, { ...rec, status: "queued", updated_at: this.now() }, rec);
+      });
+      if (e instanceof TooLargeError && room < this.sizeCap) {
+        this.quotas.checkUploadCommit(cat, started.owner, room + 1, true);
+      }
+      throw e;
+    }
+    return committed as ImageRecord;
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 
 import type { Catalog } from "../catalog/catalog.js";
-import { type OwnerUsage, ownerUsage } from "../catalog/image-records.js";
+import { ownerUsage } from "../catalog/image-records.js";
 import { TooLargeError } from "../errors.js";
 
 export const QUOTA_NAMES = [
@@ -61,36 +61,34 @@ export class Quotas {
   }
 
   /**
-   * Inside the transaction that starts an upload: one more upload must fit
-   * image_count_uploading, and the owner must be under image_size_total. Returns how many
-   * bytes the upload may bring (Infinity without a size limit).
+   * Inside the transaction that starts an upload (or a stage, `staging`): one more upload must
+   * fit image_count_uploading, and the owner must be under image_size_total (and, staging,
+   * image_stage_total). Returns how many bytes the upload may bring (Infinity without limits).
    */
-  checkUploadStart(cat: Catalog, owner: string | null): number {
+  checkUploadStart(cat: Catalog, owner: string | null, staging = false): number {
     const usage = ownerUsage(cat, owner);
     const uploads = this.limit(owner, "image_count_uploading");
     if (uploads !== undefined && usage.uploading + 1 > uploads) {
       throw new QuotaExceededError(owner, "image_count_uploading", uploads, usage.uploading, 1);
     }
-    return this.roomFor(owner, usage, 0);
+    const room = this.roomFor(owner, "image_size_total", usage.bytes, 0);
+    return staging ? Math.min(room, this.roomFor(owner, "image_stage_total", usage.staged ?? 0, 0)) : room;
   }
 
-  /** Inside the commit of an upload of `size` bytes: it must still fit image_size_total. */
-  checkUploadCommit(cat: Catalog, owner: string | null, size: number): void {
-    this.roomFor(owner, ownerUsage(cat, owner), size);
+  /** Inside the commit of an upload (or stage) of `size` bytes: it must still fit. */
+  checkUploadCommit(cat: Catalog, owner: string | null, size: number, staging = false): void {
+    const usage = ownerUsage(cat, owner);
+    this.roomFor(owner, "image_size_total", usage.bytes, size);
+    if (staging) this.roomFor(owner, "image_stage_total", usage.staged ?? 0, size);
   }
 
-  private roomFor(owner: string | null, usage: OwnerUsage, adding: number): number {
-    const limit = this.limit(owner, "image_size_total");
+  /** Bytes left under a MiB limit with `used` bytes used; throws when `adding` does not fit. */
+  private roomFor(owner: string | null, name: QuotaName, used: number, adding: number): number {
+    const limit = this.limit(owner, name);
     if (limit === undefined) return Number.POSITIVE_INFINITY;
-    const room = limit * MIB - usage.bytes;
+    const room = limit * MIB - used;
     if (room <= 0 || adding > room) {
-      throw new QuotaExceededError(
-        owner,
-        "image_size_total",
-        limit,
-        Math.floor(usage.bytes / MIB),
-        Math.ceil(adding / MIB),
-      );
+      throw new QuotaExceededError(owner, name, limit, Math.floor(used / MIB), Math.ceil(adding / MIB));
     }
     return room;
   }
@@ -101,8 +99,7 @@ export class Quotas {
     const u = ownerUsage(cat, owner);
     const used: Record<QuotaName, number> = {
       image_size_total: Math.floor(u.bytes / MIB),
-      // Staging arrives with the import API; nothing is staged before it.
-      image_stage_total: 0,
+      image_stage_total: Math.floor((u.staged ?? 0) / MIB),
       image_count_total: u.images,
       image_count_uploading: u.uploading,
     };
