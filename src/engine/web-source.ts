@@ -53,8 +53,12 @@ export class WebDownloadError extends TesseraError {
   }
 }
 
-/** Addresses a web-download may not reach unless its host is explicitly allowed. */
-const NOT_PUBLIC = new BlockList();
+/**
+ * Addresses a web-download may not reach unless its host is explicitly allowed: one list per
+ * family, since a BlockList matches IPv4 addresses against IPv4-mapped IPv6 rules too.
+ */
+const NOT_PUBLIC_V4 = new BlockList();
+const NOT_PUBLIC_V6 = new BlockList();
 for (const [net, bits] of [
   ["0.0.0.0", 8], // "this network"; 0.0.0.0 reaches the local host
   ["10.0.0.0", 8],
@@ -71,7 +75,7 @@ for (const [net, bits] of [
   ["224.0.0.0", 4],
   ["240.0.0.0", 4], // reserved, and 255.255.255.255
 ] as const) {
-  NOT_PUBLIC.addSubnet(net, bits, "ipv4");
+  NOT_PUBLIC_V4.addSubnet(net, bits, "ipv4");
 }
 for (const [net, bits] of [
   ["::", 128],
@@ -86,14 +90,14 @@ for (const [net, bits] of [
   ["fec0::", 10],
   ["ff00::", 8],
 ] as const) {
-  NOT_PUBLIC.addSubnet(net, bits, "ipv6");
+  NOT_PUBLIC_V6.addSubnet(net, bits, "ipv6");
 }
 
 /** Whether an IP address is public (reachable by web-download without an explicit allowance). */
 export function isPublicAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return false;
-  return !NOT_PUBLIC.check(address, family === 4 ? "ipv4" : "ipv6");
+  return family === 4 ? !NOT_PUBLIC_V4.check(address, "ipv4") : !NOT_PUBLIC_V6.check(address, "ipv6");
 }
 
 /** The host as written in the URI (WHATWG's URL normalizes encoded addresses away). */
