@@ -57,7 +57,14 @@ describe("the address rules", () => {
   });
 
   test("public addresses pass", () => {
-    for (const a of ["93.184.216.34", "8.8.8.8", "172.32.0.1", "192.169.0.1", "2606:4700::1111", "2a00:1450::1"]) {
+    for (const a of [
+      "93.184.216.34",
+      "8.8.8.8",
+      "172.32.0.1",
+      "192.169.0.1",
+      "2606:4700::1111",
+      "2a00:1450::1",
+    ]) {
       expect(isPublicAddress(a), a).toBe(true);
     }
     expect(isPublicAddress("not-an-address")).toBe(false);
@@ -91,7 +98,9 @@ describe("the address rules", () => {
     const public4 = [{ address: "93.184.216.34", family: 4 }];
     expect(await lookup(public4)).toEqual(public4);
     expect(await lookup(public4, false, false)).toEqual({ address: "93.184.216.34", family: 4 });
-    expect(await lookup([{ address: "10.0.0.7", family: 4 }], true)).toEqual([{ address: "10.0.0.7", family: 4 }]);
+    expect(await lookup([{ address: "10.0.0.7", family: 4 }], true)).toEqual([
+      { address: "10.0.0.7", family: 4 },
+    ]);
     await expect(lookup([])).rejects.toThrow(/does not resolve/);
   });
 
@@ -232,7 +241,8 @@ describe("hostile URIs against a server whose only allowed source is a web serve
   });
 
   test("too many redirects fail the task", async () => {
-    for (let i = 0; i < 8; i++) web.routes.set(`/loop${i}`, { kind: "redirect", to: `${web.url}/loop${i + 1}` });
+    for (let i = 0; i < 8; i++)
+      web.routes.set(`/loop${i}`, { kind: "redirect", to: `${web.url}/loop${i + 1}` });
     const id = await newImage();
     await post(id, `${web.url}/loop0`);
     const { task } = await settle(id);
