@@ -106,6 +106,12 @@ export class TaskNotFoundError extends NotFoundError {
   }
 }
 
+/** The method a task's import request named. */
+function methodOf(t: TaskRecord): string {
+  const req = t.input.import_req as { method?: { name?: string } } | undefined;
+  return req?.method?.name ?? "";
+}
+
 function storeList(v: string | undefined): string[] {
   return v ? v.split(",").filter((s) => s !== "") : [];
 }
@@ -136,7 +142,7 @@ export class Imports {
         if (t.status === "pending" || t.status === "processing") {
           imports.endTask(t, "failure", "The import was interrupted: the server stopped before it finished.");
           const rec = getImage(cat, t.image_id);
-          if (rec && rec.properties[LOCK] === t.id) imports.settleFailed(rec, t.id);
+          if (rec) imports.settleFailed(rec, t.id, methodOf(t));
         } else if (t.expires_at && Date.parse(t.expires_at) < now) {
           removeTask(cat, t);
         }
@@ -289,11 +295,12 @@ export class Imports {
   }
 
   /**
-   * Inside a transaction: the image as a failed import leaves it. New data (web-download,
-   * glance-direct) goes back to queued with its staged data released; an active image (copy)
-   * stays active. Stores not reached are listed as failed; the lock is dropped.
+   * Inside a transaction: the image as a failed import of `method` leaves it. New data
+   * (web-download, glance-direct) goes back to queued with everything it brought released, even
+   * stores it already reached (Glance's all_stores_must_succeed); an image being copied stays
+   * active. Stores not reached are listed as failed; the lock is dropped.
    */
-  private settleFailed(rec: ImageRecord, taskId: string): void {
+  private settleFailed(rec: ImageRecord, taskId: string, method: string): void {
     if (rec.properties[LOCK] !== taskId) return;
     const failed = [...storeList(rec.properties[FAILED]), ...storeList(rec.properties[IMPORTING])];
     const properties: Record<string, string> = {
@@ -303,9 +310,20 @@ export class Imports {
     };
     delete properties[LOCK];
     let next: ImageRecord = { ...rec, properties, updated_at: this.images.now() };
-    if (rec.status === "importing") {
-      if (rec.staged) this.images.releaseStaged(rec.staged);
-      next = { ...next, status: "queued", staged: null, size: null };
+    if (method !== "copy-image" && (rec.status === "importing" || rec.status === "active")) {
+      this.images.releaseData(rec);
+      next = {
+        ...next,
+        status: "queued",
+        staged: null,
+        object: null,
+        stores: [],
+        size: null,
+        virtual_size: null,
+        checksum: null,
+        os_hash_algo: null,
+        os_hash_value: null,
+      };
     }
     putImage(this.cat, next, rec);
   }
@@ -347,7 +365,7 @@ export class Imports {
         const t = getTask(this.cat, task.id);
         if (t) this.endTask(t, "failure", message);
         const rec = getImage(this.cat, task.image_id);
-        if (rec) this.settleFailed(rec, task.id);
+        if (rec) this.settleFailed(rec, task.id, req.method);
       });
     } finally {
       this.aborts.delete(abort);

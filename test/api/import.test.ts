@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { type S3rver, startS3rver } from "../helpers/s3.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { startWebServer, type WebServer } from "../helpers/web.js";
 
@@ -380,5 +381,111 @@ describe("copy-image", () => {
       stores: ["extra"],
     });
     expect(res.status).toBe(409);
+  });
+});
+
+describe("a target store that fails (an S3 server killed after the start)", () => {
+  let t: TestServer;
+  let s3: S3rver;
+  beforeAll(async () => {
+    s3 = await startS3rver();
+    t = await startTestServer({
+      stores: {
+        local: { type: "filesystem" },
+        extra: { type: "filesystem" },
+        dead: { type: "s3", ...s3.options, attempts: 1 },
+      },
+      defaultStore: "local",
+    });
+    s3.kill();
+  });
+  afterAll(async () => {
+    await t?.close();
+    if (t) await rm(t.dataDir, { recursive: true, force: true });
+    await s3?.stop();
+  });
+  const req = (method: string, path: string, body?: unknown) =>
+    fetch(`${t.url}${path}`, {
+      method,
+      headers: json,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const settle = async (id: string) => {
+    for (let i = 0; i < 500; i++) {
+      const img = (await (await req("GET", `/v2/images/${id}`)).json()) as Record<string, unknown>;
+      if (img.status !== "importing" && !("os_glance_import_task" in img)) return img;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error("did not settle");
+  };
+  const staged = async () => {
+    const id = (
+      (await (
+        await req("POST", "/v2/images", { name: "f", disk_format: "raw", container_format: "bare" })
+      ).json()) as { id: string }
+    ).id;
+    await fetch(`${t.url}/v2/images/${id}/stage`, {
+      method: "PUT",
+      headers: { "Content-Type": "application/octet-stream" },
+      body: new Uint8Array(randomBytes(300_000)),
+    });
+    return id;
+  };
+
+  test("all_stores_must_succeed false: active in the stores that worked, the dead one listed as failed", async () => {
+    const id = await staged();
+    await req("POST", `/v2/images/${id}/import`, {
+      method: { name: "glance-direct" },
+      stores: ["local", "dead", "extra"],
+      all_stores_must_succeed: false,
+    });
+    const img = await settle(id);
+    expect(img).toMatchObject({
+      status: "active",
+      stores: "local,extra",
+      os_glance_failed_import: "dead",
+      os_glance_importing_to_stores: "",
+    });
+    const [task] = (
+      (await (await req("GET", `/v2/images/${id}/tasks`)).json()) as { tasks: { status: string }[] }
+    ).tasks;
+    expect(task?.status).toBe("success");
+  });
+
+  test("all_stores_must_succeed (the default): the import fails as a whole and the image is queued, holding nothing", async () => {
+    const before = (await (await req("GET", "/tessera/v1/stats")).json()) as {
+      stores: { store: string; objects: number }[];
+    };
+    const id = await staged();
+    await req("POST", `/v2/images/${id}/import`, {
+      method: { name: "glance-direct" },
+      stores: ["local", "dead"],
+    });
+    const img = await settle(id);
+    expect(img).toMatchObject({
+      status: "queued",
+      size: null,
+      checksum: null,
+      os_glance_failed_import: "dead",
+    });
+    const [task] = (
+      (await (await req("GET", `/v2/images/${id}/tasks`)).json()) as { tasks: { status: string }[] }
+    ).tasks;
+    expect(task?.status).toBe("failure");
+    const after = (await (await req("GET", "/tessera/v1/stats")).json()) as {
+      stores: { store: string; objects: number }[];
+    };
+    expect(after.stores.find((x) => x.store === "local")?.objects).toBe(
+      before.stores.find((x) => x.store === "local")?.objects,
+    );
+  });
+
+  test("copy-image to a dead store fails its task; the image stays active where it was", async () => {
+    const id = await staged();
+    await req("POST", `/v2/images/${id}/import`, { method: { name: "glance-direct" } });
+    await settle(id);
+    await req("POST", `/v2/images/${id}/import`, { method: { name: "copy-image" }, stores: ["dead"] });
+    const img = await settle(id);
+    expect(img).toMatchObject({ status: "active", stores: "local", os_glance_failed_import: "dead" });
   });
 });
