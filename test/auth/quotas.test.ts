@@ -30,7 +30,7 @@ beforeAll(async () => {
   s = await startTestServer({
     auth: { mode: "tokens", tokensFile: file },
     quotas: {
-      default: { image_count_total: 3, image_size_total: 2, image_count_uploading: 1 },
+      default: { image_count_total: 3, image_size_total: 2, image_count_uploading: 1, image_stage_total: 1 },
       projects: { beta: { image_count_total: -1 } },
     },
     imageMemberQuota: 2,
@@ -171,6 +171,24 @@ test("imageMemberQuota: the third member of an image is refused with 413", async
   const over = await as("bob")("POST", `/v2/images/${id}/members`, { member: "p3" });
   expect(over.status).toBe(413);
   expect(((await over.json()) as { message: string }).message).toContain("Attempted: 3, Maximum: 2");
+});
+
+test("image_stage_total: a stage past the project's staging room is refused with 413, the image queued again", async () => {
+  const id = ((await (await create("carol")).json()) as { id: string }).id;
+  const over = await as("carol")("PUT", `/v2/images/${id}/stage`, ONE_AND_HALF, "application/octet-stream");
+  expect(over.status).toBe(413);
+  expect(((await over.json()) as { message: string }).message).toContain(
+    "Resource image_stage_total is over limit of 1",
+  );
+  expect(((await (await as("carol")("GET", `/v2/images/${id}`)).json()) as { status: string }).status).toBe(
+    "queued",
+  );
+  expect(
+    (await as("carol")("PUT", `/v2/images/${id}/stage`, randomBytes(MiB / 2), "application/octet-stream"))
+      .status,
+  ).toBe(204);
+  expect((await usage("carol")).image_stage_total).toEqual({ limit: 1, usage: 0 });
+  expect((await usage("carol")).image_count_uploading).toEqual({ limit: 1, usage: 1 });
 });
 
 test("GET /v2/info/usage reports all four quotas of the caller's project", async () => {
