@@ -343,8 +343,8 @@ export class Imports {
       await this.setTask(task.id, { status: "processing" });
       const [first, ...rest] = stores as [string, ...string[]];
       if (req.method !== "copy-image") {
-        await this.bringData(task, req, first, abort.signal);
-        await this.activate(task, first, who);
+        const inspected = await this.bringData(task, req, first, abort.signal);
+        await this.activate(task, first, who, inspected);
       }
       const copies = req.method === "copy-image" ? stores : rest;
       await this.copyTo(task, copies, req.allStoresMustSucceed !== false);
@@ -372,14 +372,18 @@ export class Imports {
     }
   }
 
-  /** Step 1 for web-download: the URI's bytes into `store`, recorded as the image's staged data. */
+  /**
+   * Step 1 for web-download: the URI's bytes into `store`, inspected on the way, recorded as the
+   * image's staged data. Returns the inspection's verdict (none for glance-direct: its staged
+   * data is inspected in step 2).
+   */
   private async bringData(
     task: TaskRecord,
     req: ImportRequest,
     store: string,
     signal: AbortSignal,
-  ): Promise<void> {
-    if (req.method !== "web-download") return;
+  ): Promise<{ virtualSize: number | undefined } | undefined> {
+    if (req.method !== "web-download") return undefined;
     const svc = this.images;
     const rec = this.ours(task.image_id, task.id);
     const room = svc.quotas.checkUploadStart(this.cat, rec.owner);
@@ -391,6 +395,7 @@ export class Imports {
     const inspected = svc.formats.inspect
       ? inspectStream(source, rec.disk_format as string, svc.formats)
       : undefined;
+    let virtualSize: number | undefined;
     await svc.engine.ingest(inspected?.pieces ?? source, {
       maxBytes: Math.min(svc.sizeCap, room),
       store,
@@ -398,11 +403,13 @@ export class Imports {
         const now = this.ours(task.image_id, task.id);
         const verdict = inspected?.result();
         if (verdict && verdict.violations.length > 0) throw new FormatRejectedError(verdict.violations);
+        virtualSize = verdict?.detection.virtualSize;
         svc.quotas.checkUploadCommit(this.cat, now.owner, obj.size);
         const staged = { object: obj.manifestId, store, size: obj.size };
         putImage(this.cat, { ...now, staged, size: obj.size, updated_at: svc.now() }, now);
       },
     });
+    return { virtualSize };
   }
 
   /**
@@ -410,7 +417,12 @@ export class Imports {
    * conversion plugin is on), with the injected properties, in one commit that also drops the
    * staged hold.
    */
-  private async activate(task: TaskRecord, store: string, who: Importer): Promise<void> {
+  private async activate(
+    task: TaskRecord,
+    store: string,
+    who: Importer,
+    inspected: { virtualSize: number | undefined } | undefined,
+  ): Promise<void> {
     const svc = this.images;
     const engine = svc.engine;
     const rec = this.ours(task.image_id, task.id);
@@ -449,15 +461,16 @@ export class Imports {
       });
       return;
     }
-    // Without conversion the staged data is the image's: inspected as an upload would be.
+    // Without conversion the staged data is the image's: inspected as an upload would be, if
+    // it was not on its way in.
     const object = engine.stat(staged.object);
-    let virtualSize: number | undefined;
-    if (svc.formats.inspect) {
-      const inspected = inspectStream(engine.read(staged.object), rec.disk_format as string, svc.formats);
-      for await (const _ of inspected.pieces) {
+    let virtualSize = inspected?.virtualSize;
+    if (svc.formats.inspect && !inspected) {
+      const check = inspectStream(engine.read(staged.object), rec.disk_format as string, svc.formats);
+      for await (const _ of check.pieces) {
         // read through: the inspector sees every byte
       }
-      const verdict = inspected.result();
+      const verdict = check.result();
       if (verdict.violations.length > 0) throw new FormatRejectedError(verdict.violations);
       virtualSize = verdict.detection.virtualSize;
     }

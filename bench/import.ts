@@ -1,0 +1,145 @@
+/**
+ * `npm run bench:import`: an image brought in by web-download import from an HTTP server on
+ * 127.0.0.1 against the same file uploaded plainly (PUT /file), in the same run. Each
+ * measurement gets a fresh server and data directory (no deduplication against an earlier
+ * round); rounds alternate the two. Reports MB/s of each and import ÷ upload.
+ *
+ *   --corpus DIR  default ./corpus
+ *   --image NAME  default base.qcow2 (disk format from the extension)
+ *   --rounds N    default 3
+ */
+import { createReadStream } from "node:fs";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { extname, join } from "node:path";
+import { parseArgs } from "node:util";
+import { type RunningServer, startServer } from "../src/api/server.js";
+import { DEFAULT_CONFIG } from "../src/cli/config.js";
+import { DEFAULT_IMPORT_FILTER } from "../src/engine/web-source.js";
+import { log, mbps, median, ratio } from "./common.js";
+
+const { values: opt } = parseArgs({
+  options: {
+    corpus: { type: "string", default: "./corpus" },
+    image: { type: "string", default: "base.qcow2" },
+    rounds: { type: "string", default: "3" },
+  },
+});
+const file = join(opt.corpus, opt.image);
+const diskFormat = extname(file).slice(1) || "raw";
+
+/** A plain file server: the source web-download reads from. */
+async function fileServer(): Promise<{ url: string; port: number; close: () => Promise<void> }> {
+  const srv = createServer((req, res) => {
+    stat(file).then(
+      (st) => {
+        res.writeHead(200, { "Content-Length": st.size, "Content-Type": "application/octet-stream" });
+        createReadStream(file).pipe(res);
+      },
+      () => res.writeHead(404).end(),
+    );
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const port = (srv.address() as AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}`, port, close: () => new Promise((r) => srv.close(() => r())) };
+}
+
+async function fresh(port: number): Promise<{ s: RunningServer; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "tessera-bench-import-"));
+  const s = await startServer({
+    ...DEFAULT_CONFIG,
+    osHashNodeName: "sha512",
+    dataDir: dir,
+    port: 0,
+    logLevel: "silent",
+    gcIntervalSeconds: 0,
+    scrubIntervalSeconds: 0,
+    importFilter: { ...DEFAULT_IMPORT_FILTER, allowedHosts: ["127.0.0.1"], allowedPorts: [port] },
+  });
+  return { s, dir };
+}
+
+async function newImage(s: RunningServer): Promise<string> {
+  const res = await fetch(`${s.url}/v2/images`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: "bench", disk_format: diskFormat, container_format: "bare" }),
+  });
+  return ((await res.json()) as { id: string }).id;
+}
+
+async function upload(s: RunningServer, id: string): Promise<void> {
+  const size = (await stat(file)).size;
+  await new Promise<void>((resolve, reject) => {
+    const req = request(`${s.url}/v2/images/${id}/file`, {
+      method: "PUT",
+      headers: { "Content-Type": "application/octet-stream", "Content-Length": size },
+    });
+    req.on("response", (res) => {
+      res.resume();
+      res.statusCode === 204 ? resolve() : reject(new Error(`upload: ${res.statusCode}`));
+    });
+    req.on("error", reject);
+    createReadStream(file).pipe(req);
+  });
+}
+
+async function webImport(s: RunningServer, id: string, uri: string): Promise<void> {
+  const res = await fetch(`${s.url}/v2/images/${id}/import`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ method: { name: "web-download", uri } }),
+  });
+  if (res.status !== 202) throw new Error(`import: ${res.status} ${await res.text()}`);
+  for (;;) {
+    const img = (await (await fetch(`${s.url}/v2/images/${id}`)).json()) as Record<string, unknown>;
+    if (img.status === "active" && !("os_glance_import_task" in img)) return;
+    if (img.status === "queued") throw new Error(`import failed: ${JSON.stringify(img)}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function main(): Promise<void> {
+  const size = (await stat(file)).size;
+  const src = await fileServer();
+  const up: number[] = [];
+  const imp: number[] = [];
+  try {
+    for (let r = 0; r < Number(opt.rounds); r++) {
+      for (const kind of ["upload", "import"] as const) {
+        const { s, dir } = await fresh(src.port);
+        try {
+          const id = await newImage(s);
+          const t0 = process.hrtime.bigint();
+          if (kind === "upload") await upload(s, id);
+          else await webImport(s, id, `${src.url}/${opt.image}`);
+          const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+          (kind === "upload" ? up : imp).push(mbps(size, secs));
+          log(`round ${r + 1} ${kind}: ${mbps(size, secs)} MB/s`);
+        } finally {
+          await s.close();
+          await rm(dir, { recursive: true, force: true });
+        }
+      }
+    }
+  } finally {
+    await src.close();
+  }
+  process.stdout.write(
+    `${JSON.stringify({
+      image: opt.image,
+      bytes: size,
+      rounds: up.length,
+      uploadMBps: median(up),
+      webDownloadImportMBps: median(imp),
+      importOverUpload: ratio(median(imp), median(up)),
+    })}\n`,
+  );
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
