@@ -32,7 +32,7 @@ const diskFormat = extname(file).slice(1) || "raw";
 
 /** A plain file server: the source web-download reads from. */
 async function fileServer(): Promise<{ url: string; port: number; close: () => Promise<void> }> {
-  const srv = createServer((req, res) => {
+  const srv = createServer((_req, res) => {
     stat(file).then(
       (st) => {
         res.writeHead(200, { "Content-Length": st.size, "Content-Type": "application/octet-stream" });
