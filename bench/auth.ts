@@ -15,10 +15,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { type RunningServer, startServer } from "../src/api/server.js";
+import type { RunningServer, ServerOptions } from "../src/api/server.js";
 import type { KeystoneAuth } from "../src/auth/keystone.js";
-import { DEFAULT_CONFIG } from "../src/cli/config.js";
-import { log, median } from "./common.js";
+import { benchServer, log, median } from "./common.js";
 
 const { values: opt } = parseArgs({
   options: {
@@ -86,22 +85,11 @@ async function main(): Promise<void> {
     );
   });
   const ksUrl = `http://127.0.0.1:${port}/v3`;
-  const servers: { s: RunningServer; dir: string }[] = [];
-  const start = async (auth: (typeof DEFAULT_CONFIG)["auth"]) => {
-    const dir = await mkdtemp(join(tmpdir(), "tessera-bench-auth-"));
-    const s = await startServer({
-      ...DEFAULT_CONFIG,
-      osHashNodeName: "sha512",
-      dataDir: dir,
-      port: 0,
-      fsync: false,
-      logLevel: "silent",
-      gcIntervalSeconds: 0,
-      scrubIntervalSeconds: 0,
-      auth,
-    });
-    servers.push({ s, dir });
-    return s;
+  const stops: (() => Promise<void>)[] = [];
+  const start = async (auth: ServerOptions["auth"]) => {
+    const { server, stop } = await benchServer({ fsync: false, auth });
+    stops.push(stop);
+    return server;
   };
   try {
     const plain = await start({ mode: "none" });
@@ -162,10 +150,7 @@ async function main(): Promise<void> {
       })}\n`,
     );
   } finally {
-    for (const { s, dir } of servers) {
-      await s.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+    for (const stop of stops) await stop();
     await run("bash", [join(CI_DIR, "keystone-stop.sh"), ksDir]).catch(() => {});
     await rm(ksDir, { recursive: true, force: true });
   }

@@ -1,6 +1,10 @@
 /** Helpers shared by the benchmarks. */
 import { randomFillSync } from "node:crypto";
-import { mkdir, open, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, open, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type RunningServer, type ServerOptions, startServer } from "../src/api/server.js";
+import { DEFAULT_CONFIG } from "../src/cli/config.js";
 
 const MiB = 1024 * 1024;
 
@@ -64,4 +68,31 @@ export function benchOnFreshEngine<E extends { close(): Promise<void> }>(
     console.error(e);
     process.exit(1);
   });
+}
+
+/**
+ * A Tessera server for a benchmark on 127.0.0.1 over a fresh scratch directory, quiet and
+ * without background GC or scrub; `stop` closes it and removes the directory.
+ */
+export async function benchServer(
+  overrides: Partial<ServerOptions> = {},
+): Promise<{ server: RunningServer; stop: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "tessera-bench-server-"));
+  const server = await startServer({
+    ...DEFAULT_CONFIG,
+    osHashNodeName: "sha512",
+    dataDir: dir,
+    port: 0,
+    logLevel: "silent",
+    gcIntervalSeconds: 0,
+    scrubIntervalSeconds: 0,
+    ...overrides,
+  });
+  return {
+    server,
+    stop: async () => {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

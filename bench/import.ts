@@ -9,16 +9,14 @@
  *   --rounds N    default 3
  */
 import { createReadStream } from "node:fs";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { type RunningServer, startServer } from "../src/api/server.js";
-import { DEFAULT_CONFIG } from "../src/cli/config.js";
+import type { RunningServer } from "../src/api/server.js";
 import { DEFAULT_IMPORT_FILTER } from "../src/engine/web-source.js";
-import { log, mbps, median, ratio } from "./common.js";
+import { benchServer, log, mbps, median, ratio } from "./common.js";
 
 const { values: opt } = parseArgs({
   options: {
@@ -46,19 +44,10 @@ async function fileServer(): Promise<{ url: string; port: number; close: () => P
   return { url: `http://127.0.0.1:${port}`, port, close: () => new Promise((r) => srv.close(() => r())) };
 }
 
-async function fresh(port: number): Promise<{ s: RunningServer; dir: string }> {
-  const dir = await mkdtemp(join(tmpdir(), "tessera-bench-import-"));
-  const s = await startServer({
-    ...DEFAULT_CONFIG,
-    osHashNodeName: "sha512",
-    dataDir: dir,
-    port: 0,
-    logLevel: "silent",
-    gcIntervalSeconds: 0,
-    scrubIntervalSeconds: 0,
+async function fresh(port: number) {
+  return benchServer({
     importFilter: { ...DEFAULT_IMPORT_FILTER, allowedHosts: ["127.0.0.1"], allowedPorts: [port] },
   });
-  return { s, dir };
 }
 
 async function newImage(s: RunningServer): Promise<string> {
@@ -109,7 +98,7 @@ async function main(): Promise<void> {
   try {
     for (let r = 0; r < Number(opt.rounds); r++) {
       for (const kind of ["upload", "import"] as const) {
-        const { s, dir } = await fresh(src.port);
+        const { server: s, stop } = await fresh(src.port);
         try {
           const id = await newImage(s);
           const t0 = process.hrtime.bigint();
@@ -119,8 +108,7 @@ async function main(): Promise<void> {
           (kind === "upload" ? up : imp).push(mbps(size, secs));
           log(`round ${r + 1} ${kind}: ${mbps(size, secs)} MB/s`);
         } finally {
-          await s.close();
-          await rm(dir, { recursive: true, force: true });
+          await stop();
         }
       }
     }

@@ -263,50 +263,85 @@ export class ImageService {
     store?: string,
     access?: Access,
   ): Promise<ImageRecord> {
-    const cat = this.engine.catalog;
     const into = this.engine.store(store).name;
-    let room = Number.POSITIVE_INFINITY;
-    const started = await this.update(
-      id,
-      (rec) => {
-        if (rec.status !== "queued") {
-          throw new ConflictError(`Image status transition from ${rec.status} to saving is not allowed`);
-        }
+    return this.streamIn(id, source, {
+      status: "saving",
+      into,
+      access,
+      inspect: this.formats.inspect,
+      check: (rec) => {
         if (!rec.disk_format || !rec.container_format) {
           throw new BadRequestError(
             "Properties disk_format, container_format must be set prior to saving data.",
           );
         }
-        room = this.quotas.checkUploadStart(cat, rec.owner);
-        return { ...rec, status: "saving" };
       },
-      access,
+      commit: (rec, obj, virtualSize) => ({
+        ...this.withData(rec, obj, virtualSize),
+        status: "active",
+        stores: [into],
+      }),
+    });
+  }
+
+  /**
+   * The body of upload and stage: the queued image takes `how.status` while `source` streams
+   * into the engine (through the format inspector if `how.inspect`), within the size cap and
+   * the owner's quota room; the record `how.commit` makes is written in the transaction that
+   * commits the data. On any failure (the source erroring, a limit, a crash) it is queued again.
+   */
+  private async streamIn(
+    id: string,
+    source: AsyncIterable<Uint8Array>,
+    how: {
+      status: "saving" | "uploading";
+      into: string;
+      access?: Access;
+      inspect: boolean;
+      check?: (rec: ImageRecord) => void;
+      commit: (rec: ImageRecord, obj: CommittedObject, virtualSize: number | undefined) => ImageRecord;
+    },
+  ): Promise<ImageRecord> {
+    const cat = this.engine.catalog;
+    const staging = how.status === "uploading";
+    let room = Number.POSITIVE_INFINITY;
+    const started = await this.update(
+      id,
+      (rec) => {
+        if (rec.status !== "queued") {
+          throw new ConflictError(
+            `Image status transition from ${rec.status} to ${how.status} is not allowed`,
+          );
+        }
+        how.check?.(rec);
+        room = this.quotas.checkUploadStart(cat, rec.owner, staging);
+        return { ...rec, status: how.status };
+      },
+      how.access,
     );
     // The same image, not one deleted and re-created with this id meanwhile.
     const isOurs = (rec: ImageRecord | undefined): rec is ImageRecord =>
-      rec?.created_at === started.created_at && rec.status === "saving";
+      rec?.created_at === started.created_at && rec.status === how.status;
     let committed: ImageRecord | undefined;
     // The inspector rides along with the chunker; its verdict is read inside the commit, so a
     // rejected image commits nothing and goes back to queued like any failed upload.
-    const inspected = this.formats.inspect
+    const inspected = how.inspect
       ? inspectStream(source, started.disk_format as string, this.formats)
       : undefined;
     try {
       await this.engine.ingest(inspected?.pieces ?? source, {
         maxBytes: Math.min(this.sizeCap, room),
-        store: into,
+        store: how.into,
         inCommit: (obj) => {
           const rec = getImage(cat, id);
-          if (!isOurs(rec)) throw new GoneError(`Image ${id} was deleted during the upload.`);
+          if (!isOurs(rec)) {
+            throw new GoneError(`Image ${id} was deleted during the ${staging ? "staging" : "upload"}.`);
+          }
           const verdict = inspected?.result();
           if (verdict && verdict.violations.length > 0) throw new FormatRejectedError(verdict.violations);
           // Other uploads of the owner's may have committed meanwhile.
-          this.quotas.checkUploadCommit(cat, rec.owner, obj.size);
-          committed = {
-            ...this.withData(rec, obj, verdict?.detection.virtualSize),
-            status: "active",
-            stores: [into],
-          };
+          this.quotas.checkUploadCommit(cat, rec.owner, obj.size, staging);
+          committed = how.commit(rec, obj, verdict?.detection.virtualSize);
           putImage(cat, committed, rec);
         },
       });
@@ -317,7 +352,7 @@ export class ImageService {
       });
       // The stream outgrew the owner's room rather than the size cap: the quota says why.
       if (e instanceof TooLargeError && room < this.sizeCap) {
-        this.quotas.checkUploadCommit(cat, started.owner, room + 1);
+        this.quotas.checkUploadCommit(cat, started.owner, room + 1, staging);
       }
       throw e;
     }
@@ -434,51 +469,20 @@ export class ImageService {
    * data, and goes back to queued, with nothing held, if the stream fails.
    */
   async stage(id: string, source: AsyncIterable<Uint8Array>, access?: Access): Promise<ImageRecord> {
-    const cat = this.engine.catalog;
     const into = this.engine.defaultStore.name;
-    let room = Number.POSITIVE_INFINITY;
-    const started = await this.update(
-      id,
-      (rec) => {
-        if (rec.status !== "queued") {
-          throw new ConflictError(`Image status transition from ${rec.status} to uploading is not allowed`);
-        }
-        room = this.quotas.checkUploadStart(cat, rec.owner, true);
-        return { ...rec, status: "uploading" };
-      },
+    return this.streamIn(id, source, {
+      status: "uploading",
+      into,
       access,
-    );
-    const isOurs = (rec: ImageRecord | undefined): rec is ImageRecord =>
-      rec?.created_at === started.created_at && rec.status === "uploading" && !rec.staged;
-    let committed: ImageRecord | undefined;
-    try {
-      await this.engine.ingest(source, {
-        maxBytes: Math.min(this.sizeCap, room),
-        store: into,
-        inCommit: (obj) => {
-          const rec = getImage(cat, id);
-          if (!isOurs(rec)) throw new GoneError(`Image ${id} was deleted during staging.`);
-          this.quotas.checkUploadCommit(cat, rec.owner, obj.size, true);
-          committed = {
-            ...rec,
-            size: obj.size,
-            staged: { object: obj.manifestId, store: into, size: obj.size },
-            updated_at: this.now(),
-          };
-          putImage(cat, committed, rec);
-        },
-      });
-    } catch (e) {
-      await cat.transaction(() => {
-        const rec = getImage(cat, id);
-        if (isOurs(rec)) putImage(cat, { ...rec, status: "queued", updated_at: this.now() }, rec);
-      });
-      if (e instanceof TooLargeError && room < this.sizeCap) {
-        this.quotas.checkUploadCommit(cat, started.owner, room + 1, true);
-      }
-      throw e;
-    }
-    return committed as ImageRecord;
+      // Inspected at import, when the disk format is fixed (Glance checks it there too).
+      inspect: false,
+      commit: (rec, obj) => ({
+        ...rec,
+        size: obj.size,
+        staged: { object: obj.manifestId, store: into, size: obj.size },
+        updated_at: this.now(),
+      }),
+    });
   }
 
   /**

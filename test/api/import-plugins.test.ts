@@ -4,12 +4,13 @@
  * (configured properties on every import, unless the importer has an ignored role).
  */
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { makeRawData, qemuConvert } from "../helpers/disk-images.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
+import { withToken, writeTokens } from "../helpers/tenants.js";
 import { haveTools } from "../helpers/tools.js";
 
 const MiB = 1024 * 1024;
@@ -19,16 +20,10 @@ let dir: string;
 let s: TestServer;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "tessera-import-plugins-"));
-  const tokens = join(dir, "tokens.json");
-  await writeFile(
-    tokens,
-    JSON.stringify({
-      tokens: {
-        "member-token": { project: "alpha", user: "m", roles: ["member"] },
-        "admin-token": { project: "ops", user: "a", roles: ["admin"] },
-      },
-    }),
-  );
+  const tokens = await writeTokens(dir, {
+    member: { project: "alpha", user: "m", roles: ["member"] },
+    admin: { project: "ops", user: "a", roles: ["admin"] },
+  });
   s = await startTestServer({
     auth: { mode: "tokens", tokensFile: tokens },
     importPlugins: {
@@ -47,17 +42,7 @@ afterAll(async () => {
 });
 
 function as(token: string) {
-  return (method: string, path: string, body?: unknown, type = "application/json") =>
-    fetch(`${s.url}${path}`, {
-      method,
-      headers: {
-        "X-Auth-Token": token,
-        Accept: "application/json",
-        ...(body !== undefined ? { "Content-Type": type } : {}),
-      },
-      body:
-        body === undefined ? undefined : Buffer.isBuffer(body) ? new Uint8Array(body) : JSON.stringify(body),
-    });
+  return withToken(() => s.url, token);
 }
 
 async function importStaged(token: string, data: Buffer, diskFormat: string) {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type S3rver, startS3rver } from "../helpers/s3.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { startWebServer, type WebServer } from "../helpers/web.js";
+import { onlyFrom, startWebServer, type WebServer } from "../helpers/web.js";
 
 const MiB = 1024 * 1024;
 let web: WebServer;
@@ -24,14 +24,7 @@ beforeAll(async () => {
     },
     defaultStore: "local",
     // Test-only: the web server the tests start on loopback.
-    importFilter: {
-      allowedSchemes: ["http"],
-      disallowedSchemes: [],
-      allowedHosts: ["127.0.0.1"],
-      disallowedHosts: [],
-      allowedPorts: [web.port],
-      disallowedPorts: [],
-    },
+    importFilter: onlyFrom(web),
     webDownloadIdleTimeoutSeconds: 1,
   });
 });

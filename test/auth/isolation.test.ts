@@ -4,11 +4,12 @@
  * back (status, headers, body) tells it whether another tenant's private image exists.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestServer, type TestServer } from "../helpers/server.js";
+import { withToken, writeTokens } from "../helpers/tenants.js";
 
 const TOKENS = {
   alice: { project: "alpha", user: "alice", roles: ["member"] },
@@ -21,9 +22,7 @@ let dir: string;
 let s: TestServer;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "tessera-isolation-"));
-  const file = join(dir, "tokens.json");
-  const tokens = Object.fromEntries(Object.entries(TOKENS).map(([name, e]) => [`${name}-token`, e]));
-  await writeFile(file, JSON.stringify({ tokens }));
+  const file = await writeTokens(dir, TOKENS);
   s = await startTestServer({ auth: { mode: "tokens", tokensFile: file }, gcIntervalSeconds: 0 });
 });
 afterAll(async () => {
@@ -33,17 +32,7 @@ afterAll(async () => {
 });
 
 function as(who: keyof typeof TOKENS) {
-  return (method: string, path: string, body?: unknown, type = "application/json") =>
-    fetch(`${s.url}${path}`, {
-      method,
-      headers: {
-        "X-Auth-Token": `${who}-token`,
-        Accept: "application/json",
-        ...(body !== undefined ? { "Content-Type": type } : {}),
-      },
-      body:
-        body === undefined ? undefined : Buffer.isBuffer(body) ? new Uint8Array(body) : JSON.stringify(body),
-    });
+  return withToken(() => s.url, `${who}-token`);
 }
 
 async function privateImage(who: keyof typeof TOKENS, name: string): Promise<string> {

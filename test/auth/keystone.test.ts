@@ -18,6 +18,7 @@ import {
 } from "../helpers/keystone.js";
 import { runAsync } from "../helpers/run.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
+import { withToken } from "../helpers/tenants.js";
 
 const DATA = randomBytes(300_000);
 
@@ -58,21 +59,7 @@ describe.skipIf(KEYSTONE_MISSING)("keystone mode, with a real Keystone", () => {
   /** A fetch as `who` (a fresh Keystone token each time unless given one). */
   async function as(who: Identity, base = () => server.url) {
     const { token, projectId } = await ks.token(who);
-    const call = (method: string, path: string, body?: unknown, type = "application/json") =>
-      fetch(`${base()}${path}`, {
-        method,
-        headers: {
-          "X-Auth-Token": token,
-          Accept: "application/json",
-          ...(body !== undefined ? { "Content-Type": type } : {}),
-        },
-        body:
-          body === undefined
-            ? undefined
-            : Buffer.isBuffer(body)
-              ? new Uint8Array(body)
-              : JSON.stringify(body),
-      });
+    const call = withToken(base, token);
     return { call, token, projectId };
   }
 

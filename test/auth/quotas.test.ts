@@ -4,12 +4,13 @@
  * the logical bytes a project owns however much deduplication saves.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { startTestServer, type TestServer } from "../helpers/server.js";
+import { withToken, writeTokens } from "../helpers/tenants.js";
 
 const MiB = 1024 * 1024;
 const PEOPLE = {
@@ -22,11 +23,7 @@ let dir: string;
 let s: TestServer;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "tessera-quotas-"));
-  const file = join(dir, "tokens.json");
-  await writeFile(
-    file,
-    JSON.stringify({ tokens: Object.fromEntries(Object.entries(PEOPLE).map(([n, e]) => [`${n}-token`, e])) }),
-  );
+  const file = await writeTokens(dir, PEOPLE);
   s = await startTestServer({
     auth: { mode: "tokens", tokensFile: file },
     quotas: {
@@ -43,17 +40,7 @@ afterAll(async () => {
 });
 
 function as(who: keyof typeof PEOPLE) {
-  return (method: string, path: string, body?: unknown, type = "application/json") =>
-    fetch(`${s.url}${path}`, {
-      method,
-      headers: {
-        "X-Auth-Token": `${who}-token`,
-        Accept: "application/json",
-        ...(body !== undefined ? { "Content-Type": type } : {}),
-      },
-      body:
-        body === undefined ? undefined : Buffer.isBuffer(body) ? new Uint8Array(body) : JSON.stringify(body),
-    });
+  return withToken(() => s.url, `${who}-token`);
 }
 
 async function create(who: keyof typeof PEOPLE, extra: Record<string, unknown> = {}): Promise<Response> {

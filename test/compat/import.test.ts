@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { runAsync } from "../helpers/run.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { startWebServer, type WebServer } from "../helpers/web.js";
+import { onlyFrom, startWebServer, type WebServer } from "../helpers/web.js";
 
 const PY = "/usr/bin/python3";
 const GLANCE = "/usr/bin/glance";
@@ -38,14 +38,7 @@ describe.skipIf(missing.length > 0)("import with the real clients", () => {
         extra: { type: "filesystem", description: "second file store" },
       },
       defaultStore: "local",
-      importFilter: {
-        allowedSchemes: ["http"],
-        disallowedSchemes: [],
-        allowedHosts: ["127.0.0.1"],
-        disallowedHosts: [],
-        allowedPorts: [web.port],
-        disallowedPorts: [],
-      },
+      importFilter: onlyFrom(web),
     });
   });
   afterAll(async () => {

@@ -18,7 +18,7 @@ import {
   webSource,
 } from "../../src/engine/web-source.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { startWebServer, type WebServer } from "../helpers/web.js";
+import { onlyFrom, startWebServer, type WebServer } from "../helpers/web.js";
 
 describe("the address rules", () => {
   test("private, loopback, link-local (metadata), shared, documentation, multicast and reserved ranges are not public", () => {
@@ -145,7 +145,7 @@ describe("hostile URIs against a server whose only allowed source is a web serve
     web = await startWebServer();
     other = await startWebServer();
     s = await startTestServer({
-      importFilter: { ...DEFAULT_IMPORT_FILTER, allowedHosts: ["127.0.0.1"], allowedPorts: [web.port] },
+      importFilter: onlyFrom(web),
       imageSizeCap: 4 * 1024 * 1024,
       webDownloadIdleTimeoutSeconds: 1,
     });

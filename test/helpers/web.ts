@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { DEFAULT_IMPORT_FILTER, type ImportFilter } from "../../src/engine/web-source.js";
 
 export type Route =
   | { kind: "bytes"; data: Buffer }
@@ -80,5 +81,15 @@ export async function startWebServer(): Promise<WebServer> {
         server.closeAllConnections();
         server.close(() => r());
       }),
+  };
+}
+
+/** Test-only: an import filter whose one allowed source is `web` (http, 127.0.0.1, its port). */
+export function onlyFrom(web: WebServer): ImportFilter {
+  return {
+    ...DEFAULT_IMPORT_FILTER,
+    allowedSchemes: ["http"],
+    allowedHosts: ["127.0.0.1"],
+    allowedPorts: [web.port],
   };
 }
