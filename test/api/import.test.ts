@@ -7,6 +7,8 @@ import { randomBytes } from "node:crypto";
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { getImage, type ImageRecord, putImage } from "../../src/catalog/image-records.js";
+import { putTask } from "../../src/catalog/task-records.js";
 import { type S3rver, startS3rver } from "../helpers/s3.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { onlyFrom, startWebServer, type WebServer } from "../helpers/web.js";
@@ -480,5 +482,49 @@ describe("a target store that fails (an S3 server killed after the start)", () =
     await req("POST", `/v2/images/${id}/import`, { method: { name: "copy-image" }, stores: ["dead"] });
     const img = await settle(id);
     expect(img).toMatchObject({ status: "active", stores: "local", os_glance_failed_import: "dead" });
+  });
+});
+
+describe("the import lock", () => {
+  test("a lock an hour stale, or held by a task that no longer exists, is broken as Glance breaks it", async () => {
+    const cat = s.images.engine.catalog;
+    const old = new Date(Date.now() - 2 * 3600 * 1000).toISOString();
+    const staleTask = {
+      id: "11111111-2222-3333-4444-555555555555",
+      type: "api_image_import" as const,
+      status: "processing" as const,
+      owner: null,
+      image_id: "",
+      user_id: null,
+      request_id: null,
+      input: {},
+      result: null,
+      message: "",
+      created_at: old,
+      updated_at: old,
+      expires_at: null,
+    };
+    for (const holder of ["stale", "missing"]) {
+      const id = await newImage();
+      await stage(id, randomBytes(1000));
+      await cat.transaction(() => {
+        const rec = getImage(cat, id) as ImageRecord;
+        if (holder === "stale") putTask(cat, { ...staleTask, image_id: id });
+        const lock = holder === "stale" ? staleTask.id : "99999999-0000-0000-0000-000000000000";
+        putImage(cat, { ...rec, properties: { ...rec.properties, os_glance_import_task: lock } }, rec);
+      });
+      const res = await call("POST", `/v2/images/${id}/import`, { method: { name: "glance-direct" } });
+      expect(res.status, holder).toBe(202);
+      expect((await settled(id)).status).toBe("active");
+      if (holder === "stale") {
+        const tasks = (await (await call("GET", `/v2/images/${id}/tasks`)).json()) as {
+          tasks: { id: string; status: string; message: string }[];
+        };
+        expect(tasks.tasks.find((t) => t.id === staleTask.id)).toMatchObject({
+          status: "failure",
+          message: "Expired lock preempted",
+        });
+      }
+    }
   });
 });
