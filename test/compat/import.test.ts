@@ -1,7 +1,8 @@
 /**
  * Interoperable import with the real clients: `glance image-create-via-import` with
  * glance-direct and web-download, `glance image-import --import-method copy-image --stores`,
- * and openstacksdk's create_image(use_import=True) and import_image, against a Tessera with two
+ * `openstack image create --import`, and openstacksdk's create_image(use_import=True) and
+ * import_image, against a Tessera with two
  * stores whose only web-download source is a web server the test starts on 127.0.0.1.
  */
 import { spawnSync } from "node:child_process";
@@ -143,6 +144,50 @@ describe.skipIf(missing.length > 0)("import with the real clients", () => {
     const tasks = await glance("image-tasks", id);
     expect(tasks.status, tasks.err).toBe(0);
     expect(tasks.out.match(/success/g)?.length).toBe(2);
+  });
+
+  test("openstack image create --import: the CLI stages and imports (glance-direct)", {
+    timeout: 120_000,
+  }, async () => {
+    const data = randomBytes(1024 * 1024 + 3);
+    const file = join(work, "osc.raw");
+    await writeFile(file, data);
+    const r = await runAsync(
+      "/usr/bin/openstack",
+      [
+        "--os-auth-type",
+        "none",
+        "--os-endpoint",
+        s.url,
+        "image",
+        "create",
+        "--import",
+        "--file",
+        file,
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "osc-import",
+        "-f",
+        "json",
+      ],
+      {
+        cwd: work,
+        env: { ...process.env, HOME: join(work, "home"), OS_CLOUD: "", PYTHONWARNINGS: "ignore" },
+        timeout: 120_000,
+      },
+    );
+    expect(r.status, r.err).toBe(0);
+    const id = (JSON.parse(r.out) as { id: string }).id;
+    expect(await settled(id)).toMatchObject({
+      status: "active",
+      checksum: createHash("md5").update(data).digest("hex"),
+    });
+    const tasks = (await (await fetch(`${s.url}/v2/images/${id}/tasks`)).json()) as {
+      tasks: { input: { import_req: { method: { name: string } } } }[];
+    };
+    expect(tasks.tasks[0]?.input.import_req.method.name).toBe("glance-direct");
   });
 
   test("openstacksdk: create_image(use_import=True), import_image web-download and copy-image", async () => {
