@@ -7,6 +7,7 @@ import { join } from "node:path";
  */
 import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startServer } from "../api/server.js";
 import { getImage } from "../catalog/image-records.js";
@@ -19,7 +20,18 @@ import { TesseraError } from "../errors.js";
 import { inspectAll } from "../formats/inspect-stream.js";
 import { DEFAULT_CONVERSION_LIMITS } from "../formats/qemu-img.js";
 import { ConfigError, chunkerOf, loadConfig, nodeHashName, type ServerConfig } from "./config.js";
+import { evaluate, evaluateOne } from "./evaluate/evaluate.js";
 import { progress } from "./progress.js";
+
+/** This program's version, as package.json says. */
+const VERSION =
+  (
+    JSON.parse(
+      await readFile(new URL("../../../package.json", import.meta.url), "utf8").catch(() => "{}"),
+    ) as {
+      version?: string;
+    }
+  ).version ?? "unknown";
 
 const USAGE = `usage:
   tessera serve [--host H] [--port P] [--data DIR] [--config FILE]
@@ -54,6 +66,11 @@ const USAGE = `usage:
   tessera copy-image IMAGE_ID --to STORE [--data DIR] [--config FILE]
                                               copy an image's data into another store, moving only
                                               the chunks it lacks; the server must be stopped
+  tessera evaluate --corpus DIR [--configs FILE] [--out DIR] [--no-peers]
+                                              run the images in DIR through storage configurations
+                                              (and casync, restic, borg, zstd where installed) and
+                                              write OUT/report.json and OUT/report.html (default
+                                              ./evaluation); resumes an interrupted run
 options:
   --data DIR      the store's directory (default ./data, or $TESSERA_DATA)
   --config FILE   the server's configuration (its stores, hash algorithm, format rules)
@@ -90,6 +107,11 @@ async function run(argv: string[]): Promise<void> {
       image: { type: "string" },
       "cpu-seconds": { type: "string" },
       "address-space": { type: "string" },
+      corpus: { type: "string" },
+      configs: { type: "string" },
+      out: { type: "string" },
+      "no-peers": { type: "boolean" },
+      payload: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -122,6 +144,29 @@ async function run(argv: string[]): Promise<void> {
   }
   if (command === "fsck") {
     await fsckCommand(values);
+    return;
+  }
+  if (command === "evaluate") {
+    if (!values.corpus) throw new UsageError("evaluate needs --corpus DIR");
+    const out = values.out ?? "./evaluation";
+    const report = await evaluate({
+      corpus: values.corpus,
+      configsFile: values.configs,
+      out,
+      peers: values["no-peers"] !== true,
+      command: ["tessera", ...argv].join(" "),
+      bin: fileURLToPath(import.meta.url),
+      version: VERSION,
+    });
+    print({
+      report: join(out, "report.html"),
+      json: join(out, "report.json"),
+      configs: report.configs.length,
+    });
+    return;
+  }
+  if (command === "evaluate-one") {
+    await evaluateOne(values.payload ?? "");
     return;
   }
   if (command === "copy-image") {
