@@ -126,7 +126,7 @@ function histogram(id: string, title: string, hist: Analysis["chunkSizes"]): str
 function heatmap(id: string, title: string, s: Analysis["sharing"]): string {
   const n = s.images.length;
   const left = 160;
-  const top = 150;
+  const top = 90;
   const cell = Math.max(24, Math.min(60, Math.floor((W - left - 10) / Math.max(n, 1))));
   const h = top + n * cell + 10;
   const cells = s.matrix
