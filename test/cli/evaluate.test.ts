@@ -10,12 +10,14 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { chunkerForAverage } from "../../src/chunker/params.js";
 import type { Report } from "../../src/cli/evaluate/report.js";
 import { chunkLengths } from "../helpers/chunks.js";
 import { prng } from "../helpers/data.js";
 import { runAsync } from "../helpers/run.js";
+import { type S3rver, startS3rver } from "../helpers/s3.js";
 
 const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
 const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url).pathname;
@@ -241,4 +243,51 @@ describe("tessera evaluate", () => {
       }
     },
   );
+});
+
+describe("tessera evaluate against an S3 store", () => {
+  let s3: S3rver;
+  beforeAll(async () => {
+    s3 = await startS3rver("evaluate");
+  });
+  afterAll(async () => {
+    await s3?.stop();
+  });
+
+  test("an S3 configuration is measured (requests per GiB) and leaves nothing in the bucket", async () => {
+    const configs = join(dir, "s3-configs.json");
+    await writeFile(
+      configs,
+      JSON.stringify([
+        {
+          name: "s3-64k",
+          avgChunkKiB: 64,
+          compression: "zstd",
+          packSizeMiB: 2,
+          store: { type: "s3", ...s3.options },
+        },
+      ]),
+    );
+    const out = join(dir, "s3-out");
+    const r = await runAsync(
+      process.execPath,
+      [BIN, "evaluate", "--corpus", corpus, "--configs", configs, "--out", out, "--no-peers"],
+      { timeout: 300_000 },
+    );
+    expect(r.status, r.err).toBe(0);
+    const rep = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as Report;
+    const c = rep.configs[0];
+    expect(c?.config.store.type).toBe("s3");
+    expect(c?.requests.puts).toBeGreaterThanOrEqual(c?.packs ?? 1);
+    expect(c?.requestsPerGiB).toBeGreaterThan(0);
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+    });
+    const left = await client.send(new ListObjectsV2Command({ Bucket: "evaluate" }));
+    expect(left.KeyCount ?? 0).toBe(0);
+    client.destroy();
+  });
 });
