@@ -3,17 +3,10 @@
  * pack size and where the packs go (a filesystem, or an S3 endpoint).
  */
 import { type ChunkerParams, chunkerForAverage, validateChunkerParams } from "../../chunker/params.js";
+import type { S3StoreConfig } from "../../store/open-store.js";
 
-export interface S3Target {
-  type: "s3";
-  endpoint: string;
-  region: string;
-  bucket: string;
-  prefix?: string;
-  forcePathStyle?: boolean;
-  accessKeyId?: string;
-  secretAccessKey?: string;
-}
+/** An S3 store to evaluate on: the same keys as a server's S3 store (docs/configuration.md). */
+export type S3Target = S3StoreConfig;
 
 export interface EvalConfig {
   name: string;
