@@ -1,0 +1,71 @@
+/**
+ * A real single-node OpenStack Swift (Debian's) on 127.0.0.1 for the tests, started with
+ * .ci/swift.sh in a temp directory on free ports: the native API with tempauth, and S3 through
+ * its s3api middleware on the same port. Missing Swift skips on a user's machine, fails in CI.
+ */
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runAsync } from "./run.js";
+
+const CI_DIR = new URL("../../.ci/", import.meta.url).pathname;
+
+export const SWIFT_MISSING = !existsSync("/usr/bin/swift-proxy-server");
+if (SWIFT_MISSING && process.env.CI) throw new Error("CI must have Swift (.ci/run installs it)");
+if (SWIFT_MISSING) {
+  console.warn(
+    "skipping Swift tests: apt-get install swift swift-proxy swift-object swift-container swift-account memcached",
+  );
+}
+
+export interface Swift {
+  authUrl: string;
+  user: string;
+  key: string;
+  /** S3 (s3api) on the same port, with the same credentials. */
+  s3Endpoint: string;
+  stop(): Promise<void>;
+  /** Stops the servers, keeping the data (start() brings them back). */
+  halt(): Promise<void>;
+  start(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startSwift(): Promise<Swift> {
+  const dir = await mkdtemp(join(tmpdir(), "tessera-swift-"));
+  const port = await freePort();
+  // Backend ports: object, container, account and memcached (+10) above a free base.
+  const base = 20000 + Math.floor(Math.random() * 20000);
+  const env = { ...process.env, SWIFT_PORT: String(port), SWIFT_BACKEND_PORT: String(base) };
+  const start = async () => {
+    const r = await runAsync("bash", [join(CI_DIR, "swift.sh"), "start", dir], { env });
+    if (r.status !== 0) throw new Error(`swift did not start: ${r.err}`);
+  };
+  const halt = async () => {
+    await runAsync("bash", [join(CI_DIR, "swift.sh"), "stop", dir], { env });
+  };
+  await start();
+  return {
+    authUrl: `http://127.0.0.1:${port}/auth/v1.0`,
+    user: "test:tester",
+    key: "testing",
+    s3Endpoint: `http://127.0.0.1:${port}`,
+    start,
+    halt,
+    stop: async () => {
+      await halt();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
