@@ -98,9 +98,9 @@ async function openStores(dir: string, target: Target) {
   const configs: Record<string, StoreConfig> = {
     local: { type: "filesystem", path: join(dir, "local") },
     remote:
-      target.store.type === "s3"
-        ? { ...target.store, prefix: `${Date.now()}/` }
-        : { ...target.store, path: join(dir, "remote") },
+      target.store.type === "filesystem"
+        ? { ...target.store, path: join(dir, "remote") }
+        : { ...target.store, prefix: `${Date.now()}/` },
   };
   for (const [name, cfg] of Object.entries(configs)) {
     const backend = await openBackend(cfg, dir, true, {

@@ -11,7 +11,7 @@ import { type AccessPolicy, notAuthorized } from "./access.js";
 import { type Env, requireAdmin } from "./env.js";
 
 /** glance_store's names for the kinds of store. */
-const GLANCE_TYPES = { filesystem: "file", s3: "s3" } as const;
+const GLANCE_TYPES = { filesystem: "file", s3: "s3", swift: "swift" } as const;
 
 /** Glance writes these flags as the string "true", and leaves them out when false. */
 function storeView(s: StoreDescription): Record<string, unknown> {

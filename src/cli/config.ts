@@ -385,9 +385,35 @@ const STORE_KEYS: Record<string, Record<string, "string" | "number" | "boolean">
     packSize: "number",
     compression: "string",
   },
+  swift: {
+    type: "string",
+    description: "string",
+    authUrl: "string",
+    authVersion: "number",
+    user: "string",
+    key: "string",
+    username: "string",
+    password: "string",
+    projectName: "string",
+    userDomain: "string",
+    projectDomain: "string",
+    region: "string",
+    interface: "string",
+    storageUrl: "string",
+    container: "string",
+    prefix: "string",
+    segmentSize: "number",
+    timeoutMs: "number",
+    maxPuts: "number",
+    maxGets: "number",
+    attempts: "number",
+    readAheadBytes: "number",
+    packSize: "number",
+    compression: "string",
+  },
 };
 
-/** `stores`: {"name": {"type": "filesystem"|"s3", ...}}, replacing the default; JSON from the environment. */
+/** `stores`: {"name": {"type": "filesystem"|"s3"|"swift", ...}}, replacing the default; JSON from the environment. */
 function stores(value: unknown, source: string): Record<string, StoreConfig> {
   const bad = (why: string) => new ConfigError(`${source}: stores: ${why}`);
   const v = objectValue(value, bad);
@@ -398,7 +424,7 @@ function stores(value: unknown, source: string): Record<string, StoreConfig> {
     if (typeof cfg !== "object" || cfg === null) throw bad(`${name} must be an object`);
     const type = (cfg as { type?: unknown }).type;
     const keys = STORE_KEYS[String(type)];
-    if (!keys) throw bad(`${name}: type must be "filesystem" or "s3"`);
+    if (!keys) throw bad(`${name}: type must be "filesystem", "s3" or "swift"`);
     for (const [k, x] of Object.entries(cfg)) {
       if (!keys[k]) throw bad(`${name}: unknown key "${k}"`);
       if (typeof x !== keys[k]) throw bad(`${name}: ${k} must be a ${keys[k]}`);
@@ -409,6 +435,24 @@ function stores(value: unknown, source: string): Record<string, StoreConfig> {
     }
     if (type === "s3" && !(cfg as { bucket?: string }).bucket) throw bad(`${name}: bucket is required`);
     if (type === "s3" && !(cfg as { region?: string }).region) throw bad(`${name}: region is required`);
+    if (type === "swift") {
+      const sw = cfg as {
+        authUrl?: string;
+        container?: string;
+        authVersion?: number;
+        user?: string;
+        username?: string;
+      };
+      if (!sw.authUrl || !sw.container) throw bad(`${name}: authUrl and container are required`);
+      if (sw.authVersion !== undefined && sw.authVersion !== 1 && sw.authVersion !== 3) {
+        throw bad(`${name}: authVersion is 1 (tempauth) or 3 (Keystone)`);
+      }
+      if ((sw.authVersion ?? 1) === 1 ? !sw.user : !sw.username) {
+        throw bad(
+          `${name}: ${(sw.authVersion ?? 1) === 1 ? "user and key" : "username, password and projectName"} are required`,
+        );
+      }
+    }
     out[name] = cfg as StoreConfig;
   }
   if (Object.keys(out).length === 0) throw bad("at least one store is needed");
@@ -459,7 +503,9 @@ export function loadConfig(
     const at =
       st.type === "filesystem"
         ? `file:${resolve(filesystemStorePath(st, cfg.dataDir, name))}`
-        : `s3:${st.endpoint ?? ""}/${st.bucket}/${st.prefix ?? ""}`;
+        : st.type === "s3"
+          ? `s3:${st.endpoint ?? ""}/${st.bucket}/${st.prefix ?? ""}`
+          : `swift:${st.storageUrl ?? st.authUrl}/${st.container}/${st.prefix ?? ""}`;
     const other = where.get(at);
     if (other)
       throw new ConfigError(`stores "${other}" and "${name}" would keep their objects in the same place`);

@@ -87,8 +87,8 @@ export interface StoreDescription {
   name: string;
   description?: string;
   isDefault: boolean;
-  type: "filesystem" | "s3";
-  /** Where its objects are: a directory, or an S3 endpoint, bucket and prefix. */
+  type: "filesystem" | "s3" | "swift";
+  /** Where its objects are: a directory, an S3 endpoint, bucket and prefix, or a Swift container. */
   location: Record<string, string | number | boolean>;
   compression: boolean;
   packSize: number;
@@ -100,6 +100,12 @@ export function describeStore(s: Store, isDefault: boolean): StoreDescription {
   if (cfg?.type === "filesystem" && cfg.path) location.path = cfg.path;
   if (cfg?.type === "s3") {
     for (const k of ["endpoint", "region", "bucket", "prefix", "forcePathStyle"] as const) {
+      const v = cfg[k];
+      if (v !== undefined) location[k] = v;
+    }
+  }
+  if (cfg?.type === "swift") {
+    for (const k of ["authUrl", "storageUrl", "container", "prefix", "region"] as const) {
       const v = cfg[k];
       if (v !== undefined) location[k] = v;
     }

@@ -1,7 +1,7 @@
 /**
- * A store's configuration and the backend it opens: the filesystem backend, or the S3 backend
- * inside its wrappers (retries outside, the concurrency bound inside, so that a request
- * waiting out a backoff gives its slot to another).
+ * A store's configuration and the backend it opens: the filesystem backend, or the S3 or Swift
+ * backend inside its wrappers (retries outside, the concurrency bound inside, so that a
+ * request waiting out a backoff gives its slot to another).
  */
 import { join } from "node:path";
 import type { ObjectBackend } from "./backend.js";
@@ -9,6 +9,7 @@ import { FsBackend } from "./fs-backend.js";
 import { LimitedBackend } from "./limited-backend.js";
 import { DEFAULT_RETRY, RetryingBackend } from "./retrying-backend.js";
 import type { S3BackendOptions } from "./s3-backend.js";
+import type { SwiftBackendOptions } from "./swift-backend.js";
 
 export interface FilesystemStoreConfig {
   type: "filesystem";
@@ -43,10 +44,32 @@ export interface S3StoreConfig extends S3BackendOptions {
   compression?: "zstd" | "none";
 }
 
+/** What a remote object store (S3, Swift) takes beyond its backend's own options. */
+interface RemoteStoreSettings {
+  /** Shown in the list of stores (GET /v2/info/stores). */
+  description?: string;
+  /** Writes and reads in flight at once against this store (default 8 and 16). */
+  maxPuts?: number;
+  maxGets?: number;
+  /** Tries per request for transient failures (default 5). */
+  attempts?: number;
+  /** Bytes of ranged GETs one download keeps in flight (default 32 MiB). */
+  readAheadBytes?: number;
+  /** Target pack size (default 32 MiB). */
+  packSize?: number;
+  /** New chunks compressed with zstd or stored as they are (default "zstd"). */
+  compression?: "zstd" | "none";
+}
+
+/** An OpenStack Swift store (native API), with the same engine settings as S3. */
+export interface SwiftStoreConfig extends SwiftBackendOptions, RemoteStoreSettings {
+  type: "swift";
+}
+
 export const S3_READ_AHEAD = 32 * 1024 * 1024;
 export const S3_PACK_SIZE = 32 * 1024 * 1024;
 
-export type StoreConfig = FilesystemStoreConfig | S3StoreConfig;
+export type StoreConfig = FilesystemStoreConfig | S3StoreConfig | SwiftStoreConfig;
 
 /**
  * The engine settings a store implies unless given otherwise. S3: 32 MiB packs, 32 MiB of
@@ -88,10 +111,13 @@ export async function openBackend(
   const innermost = o.innermost ?? ((b) => b);
   if (cfg.type === "filesystem")
     return innermost(new FsBackend(filesystemStorePath(cfg, dataDir, o.name), { durable }));
-  // The S3 backend reads its own keys and ignores the store's others.
-  const { S3Backend } = await import("./s3-backend.js");
+  // The backends read their own keys and ignore the store's others.
+  const backend =
+    cfg.type === "s3"
+      ? new (await import("./s3-backend.js")).S3Backend(cfg)
+      : new (await import("./swift-backend.js")).SwiftBackend(cfg);
   return new RetryingBackend(
-    new LimitedBackend(innermost(new S3Backend(cfg)), { puts: cfg.maxPuts ?? 8, gets: cfg.maxGets ?? 16 }),
+    new LimitedBackend(innermost(backend), { puts: cfg.maxPuts ?? 8, gets: cfg.maxGets ?? 16 }),
     {
       ...DEFAULT_RETRY,
       attempts: cfg.attempts ?? DEFAULT_RETRY.attempts,
