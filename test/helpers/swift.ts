@@ -4,7 +4,7 @@
  * its s3api middleware on the same port. Missing Swift skips on a user's machine, fails in CI.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,6 +27,17 @@ export interface Swift {
   /** S3 (s3api) on the same port, with the same credentials. */
   s3Endpoint: string;
   stop(): Promise<void>;
+  /**
+   * Switches the proxy from tempauth to Keystone (keystonemiddleware's authtoken and Swift's
+   * keystoneauth, as an OpenStack cloud runs it), validating with the given service user. The
+   * s3api middleware goes (with Keystone it would need s3token).
+   */
+  useKeystone(
+    keystoneUrl: string,
+    service: { username: string; password: string; project: string },
+  ): Promise<void>;
+  /** The Swift API's URL, for Keystone's catalog. */
+  apiUrl: string;
   /** Stops the servers, keeping the data (start() brings them back). */
   halt(): Promise<void>;
   start(): Promise<void>;
@@ -56,7 +67,38 @@ export async function startSwift(): Promise<Swift> {
     await runAsync("bash", [join(CI_DIR, "swift.sh"), "stop", dir], { env });
   };
   await start();
+  const useKeystone = async (url: string, svc: { username: string; password: string; project: string }) => {
+    await halt();
+    const conf = join(dir, "etc", "proxy-server.conf");
+    const text = (await readFile(conf, "utf8")).replace(
+      /^(pipeline = .*)\bs3api tempauth\b/m,
+      "$1authtoken keystoneauth",
+    );
+    await writeFile(
+      conf,
+      `${text}
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+www_authenticate_uri = ${url}
+auth_url = ${url}
+auth_type = password
+user_domain_id = default
+project_domain_id = default
+project_name = ${svc.project}
+username = ${svc.username}
+password = ${svc.password}
+delay_auth_decision = True
+
+[filter:keystoneauth]
+use = egg:swift#keystoneauth
+operator_roles = admin, member
+`,
+    );
+    await start();
+  };
   return {
+    apiUrl: `http://127.0.0.1:${port}/v1`,
+    useKeystone,
     authUrl: `http://127.0.0.1:${port}/auth/v1.0`,
     user: "test:tester",
     key: "testing",
