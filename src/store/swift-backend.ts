@@ -39,11 +39,12 @@ export interface SwiftBackendOptions {
   segmentSize?: number;
   /** Per request. */
   timeoutMs?: number;
+  /** Names per listing request (Swift's limit is 10,000). */
+  listPageSize?: number;
 }
 
 const MiB = 1024 * 1024;
 export const DEFAULT_SEGMENT_SIZE = 256 * MiB;
-const LIST_PAGE = 10_000;
 
 /** A status Swift answers that a retry may cure. */
 function transient(status: number): boolean {
@@ -60,6 +61,7 @@ export class SwiftBackend implements ObjectBackend {
   private readonly prefix: string;
   private readonly segmentSize: number;
   private readonly timeoutMs: number;
+  private readonly listPage: number;
   private auth?: { token: string; storageUrl: string };
   private authing?: Promise<{ token: string; storageUrl: string }>;
   private containersReady?: Promise<void>;
@@ -68,6 +70,7 @@ export class SwiftBackend implements ObjectBackend {
     this.prefix = o.prefix ?? "";
     this.segmentSize = Math.max(MiB, o.segmentSize ?? DEFAULT_SEGMENT_SIZE);
     this.timeoutMs = o.timeoutMs ?? 120_000;
+    this.listPage = Math.min(10_000, Math.max(1, o.listPageSize ?? 10_000));
   }
 
   private get segments(): string {
@@ -336,7 +339,7 @@ export class SwiftBackend implements ObjectBackend {
       const q = new URLSearchParams({
         format: "json",
         prefix: `${this.prefix}${prefix}`,
-        limit: String(LIST_PAGE),
+        limit: String(this.listPage),
       });
       if (marker) q.set("marker", marker);
       const res = await this.request("GET", `${encodeURIComponent(this.o.container)}?${q}`);
@@ -353,7 +356,7 @@ export class SwiftBackend implements ObjectBackend {
         marker = o.name;
         yield { name: o.name.slice(this.prefix.length), size: o.bytes };
       }
-      if (page.length < LIST_PAGE) return;
+      if (page.length < this.listPage) return;
     }
   }
 

@@ -63,6 +63,16 @@ describe.skipIf(SWIFT_MISSING)("Swift", () => {
     dispose: async () => {},
   }));
 
+  test("listing follows Swift's markers across pages", async () => {
+    const b = native({ listPageSize: 3 });
+    const names = Array.from({ length: 8 }, (_, i) => `packs/p/${i}`);
+    for (const name of names) await b.put(name, [prng(3, 10)]);
+    const listed: string[] = [];
+    for await (const o of b.list("packs/p/")) listed.push(o.name);
+    expect(listed.sort()).toEqual(names);
+    await b.close();
+  });
+
   test("an expired or revoked token is replaced once and the request goes through", async () => {
     const b = native();
     await b.put("packs/x/one", [prng(1, 1000)]);
