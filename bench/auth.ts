@@ -11,13 +11,12 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import type { RunningServer, ServerOptions } from "../src/api/server.js";
 import type { KeystoneAuth } from "../src/auth/keystone.js";
-import { benchServer, log, median } from "./common.js";
+import { benchServer, freePort, log, median } from "./common.js";
 
 const { values: opt } = parseArgs({
   options: {
@@ -29,16 +28,6 @@ const N = Number(opt.requests);
 const ROUNDS = Number(opt.rounds);
 const CI_DIR = new URL("../../.ci/", import.meta.url).pathname;
 const run = promisify(execFile);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function token(url: string, user: string, password: string, project: string): Promise<string> {
   const res = await fetch(`${url}/auth/tokens?nocatalog`, {

@@ -14,14 +14,13 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs, promisify } from "node:util";
 import { Engine } from "../src/engine/engine.js";
 import { readFilePieces } from "../src/engine/file-source.js";
-import { makeRandomFile, median } from "./common.js";
+import { freePort, makeRandomFile, median } from "./common.js";
 
 const run = promisify(execFile);
 const MB = 1e6;
@@ -138,18 +137,6 @@ async function startGlance(dir: string): Promise<{ url: string; stop: () => Prom
       await run(join(script, "..", "stop.sh"), [dir]).catch(() => {});
     },
   };
-}
-
-/** A port that was free a moment ago (the Glance script needs a number, not 0). */
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.once("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => ok(port));
-    });
-  });
 }
 
 /** The peak resident set of a live process (VmHWM), MB. */

@@ -9,7 +9,6 @@
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, stat } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -18,7 +17,7 @@ import { Engine } from "../src/engine/engine.js";
 import { readFilePieces } from "../src/engine/file-source.js";
 import { type BackendCounts, CountingBackend } from "../src/store/counting-backend.js";
 import { openBackend, type StoreConfig, storeEngineDefaults } from "../src/store/open-store.js";
-import { log, mbps, median, ratio } from "./common.js";
+import { freePort, log, mbps, median, ratio } from "./common.js";
 
 const { values: opt } = parseArgs({
   options: {
@@ -29,16 +28,6 @@ const { values: opt } = parseArgs({
 const run = promisify(execFile);
 const CI_DIR = new URL("../../.ci/", import.meta.url).pathname;
 const GiB = 1024 ** 3;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function measure(store: StoreConfig, scratch: string, size: number) {
   await rm(scratch, { recursive: true, force: true });

@@ -21,8 +21,8 @@ export interface FilesystemStoreConfig {
   compression?: "zstd" | "none";
 }
 
-export interface S3StoreConfig extends S3BackendOptions {
-  type: "s3";
+/** What a remote object store (S3, Swift) takes beyond its backend's own options. */
+interface RemoteStoreSettings {
   /** Shown in the list of stores (GET /v2/info/stores). */
   description?: string;
   /** Writes and reads in flight at once against this store (default 8 and 16). */
@@ -44,21 +44,8 @@ export interface S3StoreConfig extends S3BackendOptions {
   compression?: "zstd" | "none";
 }
 
-/** What a remote object store (S3, Swift) takes beyond its backend's own options. */
-interface RemoteStoreSettings {
-  /** Shown in the list of stores (GET /v2/info/stores). */
-  description?: string;
-  /** Writes and reads in flight at once against this store (default 8 and 16). */
-  maxPuts?: number;
-  maxGets?: number;
-  /** Tries per request for transient failures (default 5). */
-  attempts?: number;
-  /** Bytes of ranged GETs one download keeps in flight (default 32 MiB). */
-  readAheadBytes?: number;
-  /** Target pack size (default 32 MiB). */
-  packSize?: number;
-  /** New chunks compressed with zstd or stored as they are (default "zstd"). */
-  compression?: "zstd" | "none";
+export interface S3StoreConfig extends S3BackendOptions, RemoteStoreSettings {
+  type: "s3";
 }
 
 /** An OpenStack Swift store (native API), with the same engine settings as S3. */

@@ -7,17 +7,16 @@
  */
 import { spawnSync } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
-import { get, request } from "node:http";
+import { get } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeChunkRecord } from "../../src/catalog/catalog.js";
 import { Engine } from "../../src/engine/engine.js";
-import { packName } from "../../src/store/names.js";
 import type { S3StoreConfig } from "../../src/store/open-store.js";
 import { S3Backend } from "../../src/store/s3-backend.js";
 import { prng, textLike } from "../helpers/data.js";
 import { radosgw, type S3rver, startS3rver } from "../helpers/s3.js";
 import { client, startTestServer, type TestServer } from "../helpers/server.js";
+import { uploadThroughOutage } from "../helpers/store-outage.js";
 
 const MiB = 1024 * 1024;
 const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
@@ -41,23 +40,6 @@ async function withServer(store: S3StoreConfig, fn: (s: TestServer) => Promise<v
   } finally {
     await s.close();
     await rm(s.dataDir, { recursive: true, force: true });
-  }
-}
-
-/** Every pack the chunk index points at, and whether the store has it. */
-async function indexedPacksPresent(dataDir: string, store: S3StoreConfig): Promise<boolean[]> {
-  const engine = await Engine.openDir(dataDir, { stores: { central: store }, durable: false });
-  try {
-    // Packs the committed chunk records point at.
-    const packs = new Set<string>();
-    for (const { value } of engine.store().index.chunks.getRange()) {
-      packs.add(packName(decodeChunkRecord(value as Buffer).pack.toString("hex")));
-    }
-    const present: boolean[] = [];
-    for (const name of packs) present.push((await engine.store().backend.stat(name)) !== undefined);
-    return present;
-  } finally {
-    await engine.close();
   }
 }
 
@@ -99,41 +81,11 @@ describe("an S3 store under the API", () => {
   );
 
   it("fails an upload cleanly when the S3 server dies mid-upload: 503, image queued, no committed pack missing", async () => {
-    const store = s3store();
-    const s = await startTestServer({ stores: { central: store }, defaultStore: "central" });
-    const api = client(() => s.url);
-    try {
-      // Something committed first, so that the index has packs to check afterwards.
-      const before = await api.createImage({ name: "before", disk_format: "raw", container_format: "bare" });
-      expect((await api.upload(before.id, prng(1, 20 * MiB))).status).toBe(204);
-      const img = await api.createImage({ name: "cut", disk_format: "raw", container_format: "bare" });
-      const data = Buffer.from(prng(2, 64 * MiB));
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = request(new URL(api.url(`/v2/images/${img.id}/file`)), {
-          method: "PUT",
-          headers: { "content-type": "application/octet-stream", "content-length": data.length },
-        });
-        req.on("response", (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
-        req.on("error", reject);
-        req.write(data.subarray(0, 24 * MiB), () => {
-          s3.kill();
-          req.end(data.subarray(24 * MiB));
-        });
-      });
-      expect(status).toBe(503);
-      const after = (await (await api.get(`/v2/images/${img.id}`)).json()) as Record<string, unknown>;
-      expect(after).toMatchObject({ status: "queued", size: null, checksum: null });
-    } finally {
-      await s.close();
-      await s3.restart();
-    }
-    const present = await indexedPacksPresent(s.dataDir, store);
-    expect(present.length).toBeGreaterThan(0);
-    expect(present.every(Boolean)).toBe(true);
-    await rm(s.dataDir, { recursive: true, force: true });
+    await uploadThroughOutage(
+      s3store(),
+      () => s3.kill(),
+      () => s3.restart(),
+    );
   });
 
   it("cuts a download off when the S3 server dies under it: the client gets a prefix of the image, never other bytes", async () => {

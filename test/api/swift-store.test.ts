@@ -6,15 +6,13 @@
  */
 import { spawnSync } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
-import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeChunkRecord } from "../../src/catalog/catalog.js";
 import { Engine } from "../../src/engine/engine.js";
-import { packName } from "../../src/store/names.js";
 import type { StoreConfig, SwiftStoreConfig } from "../../src/store/open-store.js";
 import { prng, textLike } from "../helpers/data.js";
 import { client, startTestServer } from "../helpers/server.js";
+import { uploadThroughOutage } from "../helpers/store-outage.js";
 import { SWIFT_MISSING, type Swift, startSwift } from "../helpers/swift.js";
 
 const MiB = 1024 * 1024;
@@ -110,47 +108,10 @@ describe.skipIf(SWIFT_MISSING)("a Swift store under the API", () => {
   });
 
   it("fails an upload cleanly when Swift stops mid-upload: 503, image queued, no committed pack missing", async () => {
-    const store = swiftStore();
-    const s = await startTestServer({ stores: { central: store }, defaultStore: "central" });
-    const api = client(() => s.url);
-    try {
-      const before = await api.createImage({ name: "before", disk_format: "raw", container_format: "bare" });
-      expect((await api.upload(before.id, prng(1, 20 * MiB))).status).toBe(204);
-      const img = await api.createImage({ name: "cut", disk_format: "raw", container_format: "bare" });
-      const data = Buffer.from(prng(2, 64 * MiB));
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = request(new URL(api.url(`/v2/images/${img.id}/file`)), {
-          method: "PUT",
-          headers: { "content-type": "application/octet-stream", "content-length": data.length },
-        });
-        req.on("response", (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
-        req.on("error", reject);
-        req.write(data.subarray(0, 24 * MiB), () => {
-          swift.halt().then(() => req.end(data.subarray(24 * MiB)), reject);
-        });
-      });
-      expect(status).toBe(503);
-      const after = (await (await api.get(`/v2/images/${img.id}`)).json()) as Record<string, unknown>;
-      expect(after).toMatchObject({ status: "queued", size: null, checksum: null });
-    } finally {
-      await s.close();
-      await swift.start();
-    }
-    // Every pack the committed index points at is in the container.
-    const engine = await Engine.openDir(s.dataDir, { stores: { central: store }, durable: false });
-    try {
-      const packs = new Set<string>();
-      for (const { value } of engine.store().index.chunks.getRange()) {
-        packs.add(packName(decodeChunkRecord(value as Buffer).pack.toString("hex")));
-      }
-      expect(packs.size).toBeGreaterThan(0);
-      for (const name of packs) expect(await engine.store().backend.stat(name), name).toBeDefined();
-    } finally {
-      await engine.close();
-      await rm(s.dataDir, { recursive: true, force: true });
-    }
+    await uploadThroughOutage(
+      swiftStore(),
+      () => swift.halt(),
+      () => swift.start(),
+    );
   });
 });

@@ -5,9 +5,9 @@
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./ports.js";
 import { runAsync } from "./run.js";
 
 const CI_DIR = new URL("../../.ci/", import.meta.url).pathname;
@@ -45,17 +45,6 @@ export interface Keystone {
   admin(method: string, path: string, body?: unknown): Promise<Response>;
   projectId(name: string): Promise<string>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startKeystone(): Promise<Keystone> {

@@ -5,9 +5,9 @@
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./ports.js";
 import { runAsync } from "./run.js";
 
 const CI_DIR = new URL("../../.ci/", import.meta.url).pathname;
@@ -41,16 +41,6 @@ export interface Swift {
   /** Stops the servers, keeping the data (start() brings them back). */
   halt(): Promise<void>;
   start(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startSwift(): Promise<Swift> {

@@ -1,0 +1,68 @@
+/**
+ * An object store going away during an upload, as the S3 and Swift store tests stage it: an
+ * image committed first, then an upload cut by `stop()` after 24 MiB of 64 MiB, and afterwards
+ * a check that every pack the committed chunk index points at is in the store.
+ */
+import { rm } from "node:fs/promises";
+import { request } from "node:http";
+import { expect } from "vitest";
+import { decodeChunkRecord } from "../../src/catalog/catalog.js";
+import { Engine } from "../../src/engine/engine.js";
+import { packName } from "../../src/store/names.js";
+import type { StoreConfig } from "../../src/store/open-store.js";
+import { prng } from "./data.js";
+import { client, startTestServer } from "./server.js";
+
+const MiB = 1024 * 1024;
+
+/**
+ * A server on `store` (as "central"); an image committed; then an upload during which `stop`
+ * takes the store away: the answer must be 503 and the image queued with no data. After
+ * `restore`, every pack the committed index points at must be there.
+ */
+export async function uploadThroughOutage(
+  store: StoreConfig,
+  stop: () => void | Promise<void>,
+  restore: () => Promise<void>,
+): Promise<void> {
+  const s = await startTestServer({ stores: { central: store }, defaultStore: "central" });
+  const api = client(() => s.url);
+  try {
+    const before = await api.createImage({ name: "before", disk_format: "raw", container_format: "bare" });
+    expect((await api.upload(before.id, prng(1, 20 * MiB))).status).toBe(204);
+    const img = await api.createImage({ name: "cut", disk_format: "raw", container_format: "bare" });
+    const data = Buffer.from(prng(2, 64 * MiB));
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(new URL(api.url(`/v2/images/${img.id}/file`)), {
+        method: "PUT",
+        headers: { "content-type": "application/octet-stream", "content-length": data.length },
+      });
+      req.on("response", (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      req.write(data.subarray(0, 24 * MiB), () => {
+        Promise.resolve(stop()).then(() => req.end(data.subarray(24 * MiB)), reject);
+      });
+    });
+    expect(status).toBe(503);
+    const after = (await (await api.get(`/v2/images/${img.id}`)).json()) as Record<string, unknown>;
+    expect(after).toMatchObject({ status: "queued", size: null, checksum: null });
+  } finally {
+    await s.close();
+    await restore();
+  }
+  const engine = await Engine.openDir(s.dataDir, { stores: { central: store }, durable: false });
+  try {
+    const packs = new Set<string>();
+    for (const { value } of engine.store().index.chunks.getRange()) {
+      packs.add(packName(decodeChunkRecord(value as Buffer).pack.toString("hex")));
+    }
+    expect(packs.size).toBeGreaterThan(0);
+    for (const name of packs) expect(await engine.store().backend.stat(name), name).toBeDefined();
+  } finally {
+    await engine.close();
+    await rm(s.dataDir, { recursive: true, force: true });
+  }
+}
