@@ -29,6 +29,9 @@ export interface KeystoneOptions {
   timeoutMs?: number;
 }
 
+/** Tries per validation call (Keystone busy or restarting). */
+const ATTEMPTS = 3;
+
 interface Cached {
   ctx?: RequestContext;
   until: number;
@@ -124,15 +127,28 @@ export class KeystoneAuth implements Authenticator {
     return ctx;
   }
 
-  private async call(token: string, serviceToken: string): Promise<Response> {
+  /** One validation call (retried as keystone() retries). */
+  private call(token: string, serviceToken: string): Promise<Response> {
     this.validations++;
-    try {
-      return await fetch(`${this.url}/auth/tokens?nocatalog`, {
-        headers: { "X-Auth-Token": serviceToken, "X-Subject-Token": token, Accept: "application/json" },
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (e) {
-      throw new AuthUnavailableError(`Keystone at ${this.url} did not answer`, e);
+    return this.keystone(`${this.url}/auth/tokens?nocatalog`, {
+      headers: { "X-Auth-Token": serviceToken, "X-Subject-Token": token, Accept: "application/json" },
+    });
+  }
+
+  /**
+   * A request to Keystone, tried up to three times when it does not answer or answers 5xx (as
+   * keystonemiddleware's http_request_max_retries): a busy Keystone is not an outage.
+   */
+  private async keystone(url: string, init: RequestInit): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await fetch(url, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
+        if (res.status < 500 || attempt === ATTEMPTS) return res;
+        await res.body?.cancel();
+      } catch (e) {
+        if (attempt === ATTEMPTS) throw new AuthUnavailableError(`Keystone at ${this.url} did not answer`, e);
+      }
+      await new Promise((r) => setTimeout(r, 100 * attempt));
     }
   }
 
@@ -160,17 +176,11 @@ export class KeystoneAuth implements Authenticator {
         scope: { project: { name: o.projectName, domain: { id: o.projectDomain ?? "default" } } },
       },
     };
-    let res: Response;
-    try {
-      res = await fetch(`${this.url}/auth/tokens?nocatalog`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (e) {
-      throw new AuthUnavailableError(`Keystone at ${this.url} did not answer`, e);
-    }
+    const res = await this.keystone(`${this.url}/auth/tokens?nocatalog`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+    });
     const token = res.headers.get("x-subject-token");
     const parsed = res.status === 201 ? ((await res.json()) as TokenBody) : undefined;
     if (res.status !== 201 || !token) {

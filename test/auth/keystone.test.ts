@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -151,6 +152,36 @@ describe.skipIf(KEYSTONE_MISSING)("keystone mode, with a real Keystone", () => {
     expect((await demo.call("GET", "/v2/images")).status).toBe(401);
   });
 
+  test("a Keystone that fails a request now and then (5xx, a dropped connection) is asked again, not reported down", async () => {
+    // A proxy in front of the real Keystone that answers the first validation with 503 and drops
+    // the second's connection.
+    let seen = 0;
+    const target = new URL(ks.url);
+    const proxy = createServer((req, res) => {
+      const validation = req.method === "GET" && req.url?.startsWith("/v3/auth/tokens");
+      if (validation && seen++ === 0) return void res.writeHead(503).end();
+      if (validation && seen === 2) return void req.socket.destroy();
+      const up = httpRequest(
+        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", () => r()));
+    try {
+      const port = (proxy.address() as { port: number }).port;
+      const flaky = await tesseraOn({ url: `http://127.0.0.1:${port}/v3` });
+      const demo = await as(PEOPLE.demo, () => flaky.url);
+      expect((await demo.call("GET", "/v2/images")).status).toBe(200);
+      expect(seen).toBeGreaterThanOrEqual(3);
+    } finally {
+      proxy.close();
+    }
+  });
+
   test("Keystone unreachable: 503, never access and never a cached guess", async () => {
     const lost = await tesseraOn({ url: "http://127.0.0.1:9/v3", timeoutMs: 2000 });
     const demo = await as(PEOPLE.demo, () => lost.url);
@@ -170,7 +201,8 @@ describe.skipIf(KEYSTONE_MISSING)("keystone mode, with a real Keystone", () => {
     timeout: 180_000,
   }, async () => {
     const region = `Tessera${server.port}`;
-    expect((await ks.admin("POST", "/regions", { region: { id: region } })).status).toBe(201);
+    const made = await ks.admin("POST", "/regions", { region: { id: region } });
+    expect(made.status, await made.clone().text()).toBe(201);
     const svc = await ks.admin("POST", "/services", {
       service: { type: "image", name: `tessera-${server.port}` },
     });

@@ -80,13 +80,20 @@ export async function startKeystone(): Promise<Keystone> {
   }
 
   let adminToken: string | undefined;
+  /** Keystone's API as the cloud admin; a busy Keystone (5xx) or a stale token (401) is retried. */
   async function admin(method: string, path: string, body?: unknown): Promise<Response> {
-    adminToken ??= (await token(PEOPLE.admin)).token;
-    return fetch(`${url}${path}`, {
-      method,
-      headers: { "X-Auth-Token": adminToken, "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    for (let attempt = 1; ; attempt++) {
+      adminToken ??= (await token(PEOPLE.admin)).token;
+      const res = await fetch(`${url}${path}`, {
+        method,
+        headers: { "X-Auth-Token": adminToken, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      if (attempt === 3 || (res.status !== 401 && res.status < 500)) return res;
+      await res.body?.cancel();
+      if (res.status === 401) adminToken = undefined;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
   }
   async function find(kind: string, name: string): Promise<string | undefined> {
     const res = await admin("GET", `/${kind}s?name=${encodeURIComponent(name)}`);
