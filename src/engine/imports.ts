@@ -151,6 +151,23 @@ export class Imports {
     return imports;
   }
 
+  private lastPrune = Date.now();
+
+  /**
+   * Removes ended tasks past their expiry, at most once an hour (at an import's start), so that
+   * a server that runs for months does not keep every task it ever ran.
+   */
+  private async pruneExpired(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastPrune < 3600 * 1000) return;
+    this.lastPrune = now;
+    await this.cat.transaction(() => {
+      for (const t of listTasks(this.cat)) {
+        if (t.expires_at && Date.parse(t.expires_at) < now) removeTask(this.cat, t);
+      }
+    });
+  }
+
   /** The stores an import targets, checked (Glance's get_stores_from_request). */
   private targets(req: ImportRequest, storeHeader: string | undefined): string[] {
     const names = [...this.images.engine.stores.keys()];
@@ -197,6 +214,7 @@ export class Imports {
     }
     let stores = this.targets(req, storeHeader);
     const cat = this.cat;
+    await this.pruneExpired();
     let task: TaskRecord | undefined;
     await this.images.update(
       id,
