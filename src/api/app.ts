@@ -231,11 +231,9 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
         throw new ForbiddenError(`You are not permitted to create images owned by '${owner}'.`);
       throw notAuthorized("add_image");
     }
-    const publish = visibilityAction(fields.visibility ?? "shared");
-    if (
-      publish &&
-      !policyAllows(ctx, publish, { owner, visibility: fields.visibility ?? "shared", status: "queued" })
-    ) {
+    const visibility = fields.visibility ?? "shared";
+    const publish = visibilityAction(visibility);
+    if (publish && !policyAllows(ctx, publish, { owner, visibility, status: "queued" })) {
       throw notAuthorized(publish);
     }
     const rec = await images.create(fields);

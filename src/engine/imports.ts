@@ -112,6 +112,12 @@ function methodOf(t: TaskRecord): string {
   return req?.method?.name ?? "";
 }
 
+/** The properties without the import lock. */
+function unlocked(properties: Record<string, string>): Record<string, string> {
+  const { [LOCK]: _, ...rest } = properties;
+  return rest;
+}
+
 function storeList(v: string | undefined): string[] {
   return v ? v.split(",").filter((s) => s !== "") : [];
 }
@@ -321,12 +327,7 @@ export class Imports {
   private settleFailed(rec: ImageRecord, taskId: string, method: string): void {
     if (rec.properties[LOCK] !== taskId) return;
     const failed = [...storeList(rec.properties[FAILED]), ...storeList(rec.properties[IMPORTING])];
-    const properties: Record<string, string> = {
-      ...rec.properties,
-      [IMPORTING]: "",
-      [FAILED]: failed.join(","),
-    };
-    delete properties[LOCK];
+    const properties = unlocked({ ...rec.properties, [IMPORTING]: "", [FAILED]: failed.join(",") });
     let next: ImageRecord = { ...rec, properties, updated_at: this.images.now() };
     if (method !== "copy-image" && (rec.status === "importing" || rec.status === "active")) {
       this.images.releaseData(rec);
@@ -372,8 +373,7 @@ export class Imports {
         const t = getTask(this.cat, task.id);
         if (t) this.endTask(t, "success", `Copied ${Math.floor((rec?.size ?? 0) / MiB)} MiB`);
         if (now && now.properties[LOCK] === task.id) {
-          const properties: Record<string, string> = { ...now.properties, [IMPORTING]: "" };
-          delete properties[LOCK];
+          const properties = unlocked({ ...now.properties, [IMPORTING]: "" });
           putImage(this.cat, { ...now, properties, updated_at: this.images.now() }, now);
         }
       });

@@ -1,25 +1,15 @@
-/**
- * The image service on an S3 store, against real S3 servers (s3rver always; radosgw when
- * S3_ENDPOINT is set, as in CI): whole images and ranges round-trip; a server that dies during
- * an upload fails it cleanly (image queued, nothing committed points at a missing pack); one
- * that dies during a download cuts the download off, never sends wrong bytes; the chunk index
- * can be rebuilt from the bucket alone.
- */
-import { spawnSync } from "node:child_process";
-import { rm, writeFile } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { get } from "node:http";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Engine } from "../../src/engine/engine.js";
 import type { S3StoreConfig } from "../../src/store/open-store.js";
 import { S3Backend } from "../../src/store/s3-backend.js";
 import { prng, textLike } from "../helpers/data.js";
+import { rebuildFromStoreAlone, uploadThroughOutage } from "../helpers/remote-store.js";
 import { radosgw, type S3rver, startS3rver } from "../helpers/s3.js";
 import { client, startTestServer, type TestServer } from "../helpers/server.js";
-import { uploadThroughOutage } from "../helpers/store-outage.js";
 
 const MiB = 1024 * 1024;
-const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
+const _BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
 let s3: S3rver;
 let n = 0;
 beforeAll(async () => {
@@ -123,33 +113,6 @@ describe("an S3 store under the API", () => {
   });
 
   it("rebuilds the catalog from the bucket with `tessera rebuild-index`", async () => {
-    const store = s3store();
-    let id = "";
-    let object = "";
-    const data = Buffer.from(prng(4, 21 * MiB));
-    const s = await startTestServer({ stores: { central: store }, defaultStore: "central" });
-    try {
-      const api = client(() => s.url);
-      const img = await api.createImage({ name: "rb", disk_format: "raw", container_format: "bare" });
-      id = img.id;
-      expect((await api.upload(id, data)).status).toBe(204);
-    } finally {
-      await s.close();
-    }
-    const engine = await Engine.openDir(s.dataDir, { stores: { central: store }, durable: false });
-    object = (engine.catalog.images.get(id) as { object: string }).object;
-    await engine.close();
-    await rm(join(s.dataDir, "catalog"), { recursive: true });
-    const cfg = join(s.dataDir, "tessera.json");
-    await writeFile(cfg, JSON.stringify({ stores: { central: store }, defaultStore: "central" }));
-    const rebuilt = spawnSync(process.execPath, [BIN, "rebuild-index", "--data", s.dataDir, "--config", cfg]);
-    expect(rebuilt.status, rebuilt.stderr.toString()).toBe(0);
-    expect(JSON.parse(rebuilt.stdout.toString())).toMatchObject({ manifestsRestored: 1, badPacks: [] });
-    const cat = spawnSync(process.execPath, [BIN, "cat", object, "--data", s.dataDir, "--config", cfg], {
-      maxBuffer: 64 * MiB,
-    });
-    expect(cat.status, cat.stderr.toString()).toBe(0);
-    expect(cat.stdout.equals(data)).toBe(true);
-    await rm(s.dataDir, { recursive: true, force: true });
+    await rebuildFromStoreAlone(s3store(), 21 * MiB);
   });
 });

@@ -1,22 +1,13 @@
-/**
- * A Swift store beside a filesystem store under the API, against a real Swift: upload into
- * Swift, copy to the filesystem moving only the chunks it lacks, download from either; the
- * catalog rebuilt from the Swift container with `tessera rebuild-index`; and Swift stopped
- * mid-upload: 503, image queued, nothing committed that points at a missing pack.
- */
-import { spawnSync } from "node:child_process";
-import { rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Engine } from "../../src/engine/engine.js";
 import type { StoreConfig, SwiftStoreConfig } from "../../src/store/open-store.js";
 import { prng, textLike } from "../helpers/data.js";
+import { rebuildFromStoreAlone, uploadThroughOutage } from "../helpers/remote-store.js";
 import { client, startTestServer } from "../helpers/server.js";
-import { uploadThroughOutage } from "../helpers/store-outage.js";
 import { SWIFT_MISSING, type Swift, startSwift } from "../helpers/swift.js";
 
 const MiB = 1024 * 1024;
-const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
+const _BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
 
 describe.skipIf(SWIFT_MISSING)("a Swift store under the API", () => {
   let swift: Swift;
@@ -79,32 +70,7 @@ describe.skipIf(SWIFT_MISSING)("a Swift store under the API", () => {
   });
 
   it("rebuilds the catalog from the Swift container with `tessera rebuild-index`", async () => {
-    const store = swiftStore();
-    const data = Buffer.from(prng(4, 11 * MiB));
-    const s = await startTestServer({ stores: { central: store }, defaultStore: "central" });
-    let id = "";
-    try {
-      const api = client(() => s.url);
-      id = (await api.createImage({ name: "rb", disk_format: "raw", container_format: "bare" })).id;
-      expect((await api.upload(id, data)).status).toBe(204);
-    } finally {
-      await s.close();
-    }
-    const engine = await Engine.openDir(s.dataDir, { stores: { central: store }, durable: false });
-    const object = (engine.catalog.images.get(id) as { object: string }).object;
-    await engine.close();
-    await rm(join(s.dataDir, "catalog"), { recursive: true });
-    const cfg = join(s.dataDir, "tessera.json");
-    await writeFile(cfg, JSON.stringify({ stores: { central: store }, defaultStore: "central" }));
-    const rebuilt = spawnSync(process.execPath, [BIN, "rebuild-index", "--data", s.dataDir, "--config", cfg]);
-    expect(rebuilt.status, rebuilt.stderr.toString()).toBe(0);
-    expect(JSON.parse(rebuilt.stdout.toString())).toMatchObject({ manifestsRestored: 1, badPacks: [] });
-    const cat = spawnSync(process.execPath, [BIN, "cat", object, "--data", s.dataDir, "--config", cfg], {
-      maxBuffer: 64 * MiB,
-    });
-    expect(cat.status, cat.stderr.toString()).toBe(0);
-    expect(cat.stdout.equals(data)).toBe(true);
-    await rm(s.dataDir, { recursive: true, force: true });
+    await rebuildFromStoreAlone(swiftStore(), 11 * MiB);
   });
 
   it("fails an upload cleanly when Swift stops mid-upload: 503, image queued, no committed pack missing", async () => {

@@ -1,10 +1,11 @@
 /**
- * An object store going away during an upload, as the S3 and Swift store tests stage it: an
- * image committed first, then an upload cut by `stop()` after 24 MiB of 64 MiB, and afterwards
- * a check that every pack the committed chunk index points at is in the store.
+ * Scenarios the remote store tests (S3, Swift) share: the store going away during an upload,
+ * and the catalog rebuilt from the store alone with `tessera rebuild-index`.
  */
-import { rm } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { join } from "node:path";
 import { expect } from "vitest";
 import { decodeChunkRecord } from "../../src/catalog/catalog.js";
 import { Engine } from "../../src/engine/engine.js";
@@ -14,6 +15,7 @@ import { prng } from "./data.js";
 import { client, startTestServer } from "./server.js";
 
 const MiB = 1024 * 1024;
+const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
 
 /**
  * A server on `store` (as "central"); an image committed; then an upload during which `stop`
@@ -63,6 +65,42 @@ export async function uploadThroughOutage(
     for (const name of packs) expect(await engine.store().backend.stat(name), name).toBeDefined();
   } finally {
     await engine.close();
+    await rm(s.dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * An image of `size` bytes uploaded into `store` (as "central"), the catalog deleted, then
+ * rebuilt from the store alone by the CLI: its manifest is restored and `tessera cat` gives the
+ * image's bytes back.
+ */
+export async function rebuildFromStoreAlone(store: StoreConfig, size: number, seed = 4): Promise<void> {
+  const data = Buffer.from(prng(seed, size));
+  const s = await startTestServer({ stores: { central: store }, defaultStore: "central" });
+  let id = "";
+  try {
+    const api = client(() => s.url);
+    id = (await api.createImage({ name: "rb", disk_format: "raw", container_format: "bare" })).id;
+    expect((await api.upload(id, data)).status).toBe(204);
+  } finally {
+    await s.close();
+  }
+  try {
+    const engine = await Engine.openDir(s.dataDir, { stores: { central: store }, durable: false });
+    const object = (engine.catalog.images.get(id) as { object: string }).object;
+    await engine.close();
+    await rm(join(s.dataDir, "catalog"), { recursive: true });
+    const cfg = join(s.dataDir, "tessera.json");
+    await writeFile(cfg, JSON.stringify({ stores: { central: store }, defaultStore: "central" }));
+    const rebuilt = spawnSync(process.execPath, [BIN, "rebuild-index", "--data", s.dataDir, "--config", cfg]);
+    expect(rebuilt.status, rebuilt.stderr.toString()).toBe(0);
+    expect(JSON.parse(rebuilt.stdout.toString())).toMatchObject({ manifestsRestored: 1, badPacks: [] });
+    const cat = spawnSync(process.execPath, [BIN, "cat", object, "--data", s.dataDir, "--config", cfg], {
+      maxBuffer: 64 * MiB,
+    });
+    expect(cat.status, cat.stderr.toString()).toBe(0);
+    expect(cat.stdout.equals(data)).toBe(true);
+  } finally {
     await rm(s.dataDir, { recursive: true, force: true });
   }
 }
