@@ -14,7 +14,8 @@
  * time, broken only when its task is an hour stale), os_glance_importing_to_stores and
  * os_glance_failed_import. A failed import leaves a new image queued (staged data released), a
  * copied one active. Tasks survive restarts: Imports.open marks any a crash cut off as failed
- * and leaves its image as a failure would, never stuck importing.
+ * and leaves its image as a failure would, never stuck importing; but an image a crash finds
+ * active stays active with what it had committed.
  */
 import { randomUUID } from "node:crypto";
 import { getImage, type ImageRecord, putImage } from "../catalog/image-records.js";
@@ -148,7 +149,7 @@ export class Imports {
         if (t.status === "pending" || t.status === "processing") {
           imports.endTask(t, "failure", "The import was interrupted: the server stopped before it finished.");
           const rec = getImage(cat, t.image_id);
-          if (rec) imports.settleFailed(rec, t.id, methodOf(t));
+          if (rec) imports.settleInterrupted(rec, t.id, methodOf(t));
         } else if (t.expires_at && Date.parse(t.expires_at) < now) {
           removeTask(cat, t);
         }
@@ -345,6 +346,18 @@ export class Imports {
       };
     }
     putImage(this.cat, next, rec);
+  }
+
+  /**
+   * Inside a transaction at start: the image as a crash left it. What the import had committed
+   * stays: an image already active keeps its data in the stores it reached (a crash is not
+   * Glance's all_stores_must_succeed failure, which reverts a live import; reverting here
+   * would throw away an image clients may already have downloaded). Stores not reached are
+   * listed as failed. An image not yet active is settled as a failure.
+   */
+  private settleInterrupted(rec: ImageRecord, taskId: string, method: string): void {
+    if (rec.status === "active") this.settleFailed(rec, taskId, "copy-image");
+    else this.settleFailed(rec, taskId, method);
   }
 
   /** The image, if it is still the one this task imports into (not deleted, lock held). */

@@ -2,11 +2,14 @@
  * The import runner without HTTP: ended tasks past their expiry are removed, at start and, on a
  * long-running server, at most hourly when an import begins.
  */
+import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { getTask, putTask, type TaskRecord } from "../../src/catalog/task-records.js";
+import { Engine } from "../../src/engine/engine.js";
 import { ImageService } from "../../src/engine/images.js";
 import { Imports } from "../../src/engine/imports.js";
-import { pieces, tempEngine } from "../helpers/store.js";
+import { prng } from "../helpers/data.js";
+import { collect, pieces, tempEngine } from "../helpers/store.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -61,4 +64,55 @@ it("removes expired tasks at start, and at an import's start once an hour has pa
   expect(getTask(cat, "33333333-3333-3333-3333-333333333333")).toBeUndefined();
   expect(getTask(cat, "22222222-2222-2222-2222-222222222222")).toBeDefined();
   await imports.close();
+});
+
+it("a restart after an import into two stores was cut off past activation keeps the image active in the store it reached", async () => {
+  const first = await tempEngine();
+  cleanups.push(first.cleanup);
+  const dir = first.dir;
+  await first.engine.close();
+  const stores = {
+    local: { type: "filesystem" as const, path: join(dir, "objects") },
+    extra: { type: "filesystem" as const, path: join(dir, "extra") },
+  };
+  const engine = await Engine.openDir(dir, {
+    durable: false,
+    packSize: 1024 * 1024,
+    stores,
+    defaultStore: "local",
+  });
+  cleanups.push(() => engine.close().catch(() => {}));
+  const svc = await ImageService.open(engine);
+  // The copy to the second store never ends: the process "dies" there.
+  let copying!: () => void;
+  const copyStarted = new Promise<void>((r) => {
+    copying = r;
+  });
+  svc.copyToStore = () => {
+    copying();
+    return new Promise(() => {});
+  };
+  const data = Buffer.from(prng(7, 3 * 1024 * 1024));
+  const img = await svc.create({ disk_format: "raw", container_format: "bare" });
+  await svc.stage(img.id, pieces(data));
+  const imports = await Imports.open(svc);
+  await imports.start(
+    img.id,
+    { method: "glance-direct", stores: ["local", "extra"], body: {} },
+    { projectId: null, userId: null, roles: new Set(), requestId: null },
+    undefined,
+  );
+  await copyStarted;
+  expect(svc.get(img.id).status).toBe("active");
+
+  // The restart: a new runner over the same catalog finds the task still processing.
+  await Imports.open(svc);
+  const after = svc.get(img.id);
+  expect(after).toMatchObject({ status: "active", stores: ["local"], size: data.length });
+  expect(after.properties).toMatchObject({
+    os_glance_failed_import: "extra",
+    os_glance_importing_to_stores: "",
+  });
+  expect(after.properties).not.toHaveProperty("os_glance_import_task");
+  expect(await collect(engine.read(after.object as string))).toEqual(data);
 });
