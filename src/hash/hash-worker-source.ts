@@ -2,25 +2,35 @@
  * The code of a whole-image hash worker. It is a string, run with `new Worker(src, { eval: true })`,
  * so that the same code runs from TypeScript sources under test and from the compiled build.
  *
- * Protocol (all messages are small; the bytes are in a SharedArrayBuffer ring):
- *   main → worker { t: "begin", algo }          start a new digest
- *   main → worker { t: "data", off, len }       hash ring[off, off+len); answered { t: "done" }
- *   main → worker { t: "end" }                  answered { t: "digest", hex }
+ * One worker computes one algorithm for every stream of its lane (a hash state per stream, a few
+ * hundred bytes each). Protocol (all messages are small; the bytes are in shared slots):
+ *   main → worker { t: "slot", i, buf }         slot i is this SharedArrayBuffer from now on
+ *   main → worker { t: "begin", s, algo }       start stream s
+ *   main → worker { t: "data", s, i, len }      hash slot i[0, len) into s; answered { t: "done", i }
+ *   main → worker { t: "end", s }               answered { t: "digest", s, hex }
+ *   main → worker { t: "drop", s }              forget s (abandoned)
+ * A worker handles its messages in order, so a stream's data is hashed in the order it was sent.
  */
 export const HASH_WORKER_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
+const { parentPort } = require("node:worker_threads");
 const { createHash } = require("node:crypto");
-const ring = new Uint8Array(workerData.ring);
-let hash = null;
+const slots = [];
+const streams = new Map();
 parentPort.on("message", (m) => {
-  if (m.t === "begin") {
-    hash = createHash(m.algo);
+  if (m.t === "slot") {
+    slots[m.i] = new Uint8Array(m.buf);
+  } else if (m.t === "begin") {
+    streams.set(m.s, createHash(m.algo));
   } else if (m.t === "data") {
-    hash.update(ring.subarray(m.off, m.off + m.len));
-    parentPort.postMessage({ t: "done" });
+    const h = streams.get(m.s);
+    if (h) h.update(slots[m.i].subarray(0, m.len));
+    parentPort.postMessage({ t: "done", i: m.i });
   } else if (m.t === "end") {
-    parentPort.postMessage({ t: "digest", hex: hash.digest("hex") });
-    hash = null;
+    const h = streams.get(m.s);
+    streams.delete(m.s);
+    parentPort.postMessage({ t: "digest", s: m.s, hex: h.digest("hex") });
+  } else if (m.t === "drop") {
+    streams.delete(m.s);
   }
 });
 `;

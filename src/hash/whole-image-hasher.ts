@@ -1,13 +1,18 @@
 import { getHashes } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { HASH_WORKER_SOURCE } from "./hash-worker-source.js";
 
 const SLOT_BYTES = 4 * 1024 * 1024;
-// 32 MiB of ring: measured, a deeper ring lets the main thread run ahead through the stalls
-// of sharing two cores with two hash workers (ingest of new data, 1 GiB: 8 MiB of ring
-// ~415 MB/s, 32 MiB ~440, 64 MiB ~460 but over the 300 MB peak-RSS budget of a 4 GiB
-// ingest+read). 4 MiB slots rather than 1 MiB: a quarter of the messages, no slower.
-const SLOTS = 8;
+// 8 slots of 4 MiB a stream, as deep as the ring each stream once had to itself: measured, a
+// deeper ring lets the main thread run ahead through the stalls of sharing two cores with two
+// hash workers (ingest of new data, 1 GiB: 8 MiB of ring ~415 MB/s, 32 MiB ~440, 64 MiB ~460 but
+// over the 300 MB peak-RSS budget of a 4 GiB ingest+read). 4 MiB slots rather than 1 MiB: a
+// quarter of the messages, no slower.
+const SLOTS_PER_STREAM = 8;
+const SLOTS_PER_LANE = 8;
+/** A partly filled slot of a stream silent this long is hashed as it is, so that it is free. */
+const IDLE_FLUSH_MS = 100;
 
 /** Digests of a whole stream, hex encoded, keyed by algorithm name (e.g. md5, sha512). */
 export type Digests = Record<string, string>;
@@ -17,144 +22,273 @@ export function assertHashAlgorithm(algo: string): void {
   if (!getHashes().includes(algo)) throw new RangeError(`unsupported hash algorithm: ${algo}`);
 }
 
-/**
- * Computes several whole-stream digests (Glance's md5 `checksum` and `os_hash_value`) off the
- * main thread: one worker per algorithm, all reading the same bytes from a shared ring of
- * 4 MiB slots. The main thread only copies each piece in once; the digests, the most
- * expensive work per byte of an ingest, run on the other cores while it chunks and writes.
- *
- * One hasher serves one stream at a time; `HasherPool` keeps them for reuse.
- */
-export class WholeImageHasher {
-  private readonly ring = new SharedArrayBuffer(SLOT_BYTES * SLOTS);
-  private readonly bytes = new Uint8Array(this.ring);
-  private readonly workers: Worker[];
-  private readonly completed: number[];
-  private waiters: (() => void)[] = [];
-  private digestWaiters: ((hex: string) => void)[][];
-  private failure: Error | undefined;
-  private posted = 0;
-  private fill = 0;
-
-  constructor(readonly algorithms: readonly string[]) {
-    for (const a of algorithms) assertHashAlgorithm(a);
-    this.completed = algorithms.map(() => 0);
-    this.digestWaiters = algorithms.map(() => []);
-    this.workers = algorithms.map((_, i) => {
-      const w = new Worker(HASH_WORKER_SOURCE, { eval: true, workerData: { ring: this.ring } });
-      w.unref();
-      w.on("message", (m: { t: string; hex?: string }) => {
-        if (m.t === "done") {
-          this.completed[i]++;
-          this.wake();
-        } else if (m.t === "digest") {
-          this.digestWaiters[i].shift()?.(m.hex as string);
-        }
-      });
-      w.on("error", (e) => this.fail(e));
-      return w;
-    });
-  }
-
-  /** Starts a new stream. */
-  begin(): void {
-    this.workers.forEach((w, i) => {
-      w.postMessage({ t: "begin", algo: this.algorithms[i] });
-    });
-  }
-
-  /** Adds bytes; waits only when every slot of the ring is still being hashed. */
-  async update(piece: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < piece.length) {
-      if (this.fill === 0) await this.slotFree();
-      const base = (this.posted % SLOTS) * SLOT_BYTES;
-      const n = Math.min(SLOT_BYTES - this.fill, piece.length - off);
-      this.bytes.set(piece.subarray(off, off + n), base + this.fill);
-      this.fill += n;
-      off += n;
-      if (this.fill === SLOT_BYTES) this.post();
-    }
-  }
-
-  /** Ends the stream and returns its digests; the hasher is then ready for another. */
-  async digest(): Promise<Digests> {
-    if (this.fill > 0) this.post();
-    const hexes = await Promise.all(
-      this.workers.map(
-        (w, i) =>
-          new Promise<string>((resolve, reject) => {
-            if (this.failure) return reject(this.failure);
-            this.digestWaiters[i].push(resolve);
-            w.postMessage({ t: "end" });
-          }),
-      ),
-    );
-    return Object.fromEntries(this.algorithms.map((a, i) => [a, hexes[i]]));
-  }
-
-  /** Stops the workers. A hasher abandoned mid-stream must be destroyed, not reused. */
-  async destroy(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-  }
-
-  private post(): void {
-    const off = (this.posted % SLOTS) * SLOT_BYTES;
-    for (const w of this.workers) w.postMessage({ t: "data", off, len: this.fill });
-    this.posted++;
-    this.fill = 0;
-  }
-
-  private slotFree(): Promise<void> {
-    // Slot k is reused by block posted+SLOTS; it is free once every worker has finished it.
-    const ready = () => Math.min(...this.completed) > this.posted - SLOTS;
-    if (this.failure) return Promise.reject(this.failure);
-    if (ready()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.failure) reject(this.failure);
-        else if (ready()) resolve();
-        else this.waiters.push(check);
-      };
-      this.waiters.push(check);
-    });
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  private fail(e: Error): void {
-    this.failure = e;
-    this.wake();
-  }
+interface Slot {
+  i: number;
+  bytes: Uint8Array;
+  buf: SharedArrayBuffer;
+  /** Workers yet to finish the data posted in it; the lane it was posted to. */
+  pending: number;
+  lane?: Lane;
+  owner?: WholeImageHasher;
 }
 
-/** Reuses hashers between streams, since starting a worker costs tens of milliseconds. */
-export class HasherPool {
-  private idle: WholeImageHasher[] = [];
+/** One worker per algorithm; every stream of the lane is hashed by these. */
+interface Lane {
+  workers: Worker[];
+  streams: number;
+  failure?: Error;
+}
 
-  constructor(private readonly algorithms: readonly string[]) {
+/**
+ * Computes several whole-stream digests (Glance's md5 `checksum` and `os_hash_value`) off the
+ * main thread, for any number of streams at once with a fixed number of threads and a fixed
+ * amount of memory: a few lanes of workers (one per algorithm each) and a few 4 MiB shared slots.
+ * The main thread copies each piece into a slot once; the digests, the most expensive work per
+ * byte of an ingest, run on the other cores while it chunks and writes. Streams beyond what the
+ * slots hold wait for a free slot (backpressure), never for a thread or memory of their own:
+ * a stream that stalls keeps no slot for longer than IDLE_FLUSH_MS.
+ */
+export class HasherPool {
+  private readonly lanes: Lane[] = [];
+  private readonly laneCount: number;
+  private readonly slots: Slot[] = [];
+  private readonly free: Slot[] = [];
+  private readonly maxSlots: number;
+  private waiters: { h: WholeImageHasher; resolve: (s: Slot) => void; reject: (e: Error) => void }[] = [];
+  private readonly streams = new Map<number, WholeImageHasher>();
+  private nextStream = 1;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly algorithms: readonly string[],
+    options: { lanes?: number } = {},
+  ) {
     for (const a of algorithms) assertHashAlgorithm(a);
+    // A lane per spare core's worth of workers: more only contend for the same cores.
+    this.laneCount =
+      options.lanes ?? Math.max(1, Math.min(8, Math.floor(availableParallelism() / (algorithms.length + 1))));
+    this.maxSlots = SLOTS_PER_LANE * this.laneCount;
   }
 
+  /** Threads the pool runs now (at most lanes × algorithms). */
+  get threads(): number {
+    return this.lanes.reduce((n, l) => n + l.workers.length, 0);
+  }
+
+  /** Starts a stream on the least busy lane. */
   acquire(): WholeImageHasher {
-    const h = this.idle.pop() ?? new WholeImageHasher(this.algorithms);
-    h.begin();
+    let lane = this.lanes.reduce<Lane | undefined>(
+      (a, l) => (!a || l.streams < a.streams ? l : a),
+      undefined,
+    );
+    if (!lane || (lane.streams > 0 && this.lanes.length < this.laneCount)) lane = this.newLane();
+    lane.streams++;
+    const s = this.nextStream++;
+    const h = new WholeImageHasher(this, lane, s);
+    this.streams.set(s, h);
+    lane.workers.forEach((w, k) => {
+      w.postMessage({ t: "begin", s, algo: this.algorithms[k] });
+    });
+    this.timer ??= setInterval(() => this.flushIdle(), IDLE_FLUSH_MS).unref();
     return h;
   }
 
-  /** Returns a hasher whose stream ended with digest(); an abandoned one is destroyed. */
+  /** Ends a stream: one that did not finish with digest() is dropped by its workers. */
   release(h: WholeImageHasher, finished: boolean): void {
-    if (finished && this.idle.length < 4) this.idle.push(h);
-    else void h.destroy();
+    if (!this.streams.delete(h.id)) return;
+    h.lane.streams--;
+    if (!finished) {
+      for (const w of h.lane.workers) w.postMessage({ t: "drop", s: h.id });
+      const fill = h.takeFill();
+      if (fill) this.giveSlot(fill);
+      this.waiters = this.waiters.filter((w) => {
+        if (w.h !== h) return true;
+        w.reject(new Error("the stream was abandoned"));
+        return false;
+      });
+    }
+    if (this.streams.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   async close(): Promise<void> {
-    const all = this.idle;
-    this.idle = [];
-    await Promise.all(all.map((h) => h.destroy()));
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    const all = this.lanes.splice(0);
+    await Promise.all(all.flatMap((l) => l.workers.map((w) => w.terminate())));
+  }
+
+  /** A free slot for `h`, once one is free and `h` has fewer than its share in flight. */
+  takeSlot(h: WholeImageHasher): Promise<Slot> {
+    if (h.lane.failure) return Promise.reject(h.lane.failure);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ h, resolve, reject });
+      this.serveWaiters();
+    });
+  }
+
+  /** Sends the filled part of `slot` to `h`'s workers. */
+  post(h: WholeImageHasher, slot: Slot, len: number): void {
+    slot.pending = h.lane.workers.length;
+    slot.lane = h.lane;
+    slot.owner = h;
+    h.inFlight++;
+    for (const w of h.lane.workers) w.postMessage({ t: "data", s: h.id, i: slot.i, len });
+  }
+
+  private tryTake(h: WholeImageHasher): Slot | undefined {
+    if (h.inFlight >= SLOTS_PER_STREAM) return undefined;
+    let slot = this.free.pop();
+    if (!slot && this.slots.length < this.maxSlots) {
+      const buf = new SharedArrayBuffer(SLOT_BYTES);
+      slot = { i: this.slots.length, buf, bytes: new Uint8Array(buf), pending: 0 };
+      this.slots.push(slot);
+      for (const l of this.lanes) for (const w of l.workers) w.postMessage({ t: "slot", i: slot.i, buf });
+    }
+    return slot;
+  }
+
+  private giveSlot(slot: Slot): void {
+    slot.lane = undefined;
+    slot.owner = undefined;
+    this.free.push(slot);
+    this.serveWaiters();
+  }
+
+  private serveWaiters(): void {
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) {
+      const slot = this.tryTake(w.h);
+      if (slot) w.resolve(slot);
+      else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  private flushIdle(): void {
+    const before = performance.now() - IDLE_FLUSH_MS;
+    for (const h of this.streams.values()) h.flushIfIdleSince(before);
+  }
+
+  private newLane(): Lane {
+    const lane: Lane = { workers: [], streams: 0 };
+    lane.workers = this.algorithms.map(() => {
+      const w = new Worker(HASH_WORKER_SOURCE, { eval: true });
+      w.unref();
+      for (const slot of this.slots) w.postMessage({ t: "slot", i: slot.i, buf: slot.buf });
+      w.on("message", (m: { t: string; i?: number; s?: number; hex?: string }) => {
+        if (m.t === "done") {
+          const slot = this.slots[m.i as number] as Slot;
+          if (--slot.pending === 0) {
+            if (slot.owner) slot.owner.inFlight--;
+            this.giveSlot(slot);
+          }
+        } else if (m.t === "digest") {
+          this.streams.get(m.s as number)?.digestFrom(w, m.hex as string);
+        }
+      });
+      w.on("error", (e) => this.failLane(lane, e));
+      return w;
+    });
+    this.lanes.push(lane);
+    return lane;
+  }
+
+  /** A worker died: its lane's streams fail, its slots come back, new streams get a new lane. */
+  private failLane(lane: Lane, e: Error): void {
+    if (lane.failure) return;
+    lane.failure = e;
+    this.lanes.splice(this.lanes.indexOf(lane), 1);
+    for (const w of lane.workers) void w.terminate();
+    for (const h of this.streams.values()) if (h.lane === lane) h.fail(e);
+    this.waiters = this.waiters.filter((w) => {
+      if (w.h.lane !== lane) return true;
+      w.reject(e);
+      return false;
+    });
+    for (const slot of this.slots) if (slot.lane === lane) this.giveSlot(slot);
+  }
+}
+
+/** One stream's digests, computed by its lane of the pool. */
+export class WholeImageHasher {
+  private fill: Slot | undefined;
+  private used = 0;
+  private lastUpdate = performance.now();
+  private failure: Error | undefined;
+  private digestWaiters = new Map<Worker, (hex: string) => void>();
+  /** Slots posted and not yet hashed by every worker. */
+  inFlight = 0;
+
+  constructor(
+    private readonly pool: HasherPool,
+    readonly lane: Lane,
+    readonly id: number,
+  ) {}
+
+  /** Adds bytes; waits only when the stream has its share of slots in flight, or none is free. */
+  async update(piece: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < piece.length) {
+      if (this.failure) throw this.failure;
+      if (!this.fill) {
+        this.fill = await this.pool.takeSlot(this);
+        this.used = 0;
+      }
+      const n = Math.min(SLOT_BYTES - this.used, piece.length - off);
+      this.fill.bytes.set(piece.subarray(off, off + n), this.used);
+      this.used += n;
+      off += n;
+      if (this.used === SLOT_BYTES) this.postFill();
+    }
+    this.lastUpdate = performance.now();
+  }
+
+  /** Ends the stream and returns its digests. */
+  async digest(): Promise<Digests> {
+    if (this.failure) throw this.failure;
+    this.postFill();
+    const workers = this.lane.workers;
+    const hexes = await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<string>((resolve) => {
+            this.digestWaiters.set(w, resolve);
+            w.postMessage({ t: "end", s: this.id });
+          }),
+      ),
+    );
+    if (this.failure) throw this.failure;
+    return Object.fromEntries(this.pool.algorithms.map((a, i) => [a, hexes[i] as string]));
+  }
+
+  /** The partly filled slot, given up (an abandoned stream). */
+  takeFill(): Slot | undefined {
+    const f = this.fill;
+    this.fill = undefined;
+    return f;
+  }
+
+  flushIfIdleSince(t: number): void {
+    if (this.fill && this.lastUpdate < t) this.postFill();
+  }
+
+  digestFrom(w: Worker, hex: string): void {
+    this.digestWaiters.get(w)?.(hex);
+  }
+
+  fail(e: Error): void {
+    this.failure = e;
+    for (const resolve of this.digestWaiters.values()) resolve("");
+  }
+
+  private postFill(): void {
+    const slot = this.fill;
+    if (!slot) return;
+    this.fill = undefined;
+    this.pool.post(this, slot, this.used);
+    this.used = 0;
   }
 }

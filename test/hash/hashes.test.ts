@@ -41,6 +41,52 @@ describe("whole-image hasher", () => {
     pool.release(h, true);
   });
 
+  it("hashes 60 streams at once on a fixed number of threads, whatever their number", async () => {
+    const many = new HasherPool(["md5", "sha512"], { lanes: 1 });
+    try {
+      const datas = Array.from({ length: 60 }, (_, i) => prng(100 + i, 5 * 1024 * 1024 + i));
+      const hashers = datas.map(() => many.acquire());
+      const results = await Promise.all(
+        hashers.map(async (h, i) => {
+          for (const p of randomSplits(datas[i] as Uint8Array, i, 1_000_000)) await h.update(p);
+          return h.digest();
+        }),
+      );
+      expect(many.threads).toBe(2);
+      results.forEach((r, i) => {
+        expect(r.md5).toBe(
+          createHash("md5")
+            .update(datas[i] as Uint8Array)
+            .digest("hex"),
+        );
+      });
+      for (const h of hashers) many.release(h, true);
+    } finally {
+      await many.close();
+    }
+  });
+
+  it("lets other streams through while streams that stopped mid-slot hold nothing, and drops abandoned ones", async () => {
+    const small = new HasherPool(["md5"], { lanes: 1 });
+    try {
+      // Twenty streams send a little and stop: each has a part-filled slot (more than the pool has).
+      const stalled = Array.from({ length: 20 }, () => small.acquire());
+      for (const h of stalled) await h.update(prng(1, 1000));
+      const data = prng(9, 40 * 1024 * 1024);
+      const h = small.acquire();
+      for (const p of randomSplits(data, 3, 2_000_000)) await h.update(p);
+      expect((await h.digest()).md5).toBe(createHash("md5").update(data).digest("hex"));
+      small.release(h, true);
+      for (const s of stalled) small.release(s, false);
+      const again = small.acquire();
+      await again.update(Buffer.from("abc"));
+      expect((await again.digest()).md5).toBe("900150983cd24fb0d6963f7d28e17f72");
+      small.release(again, true);
+    } finally {
+      await small.close();
+    }
+  });
+
   it("refuses an algorithm node:crypto does not have", () => {
     expect(() => new HasherPool(["nope"])).toThrow(RangeError);
   });
