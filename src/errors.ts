@@ -110,6 +110,33 @@ export class BackendUnavailableError extends TesseraError {
   }
 }
 
+/**
+ * Too much already in progress (uploads past the configured cap): nothing was done; the same
+ * request later may succeed.
+ */
+export class BusyError extends TesseraError {
+  constructor(message: string) {
+    super("busy", message);
+  }
+}
+
+/**
+ * A store out of space (ENOSPC, EDQUOT) while writing an object: what was being written is
+ * garbage, nothing committed changed. Writes work again once space is freed (delete and GC).
+ */
+export class StoreFullError extends TesseraError {
+  constructor(message: string, cause?: unknown) {
+    super("store_full", message, { cause });
+  }
+}
+
+/** The catalog could not commit for lack of space: the transaction did nothing. */
+export class CatalogFullError extends TesseraError {
+  constructor(message: string, cause?: unknown) {
+    super("catalog_full", message, { cause });
+  }
+}
+
 /** A store name that is not among the configured stores. */
 export class UnknownStoreError extends TesseraError {
   constructor(readonly store: string) {

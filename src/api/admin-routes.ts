@@ -39,6 +39,8 @@ export function addAdminRoutes(
     }
     if (store !== undefined && typeof store !== "string")
       throw new BadRequestError("store must be a string.");
+    // A collection of a large store says nothing until it is done: not an idle client.
+    c.env.incoming.socket.setTimeout(0);
     return c.json(
       await gc.run({
         dryRun: dryRun as boolean | undefined,

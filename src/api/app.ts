@@ -18,7 +18,7 @@ import { ImageMembers } from "../engine/image-members.js";
 import type { ImageService } from "../engine/images.js";
 import type { Imports } from "../engine/imports.js";
 import type { ReadPiece } from "../engine/read.js";
-import { BadRequestError, ForbiddenError, TooLargeError } from "../errors.js";
+import { BadRequestError, BusyError, ForbiddenError, TooLargeError } from "../errors.js";
 import { FormatRejectedError } from "../formats/rules.js";
 import { AccessPolicy, notAuthorized } from "./access.js";
 import { addAdminRoutes } from "./admin-routes.js";
@@ -42,6 +42,8 @@ export interface ApiOptions {
   /** Largest JSON request body accepted (413 beyond). */
   maxJsonBodyBytes: number;
   logger: Logger;
+  /** Uploads and stages at once; past it, 503 (0 or absent: no limit). */
+  maxUploads?: number;
   /** Requests in flight, so that shutdown can abort uploads and wait for downloads. */
   inflight?: Inflight;
   /** Garbage collection runs on demand go through it (POST /tessera/v1/gc); absent, no route. */
@@ -302,6 +304,12 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   /** Runs `fn` reading the request body as image data: shutdown can cut it off. */
   async function trackUpload<T>(c: Context<Env>, fn: () => Promise<T>): Promise<T> {
     const req = c.env.incoming;
+    if (opts.maxUploads && inflight.uploads.size >= opts.maxUploads) {
+      c.header("Connection", "close");
+      throw new BusyError(
+        `The server has ${inflight.uploads.size} uploads in progress, its limit: try again later.`,
+      );
+    }
     inflight.uploads.add(req);
     try {
       return await fn();

@@ -52,6 +52,13 @@ export interface ServerOptions {
   verifyOnRead: boolean;
   /** How long a shutdown waits for downloads in progress before cutting them off. */
   shutdownGraceSeconds: number;
+  /**
+   * A connection silent this long (no byte received or sent) is cut: a stalled upload's image
+   * goes back to queued, a download that is not read ends (Glance's client_socket_timeout). 0: never.
+   */
+  clientIdleSeconds: number;
+  /** Uploads and stages in progress at once; past it, 503 with Retry-After. 0: no limit. */
+  maxUploads: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Format inspection of uploads and its safety rules (docs/formats.md). */
   formats: FormatPolicy;
@@ -209,6 +216,7 @@ async function listen(
       maxTags: o.imageTagQuota,
     },
     maxJsonBodyBytes: o.maxJsonBodyBytes,
+    maxUploads: o.maxUploads,
     logger: log,
     inflight,
     gc,
@@ -224,8 +232,10 @@ async function listen(
     s.once("error", reject);
   });
   // Image uploads can be slow on slow links; Node's default 5-minute request timeout would cut
-  // a large upload off mid-stream.
+  // a large upload off mid-stream. A silent connection is another matter: it holds an upload's
+  // buffers and its image for nothing, so it is cut after clientIdleSeconds.
   server.requestTimeout = 0;
+  server.setTimeout(o.clientIdleSeconds * 1000);
   const port = (server.address() as AddressInfo).port;
   const url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`;
   log.info({ url, dataDir: o.dataDir }, "tessera listening");
