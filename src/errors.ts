@@ -130,10 +130,13 @@ export class StoreFullError extends TesseraError {
   }
 }
 
-/** The catalog could not commit for lack of space: the transaction did nothing. */
-export class CatalogFullError extends TesseraError {
+/**
+ * The catalog could not commit (no space left on its device, or its device failed a write):
+ * the transaction did nothing, and the same write may succeed later.
+ */
+export class CatalogUnwritableError extends TesseraError {
   constructor(message: string, cause?: unknown) {
-    super("catalog_full", message, { cause });
+    super("catalog_unwritable", message, { cause });
   }
 }
 

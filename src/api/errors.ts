@@ -34,7 +34,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   unknown_store: 400,
   // Glance's StorageFull: an upload the store has no room for is 413 "Image storage media is full".
   store_full: 413,
-  catalog_full: 503,
+  catalog_unwritable: 503,
   busy: 503,
   chunk_vanished: 503,
   backend_unavailable: 503,
@@ -89,10 +89,14 @@ export function errorResponse(
 }
 
 /** Server-side failures whose message is meant for the client (it names no internals). */
-const TOLD_5XX = new Set(["damaged", "busy", "catalog_full"]);
+const TOLD_5XX = new Set(["damaged", "busy", "catalog_unwritable"]);
 
 /** Seconds a client should wait before trying again, for failures that pass by themselves. */
-const RETRY_AFTER: Record<string, string> = { busy: "10", catalog_full: "60", backend_unavailable: "10" };
+const RETRY_AFTER: Record<string, string> = {
+  busy: "10",
+  catalog_unwritable: "60",
+  backend_unavailable: "10",
+};
 
 /** Maps any thrown value to its response; unexpected errors are 500 with no internals shown. */
 export function responseForError(c: Context, err: unknown): Response {

@@ -23,7 +23,7 @@
  * memory-mapped).
  */
 import { type Database, open, type RootDatabase } from "lmdb";
-import { ChunkVanishedError } from "../errors.js";
+import { CatalogUnwritableError, ChunkVanishedError } from "../errors.js";
 import type { ChunkLocation } from "../store/pack-writer.js";
 import {
   IMAGE_SORT_KEYS,
@@ -32,8 +32,10 @@ import {
   type OwnerUsage,
   tallyAll,
 } from "./image-records.js";
+import { catalogWriteError, dropLmdbCommitEchoes } from "./lmdb-errors.js";
 import { decodeManifest, distinctChunkIds } from "./manifest.js";
 import type { MemberRecord } from "./member-records.js";
+import { SpaceReserve } from "./space-reserve.js";
 import {
   decodeChunkRecord,
   encodeChunkRecord,
@@ -107,6 +109,7 @@ export function holders(obj: ObjectRecord): number {
 export class Catalog {
   private constructor(
     private readonly root: RootDatabase,
+    private readonly reserve: SpaceReserve,
     readonly meta: Database<unknown, string>,
     readonly manifests: Database<Buffer, Buffer>,
     readonly objects: Database<ObjectRecord, Buffer>,
@@ -120,12 +123,15 @@ export class Catalog {
 
   /** Opens (creating if needed) the catalog in directory `path`. */
   static open(path: string, options: { durable?: boolean } = {}): Catalog {
+    dropLmdbCommitEchoes();
     const root = open({ path, maxDbs: 256, noSync: options.durable === false });
+    const reserve = new SpaceReserve(path);
     const bin = { keyEncoding: "binary", encoding: "binary" } as const;
     const indexes = {} as Record<ImageSortKey, Database<Buffer, (string | number | boolean)[]>>;
     for (const k of IMAGE_SORT_KEYS) indexes[k] = root.openDB({ name: `image_by_${k}`, encoding: "binary" });
     return new Catalog(
       root,
+      reserve,
       root.openDB({ name: "meta", encoding: "json" }),
       root.openDB<Buffer, Buffer>({ name: "manifests", ...bin }),
       root.openDB<ObjectRecord, Buffer>({ name: "objects", keyEncoding: "binary", encoding: "json" }),
@@ -178,7 +184,7 @@ export class Catalog {
    */
   async commitIngest(store: string, c: IngestCommit): Promise<{ created: boolean }> {
     const now = new Date().toISOString();
-    return this.root.transaction(() => {
+    return this.run(() => {
       const existing = this.objects.get(c.manifestId);
       if (existing) {
         // A second upload may carry digests the first did not compute.
@@ -201,7 +207,7 @@ export class Catalog {
    * are indexed and it gains a holder there (holdInStore).
    */
   async commitCopy(store: string, manifestId: Buffer, c: StoreWrite): Promise<void> {
-    await this.root.transaction(() => {
+    await this.run(() => {
       this.holdInStore(store, manifestId, c);
       c.alsoInTransaction?.();
     });
@@ -247,7 +253,7 @@ export class Catalog {
    * Returns whether the manifest was removed.
    */
   async releaseObject(store: string, manifestId: Buffer): Promise<{ removed: boolean }> {
-    return this.root.transaction(() => this.releaseObjectInTransaction(store, manifestId));
+    return this.run(() => this.releaseObjectInTransaction(store, manifestId), true);
   }
 
   /** releaseObject's body, for callers that release as part of a larger transaction. */
@@ -306,7 +312,7 @@ export class Catalog {
       return;
     }
     if (layout === 2) {
-      await this.root.transaction(() => {
+      await this.run(() => {
         tallyAll(this);
         this.meta.putSync("layout", LAYOUT);
       });
@@ -320,7 +326,7 @@ export class Catalog {
       encoding: "json",
     });
     const idx = this.store(name);
-    await this.root.transaction(() => {
+    await this.run(() => {
       for (const { key, value } of oldChunks.getRange()) idx.chunks.putSync(key, value);
       for (const { key, value } of oldPacks.getRange()) idx.packs.putSync(key, value);
       oldChunks.clearSync();
@@ -342,8 +348,31 @@ export class Catalog {
     await this.root.close();
   }
 
-  /** Runs `fn` in one write transaction (used by index rebuilds). */
-  transaction<T>(fn: () => T): Promise<T> {
-    return this.root.transaction(fn);
+  /**
+   * Runs `fn` in one write transaction; a commit refused for lack of space is a
+   * CatalogUnwritableError. `freesSpace`: the transaction is one that frees space (a delete, a
+   * collection), which may use the space reserve on a full disk.
+   */
+  transaction<T>(fn: () => T, options: { freesSpace?: boolean } = {}): Promise<T> {
+    return this.run(fn, options.freesSpace);
+  }
+
+  private async run<T>(fn: () => T, freesSpace = false): Promise<T> {
+    try {
+      const result = await this.root.transaction(fn);
+      this.reserve.retake();
+      return result;
+    } catch (e) {
+      const err = await catalogWriteError(e);
+      // The disk is full: the reserve makes room for this commit (a delete, most likely).
+      if (freesSpace && err instanceof CatalogUnwritableError && this.reserve.release()) {
+        try {
+          return await this.root.transaction(fn);
+        } catch (again) {
+          throw await catalogWriteError(again);
+        }
+      }
+      throw err;
+    }
   }
 }

@@ -80,6 +80,9 @@ export interface GcReport {
 
 const DEFAULT_GRACE_SECONDS = 3600;
 const DEFAULT_REPACK_BELOW = 0.5;
+/** GC's commits may use the catalog's space reserve: on a full disk, they are what frees it. */
+const FREES_SPACE = { freesSpace: true };
+
 /** Chunks re-checked and dropped per write transaction: short enough not to hold up commits. */
 const DROP_BATCH = 20_000;
 
@@ -151,7 +154,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
       }
     };
     if (dry) decide();
-    else await engine.catalog.transaction(decide);
+    else await engine.catalog.transaction(decide, FREES_SPACE);
     tell(`${store.name}: unreferenced chunks`, Math.min(at + DROP_BATCH, dead.length), dead.length);
   }
 
@@ -193,7 +196,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
         index.packs.removeSync(p.id);
         index.trash.putSync(packName(p.id.toString("hex")), { after: now + graceMs, size: p.size });
       }
-    });
+    }, FREES_SPACE);
   }
 
   // 3. Objects the catalog does not know, unless a write here is making them.
@@ -212,7 +215,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
       for (const obj of orphans) {
         index.trash.putSync(obj.name, { after: now + graceMs, size: obj.size });
       }
-    });
+    }, FREES_SPACE);
   }
 
   // 4. Trash whose grace period is over, unless it is wanted again.
@@ -230,7 +233,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     tell(`${store.name}: deleting`, trashSeen++, trash.length);
     const name = key as string;
     if (wanted(engine, store, name)) {
-      await index.trash.remove(name);
+      await engine.catalog.transaction(() => index.trash.removeSync(name), FREES_SPACE);
       continue;
     }
     if (value.after > Date.now() || busy.has(name)) {
@@ -238,7 +241,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
       continue;
     }
     await store.backend.delete(name);
-    await index.trash.remove(name);
+    await engine.catalog.transaction(() => index.trash.removeSync(name), FREES_SPACE);
     report.objectsDeleted++;
     report.bytesDeleted += value.size;
   }
@@ -287,7 +290,7 @@ async function repack(
         if (to) index.chunks.putSync(e.id, encodeChunkRecord({ ...to, refs: rec.refs }));
         else stuck.add(rec.pack.toString("hex"));
       }
-    });
+    }, FREES_SPACE);
     return stuck;
   } catch (err) {
     await writer.abort();

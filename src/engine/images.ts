@@ -433,17 +433,20 @@ export class ImageService {
 
   async remove(id: string, access?: Access): Promise<void> {
     const cat = this.engine.catalog;
-    await cat.transaction(() => {
-      const rec = this.found(
-        getImage(cat, id),
-        id,
-        access,
-        () => new ImageNotFoundError(id, `Failed to find image ${id} to delete`),
-      );
-      if (rec.protected) throw new ForbiddenError(`Image ${id} is protected and cannot be deleted.`);
-      removeImage(cat, rec);
-      this.releaseData(rec);
-    });
+    await cat.transaction(
+      () => {
+        const rec = this.found(
+          getImage(cat, id),
+          id,
+          access,
+          () => new ImageNotFoundError(id, `Failed to find image ${id} to delete`),
+        );
+        if (rec.protected) throw new ForbiddenError(`Image ${id} is protected and cannot be deleted.`);
+        removeImage(cat, rec);
+        this.releaseData(rec);
+      },
+      { freesSpace: true },
+    );
   }
 
   /**

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
-import { CorruptDataError, NotFoundError } from "../errors.js";
+import { CorruptDataError, NotFoundError, StoreFullError } from "../errors.js";
 import { assertValidName, type ObjectBackend, type ObjectInfo } from "./backend.js";
 import { openDirect, writeDirect } from "./direct-write.js";
 import { ReadHandles } from "./read-handles.js";
@@ -43,18 +43,27 @@ export class FsBackend implements ObjectBackend {
   }
 
   async put(name: string, parts: readonly Uint8Array[]): Promise<void> {
-    const final = this.path(name);
-    const dir = dirname(final);
-    await this.ensureDir(dir);
     try {
-      await this.writeFile(dir, final, parts, this.directIo);
+      const final = this.path(name);
+      const dir = dirname(final);
+      await this.ensureDir(dir);
+      try {
+        await this.writeFile(dir, final, parts, this.directIo);
+      } catch (e) {
+        // Some filesystems accept O_DIRECT at open and refuse the writes; use buffered writes.
+        if (!this.directIo || (e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
+        this.directIo = false;
+        await this.writeFile(dir, final, parts, false);
+      }
+      if (this.durable) await fsyncDir(dir);
     } catch (e) {
-      // Some filesystems accept O_DIRECT at open and refuse the writes; use buffered writes.
-      if (!this.directIo || (e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
-      this.directIo = false;
-      await this.writeFile(dir, final, parts, false);
+      // The temporary file is gone already (writeFile removes it): nothing half-written stays.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOSPC" || code === "EDQUOT") {
+        throw new StoreFullError(`Image storage media is full: no space left in ${this.root}`, e);
+      }
+      throw e;
     }
-    if (this.durable) await fsyncDir(dir);
   }
 
   /** Writes a temporary file beside `final` and renames it into place. */
