@@ -17,8 +17,7 @@ import { listable, mayCreate, mayList, allowed as policyAllows, visibilityAction
 import { ImageMembers } from "../engine/image-members.js";
 import type { ImageService } from "../engine/images.js";
 import type { Imports } from "../engine/imports.js";
-import type { ReadPiece } from "../engine/read.js";
-import { BadRequestError, BusyError, ForbiddenError, TooLargeError } from "../errors.js";
+import { BusyError, ForbiddenError } from "../errors.js";
 import { FormatRejectedError } from "../formats/rules.js";
 import { AccessPolicy, notAuthorized } from "./access.js";
 import { addAdminRoutes } from "./admin-routes.js";
@@ -34,8 +33,10 @@ import { type ListLimits, listLinks, parseListQuery } from "./list-query.js";
 import { addMemberRoutes } from "./member-routes.js";
 import type { Metrics } from "./metrics.js";
 import { parseRange } from "./range.js";
+import { readJson } from "./read-json.js";
 import { IMAGE_SCHEMA, IMAGES_SCHEMA, MEMBER_SCHEMA, MEMBERS_SCHEMA } from "./schemas.js";
 import { addStoreRoutes, storeIdsHeader } from "./store-routes.js";
+import { writePieces } from "./write-pieces.js";
 
 export interface ApiOptions {
   limits: ImageLimits & ListLimits;
@@ -110,58 +111,6 @@ function unsupportedMediaType(type: string | undefined, headers: Record<string, 
     `The request media type ${type ?? "(none)"} is not supported by this server.\n`,
     headers,
   );
-}
-
-/** Reads a JSON body, refusing more than `max` bytes before buffering them. */
-async function readJson(c: Context<Env>, max: number): Promise<unknown> {
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > max) throw new TooLargeError(`The request body is larger than ${max} bytes.`);
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const piece of c.env.incoming as AsyncIterable<Buffer>) {
-    total += piece.length;
-    if (total > max) throw new TooLargeError(`The request body is larger than ${max} bytes.`);
-    parts.push(piece);
-  }
-  try {
-    return JSON.parse(Buffer.concat(parts).toString("utf8"));
-  } catch {
-    throw new BadRequestError("Malformed JSON in request body.");
-  }
-}
-
-/**
- * Streams read pieces to the response with backpressure, releasing each piece's buffer once
- * the socket is done with it. Stops reading (and its read-ahead) as soon as the client goes.
- */
-async function writePieces(body: AsyncGenerator<ReadPiece>, out: ServerResponse): Promise<void> {
-  let gone = false;
-  const onClose = () => {
-    gone = true;
-  };
-  out.once("close", onClose);
-  try {
-    for await (const piece of body) {
-      if (gone) throw new Error("the client went away");
-      const ok = out.write(piece.bytes, () => piece.release());
-      if (!ok && !gone) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            out.off("drain", done);
-            out.off("close", done);
-            resolve();
-          };
-          out.on("drain", done);
-          out.on("close", done);
-        });
-      }
-    }
-    if (gone) throw new Error("the client went away");
-    out.end();
-  } finally {
-    out.off("close", onClose);
-    await body.return(undefined);
-  }
 }
 
 export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
@@ -304,14 +253,11 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   /** Runs `fn` reading the request body as image data: shutdown can cut it off. */
   async function trackUpload<T>(c: Context<Env>, fn: () => Promise<T>): Promise<T> {
     const req = c.env.incoming;
-    if (opts.maxUploads && inflight.uploads.size >= opts.maxUploads) {
-      c.header("Connection", "close");
-      throw new BusyError(
-        `The server has ${inflight.uploads.size} uploads in progress, its limit: try again later.`,
-      );
-    }
-    inflight.uploads.add(req);
+    const busy = opts.maxUploads && inflight.uploads.size >= opts.maxUploads;
     try {
+      if (busy)
+        throw new BusyError(`The server has ${inflight.uploads.size} uploads in progress: try again later.`);
+      inflight.uploads.add(req);
       return await fn();
     } catch (e) {
       // The body may be unread; this connection cannot carry another request.
