@@ -3,7 +3,8 @@
  *
  *   chunks@S  chunk id (32 B) → 32 B  pack id (16) | offset u32 | length u32 | flags u32 | refs u32
  *   packs@S   pack id (16 B) → JSON   { size, chunks, createdAt }
- *   trash@S   object name → JSON      { after, size }: when garbage collection may delete it
+ *   trash@S   object name → JSON      { at, after, size }: when it was trashed, when a collection
+ *                                     with the grace it had may delete it, its size
  */
 import type { Database } from "lmdb";
 import type { ChunkLocation } from "../store/pack-writer.js";
@@ -20,9 +21,20 @@ export interface PackRecord {
 
 /** An object on the store's backend that garbage collection will delete. */
 export interface TrashEntry {
-  /** Not before this time (ms since the epoch): the grace period. */
+  /**
+   * When it went to the trash (ms since the epoch). A collection deletes it once its own grace
+   * period has passed since then, so a shorter grace applies to what earlier runs trashed too.
+   * Absent in entries written before it was recorded: `after` rules those.
+   */
+  at?: number;
+  /** Not before this time (ms since the epoch): the grace period of the run that trashed it. */
   after: number;
   size: number;
+}
+
+/** Whether a collection with `graceMs` of grace may delete `e` at time `now`. */
+export function trashDue(e: TrashEntry, graceMs: number, now: number): boolean {
+  return e.at !== undefined ? e.at + graceMs <= now : e.after <= now;
 }
 
 const CHUNK_RECORD_BYTES = 32;

@@ -20,7 +20,7 @@
  * just lost its last chunk, and writes of other processes on the same store. docs/format.md
  * has the rules.
  */
-import { type ChunkRecord, decodeChunkRecord, encodeChunkRecord } from "../catalog/store-index.js";
+import { type ChunkRecord, decodeChunkRecord, encodeChunkRecord, trashDue } from "../catalog/store-index.js";
 import { manifestIdFromName, manifestName, packIdFromName, packName } from "../store/names.js";
 import { readPackEntries } from "../store/pack-entries.js";
 import { ENTRY_FLAG_MANIFEST } from "../store/pack-format.js";
@@ -194,7 +194,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     await engine.catalog.transaction(() => {
       for (const p of going) {
         index.packs.removeSync(p.id);
-        index.trash.putSync(packName(p.id.toString("hex")), { after: now + graceMs, size: p.size });
+        index.trash.putSync(packName(p.id.toString("hex")), { at: now, after: now + graceMs, size: p.size });
       }
     }, FREES_SPACE);
   }
@@ -213,7 +213,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   if (!dry && orphans.length > 0) {
     await engine.catalog.transaction(() => {
       for (const obj of orphans) {
-        index.trash.putSync(obj.name, { after: now + graceMs, size: obj.size });
+        index.trash.putSync(obj.name, { at: now, after: now + graceMs, size: obj.size });
       }
     }, FREES_SPACE);
   }
@@ -221,7 +221,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   // 4. Trash whose grace period is over, unless it is wanted again.
   if (dry) {
     for (const { value } of index.trash.getRange()) {
-      if (value.after <= now) report.objectsDeleted++;
+      if (trashDue(value, graceMs, now)) report.objectsDeleted++;
       else report.trashWaiting++;
     }
     return report;
@@ -236,7 +236,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
       await engine.catalog.transaction(() => index.trash.removeSync(name), FREES_SPACE);
       continue;
     }
-    if (value.after > Date.now() || busy.has(name)) {
+    if (!trashDue(value, graceMs, Date.now()) || busy.has(name)) {
       report.trashWaiting++;
       continue;
     }

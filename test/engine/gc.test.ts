@@ -116,6 +116,20 @@ describe("garbage collection", () => {
     expect((await storedBytes(engine)).objects).toBe(1);
   });
 
+  it("a run with no grace deletes what an earlier run with a long grace put in the trash", async () => {
+    const { engine } = await store();
+    const a = await engine.ingest(pieces(prng(5, 3 * MiB)));
+    await engine.release(a.manifestId);
+    const first = await engine.gc({ graceSeconds: 3600 });
+    expect(first.stores[0]?.trashWaiting).toBeGreaterThan(0);
+    const dry = await engine.gc({ graceSeconds: 0, dryRun: true });
+    expect(dry.stores[0]?.objectsDeleted).toBe(first.stores[0]?.trashWaiting);
+    const now = await engine.gc({ graceSeconds: 0 });
+    expect(now.stores[0]?.objectsDeleted).toBe(first.stores[0]?.trashWaiting);
+    expect(now.stores[0]?.trashWaiting).toBe(0);
+    expect((await storedBytes(engine)).objects).toBe(1);
+  });
+
   it("spares the chunks an ingest in progress found indexed, though their last holder went meanwhile", async () => {
     const { engine } = await store();
     const data = Buffer.from(prng(6, 6 * MiB));
