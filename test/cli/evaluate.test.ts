@@ -3,24 +3,28 @@
  * test computes on its own (sizes from the files, chunks from the chunker, the sharing matrix
  * from chunk sets), peers measured or listed as not measured, an interrupted run resumed, and
  * the HTML report opened in headless Chromium (Debian's, driven by playwright-core) to check
- * that its charts rendered, with a screenshot kept under test-artifacts/.
+ * that its charts rendered and read well (test/helpers/report-page.ts), with screenshots kept
+ * under test-artifacts/. A corpus of symbolic links is followed to the images.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { chunkerForAverage } from "../../src/chunker/params.js";
-import type { Report } from "../../src/cli/evaluate/report.js";
+import { type Report, renderReport } from "../../src/cli/evaluate/report.js";
 import { chunkLengths } from "../helpers/chunks.js";
 import { prng } from "../helpers/data.js";
+import { expectReadableReport } from "../helpers/report-page.js";
 import { runAsync } from "../helpers/run.js";
 import { type S3rver, startS3rver } from "../helpers/s3.js";
 
 const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
 const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url).pathname;
+/** The sample report of docs/evaluation.md: ten configurations and peers, several close together. */
+const SAMPLE = new URL("../../docs/evaluation/report.json", import.meta.url).pathname;
 const CHROMIUM = "/usr/bin/chromium";
 const MiB = 1024 * 1024;
 
@@ -55,10 +59,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function evaluate(out: string, extra: string[] = [], env: NodeJS.ProcessEnv = process.env) {
+function evaluate(out: string, extra: string[] = [], env: NodeJS.ProcessEnv = process.env, from = corpus) {
   return runAsync(
     process.execPath,
-    [BIN, "evaluate", "--corpus", corpus, "--configs", join(dir, "configs.json"), "--out", out, ...extra],
+    [BIN, "evaluate", "--corpus", from, "--configs", join(dir, "configs.json"), "--out", out, ...extra],
     { env, timeout: 300_000 },
   );
 }
@@ -78,6 +82,43 @@ describe("tessera evaluate", () => {
     const r = await evaluate(out);
     expect(r.status, r.err).toBe(0);
     report = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as Report;
+  }, 300_000);
+
+  test("the scratch stores are gone after the run; the results stay for a later run to resume from", async () => {
+    expect(existsSync(join(out, "scratch"))).toBe(false);
+    expect((await readdir(join(out, "results"))).sort()).toEqual(
+      ["config-16k.json", "config-64k-zstd.json", ...report.peers.map((p) => `peer-${p.name}.json`)].sort(),
+    );
+  });
+
+  test("a corpus of symbolic links is followed to its images; dangling links and links to directories are skipped", async () => {
+    // Links named apart from their targets: the report names an image as the corpus does.
+    const links = join(dir, "links");
+    await mkdir(links);
+    for (const name of Object.keys(files)) await symlink(join(corpus, name), join(links, `link-${name}`));
+    await symlink(join(dir, "nowhere.raw"), join(links, "dangling.raw"));
+    await symlink(corpus, join(links, "a-directory"));
+    const linked = join(dir, "linked");
+    const r = await evaluate(linked, [], process.env, links);
+    expect(r.status, r.err).toBe(0);
+    expect(r.err).toMatch(
+      /skipping \S*dangling\.raw: a link to \S*nowhere\.raw, which cannot be read \(ENOENT\)/,
+    );
+    expect(r.err).toMatch(/skipping \S*a-directory: a link to \S*corpus, which is not a regular file/);
+    const rep = JSON.parse(await readFile(join(linked, "report.json"), "utf8")) as Report;
+    const names = Object.keys(files).map((n) => `link-${n}`);
+    expect(rep.corpus.images).toEqual(
+      names.map((name, i) => ({ name, bytes: report.corpus.images[i]?.bytes })),
+    );
+    expect(rep.analysis?.sharing).toEqual({ ...report.analysis?.sharing, images: names });
+    for (const c of rep.configs) {
+      expect(c.storedBytes).toBe(report.configs.find((x) => x.name === c.name)?.storedBytes);
+    }
+    // The peers read the images, not the links (restic and borg would store a link as a link).
+    for (const p of rep.peers.filter((x) => x.measured)) {
+      const direct = report.peers.find((x) => x.name === p.name)?.storedBytes as number;
+      expect(Math.abs((p.storedBytes as number) - direct) / direct, p.name).toBeLessThan(0.05);
+    }
   }, 300_000);
 
   test("the corpus, machine and command are recorded; notes beside the images are left out", () => {
@@ -192,8 +233,31 @@ describe("tessera evaluate", () => {
     const r = await evaluate(again, ["--no-peers"]);
     expect(r.status, r.err).toBe(0);
     expect((await stat(first)).mtimeMs).toBe(before);
+    // A killed run cannot clean up; the next one removes what it left.
+    expect(existsSync(join(again, "scratch"))).toBe(false);
     const rep = JSON.parse(await readFile(join(again, "report.json"), "utf8")) as Report;
     expect(rep.configs.map((c) => c.name)).toEqual(["16k", "64k-zstd"]);
+  });
+
+  test("an evaluation stopped by a signal removes its scratch stores and dies of the signal", async () => {
+    const stopped = join(dir, "stopped");
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [BIN, "evaluate", "--corpus", corpus, "--configs", join(dir, "configs.json"), "--out", stopped],
+      { stdio: "ignore" },
+    );
+    // The first configuration's scratch store: the run is midway through it.
+    const scratch = join(stopped, "scratch", "16k");
+    for (let i = 0; i < 600 && !existsSync(scratch); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(existsSync(scratch)).toBe(true);
+    child.kill("SIGTERM");
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) =>
+      child.once("exit", (c, s) => r([c, s])),
+    );
+    expect({ code, signal }).toEqual({ code: null, signal: "SIGTERM" });
+    expect(existsSync(join(stopped, "scratch"))).toBe(false);
+    expect(existsSync(join(stopped, "results"))).toBe(true);
+    expect(existsSync(join(stopped, "results", "config-16k.json"))).toBe(false);
   });
 
   const haveChromium = existsSync(CHROMIUM);
@@ -231,13 +295,17 @@ describe("tessera evaluate", () => {
           .locator("#chart-chunk-sizes rect.bin")
           .evaluateAll((els) => els.reduce((n, e) => n + Number(e.getAttribute("data-count")), 0));
         expect(binSum).toBe(report.analysis?.chunkSizes.counts.reduce((n, c) => n + c, 0));
-        // Every number in the tables is in the JSON.
-        const json = JSON.stringify(report);
-        const cells = await page.locator("td").allTextContents();
-        for (const text of cells.filter((t) => /^-?\d+(\.\d+)?$/.test(t))) expect(json, text).toContain(text);
+        await expectReadableReport(page, JSON.stringify(report));
         expect(requests.every((u) => u.startsWith("file://"))).toBe(true);
         await mkdir(ARTIFACTS, { recursive: true });
         await page.screenshot({ path: join(ARTIFACTS, "evaluate-report.png"), fullPage: true });
+        // The docs' sample: more configurations and peers, some nearly on top of each other.
+        const sample = await readFile(SAMPLE, "utf8");
+        await writeFile(join(dir, "sample.html"), renderReport(JSON.parse(sample) as Report));
+        await page.goto(`file://${join(dir, "sample.html")}`);
+        expect(await count("#chart-tradeoff circle.point")).toBe(10);
+        await expectReadableReport(page, JSON.stringify(JSON.parse(sample)));
+        await page.screenshot({ path: join(ARTIFACTS, "evaluate-report-sample.png"), fullPage: true });
       } finally {
         await browser.close();
       }

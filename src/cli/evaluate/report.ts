@@ -4,6 +4,8 @@
  * ingest speed against stored bytes, the chunk-size histogram and the sharing heatmap, then the
  * same numbers as tables. The JSON rides inside the page too.
  */
+import { bars, heatmap, histogram, scatter } from "./charts.js";
+import { type ByteUnit, esc, fmtBytes, fmtCount, fmtIn, fmtMiB, fmtRate, unitFor } from "./format.js";
 import type { PeerResult } from "./peers.js";
 import type { Analysis, ConfigResult } from "./run-config.js";
 
@@ -26,141 +28,60 @@ export interface Report {
   analysis: (Analysis & { config: string }) | null;
 }
 
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+/** Text, or a figure: `value` is the JSON's number (none where there is no figure to show). */
+type Cell = string | { text: string; value?: number; title?: string };
 
-const MB = 1e6;
-const fmtMB = (b: number) => `${(b / MB).toFixed(1)} MB`;
+/** A number cell: shown as `text`, the figure itself in data-value (and the exact bytes on hover). */
+const num = (value: number, text: string, title?: string): Cell => ({ text, value, title });
+const bytesCell = (b: number, unit: ByteUnit): Cell => num(b, fmtIn(b, unit), `${fmtCount(b)} bytes`);
+const NONE: Cell = { text: "—" };
+const ratio = (x: number) => `${x.toFixed(x < 10 ? 2 : 1)}×`;
 
-const W = 720;
-const PALETTE = { config: "#2b6cb0", peer: "#c05621", text: "#222" };
-
-/** Horizontal bars: one per row, value as text at the bar's end. */
-function bars(
-  id: string,
-  title: string,
-  rows: { label: string; value: number; kind: "config" | "peer" }[],
-): string {
-  const rowH = 26;
-  const left = 150;
-  const h = rows.length * rowH + 40;
-  const max = Math.max(1, ...rows.map((r) => r.value));
-  const body = rows
-    .map((r, i) => {
-      const y = 30 + i * rowH;
-      const w = ((W - left - 120) * r.value) / max;
-      return (
-        `<text class="label" x="${left - 8}" y="${y + 16}" text-anchor="end">${esc(r.label)}</text>` +
-        `<rect class="bar ${r.kind}" data-label="${esc(r.label)}" data-value="${r.value}" x="${left}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 8}" fill="${PALETTE[r.kind]}"><title>${esc(r.label)}: ${fmtMB(r.value)}</title></rect>` +
-        `<text class="value" x="${(left + w + 6).toFixed(1)}" y="${y + 16}">${fmtMB(r.value)}</text>`
-      );
-    })
-    .join("");
-  return `<svg id="${id}" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" role="img" aria-label="${esc(title)}"><text class="title" x="4" y="16" font-weight="bold">${esc(title)}</text>${body}</svg>`;
-}
-
-/** Points of (ingest MB/s, stored MB). */
-function scatter(
-  id: string,
-  title: string,
-  pts: { label: string; x: number; y: number; kind: "config" | "peer" }[],
-): string {
-  const h = 360;
-  const m = { l: 70, r: 20, t: 30, b: 50 };
-  const maxX = Math.max(1, ...pts.map((p) => p.x)) * 1.1;
-  const maxMB = Math.max(1, ...pts.map((p) => p.y / MB)) * 1.1;
-  const sx = (x: number) => m.l + ((W - m.l - m.r) * x) / maxX;
-  const sy = (mb: number) => h - m.b - ((h - m.t - m.b) * mb) / maxMB;
-  const axes =
-    `<line x1="${m.l}" y1="${h - m.b}" x2="${W - m.r}" y2="${h - m.b}" stroke="${PALETTE.text}"/>` +
-    `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${h - m.b}" stroke="${PALETTE.text}"/>` +
-    `<text class="axis" x="${(W + m.l) / 2}" y="${h - 12}" text-anchor="middle">ingest MB/s</text>` +
-    `<text class="axis" x="16" y="${(h - m.b + m.t) / 2}" transform="rotate(-90 16 ${(h - m.b + m.t) / 2})" text-anchor="middle">stored MB</text>`;
-  const ticks = [0.25, 0.5, 0.75, 1]
-    .map((f) => {
-      const xv = (maxX / 1.1) * f;
-      const yv = (maxMB / 1.1) * f;
-      return (
-        `<text class="tick" x="${sx(xv).toFixed(1)}" y="${h - m.b + 16}" text-anchor="middle" font-size="10">${xv.toFixed(0)}</text>` +
-        `<text class="tick" x="${m.l - 6}" y="${sy(yv).toFixed(1)}" text-anchor="end" font-size="10">${yv.toFixed(0)}</text>`
-      );
-    })
-    .join("");
-  const dots = pts
-    .map((p) => {
-      const cx = sx(p.x).toFixed(1);
-      const cy = sy(p.y / MB).toFixed(1);
-      return (
-        `<circle class="point ${p.kind}" data-label="${esc(p.label)}" cx="${cx}" cy="${cy}" r="5" fill="${PALETTE[p.kind]}"><title>${esc(p.label)}: ${p.x} MB/s, ${fmtMB(p.y)}</title></circle>` +
-        `<text class="label" x="${(Number(cx) + 7).toFixed(1)}" y="${(Number(cy) - 6).toFixed(1)}" font-size="11">${esc(p.label)}</text>`
-      );
-    })
-    .join("");
-  return `<svg id="${id}" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" role="img" aria-label="${esc(title)}"><text class="title" x="4" y="16" font-weight="bold">${esc(title)}</text>${axes}${ticks}${dots}</svg>`;
-}
-
-function histogram(id: string, title: string, hist: Analysis["chunkSizes"]): string {
-  const h = 260;
-  const m = { l: 50, r: 10, t: 30, b: 50 };
-  const n = hist.counts.length;
-  const bw = (W - m.l - m.r) / n;
-  const max = Math.max(1, ...hist.counts);
-  const body = hist.counts
-    .map((c, i) => {
-      const bh = ((h - m.t - m.b) * c) / max;
-      const x = m.l + i * bw;
-      const lo = (hist.edges[i] as number) / 1024;
-      const hi = (hist.edges[i + 1] as number) / 1024;
-      return (
-        `<rect class="bin" data-count="${c}" x="${(x + 1).toFixed(1)}" y="${(h - m.b - bh).toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${bh.toFixed(1)}" fill="${PALETTE.config}"><title>${lo.toFixed(0)}–${hi.toFixed(0)} KiB: ${c} chunks</title></rect>` +
-        (i % 2 === 0
-          ? `<text class="tick" x="${(x + bw / 2).toFixed(1)}" y="${h - m.b + 14}" text-anchor="middle" font-size="10">${lo.toFixed(0)}</text>`
-          : "")
-      );
-    })
-    .join("");
-  return `<svg id="${id}" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" role="img" aria-label="${esc(title)}"><text class="title" x="4" y="16" font-weight="bold">${esc(title)}</text>${body}<text class="axis" x="${(W + m.l) / 2}" y="${h - 12}" text-anchor="middle">chunk size, KiB</text></svg>`;
-}
-
-function heatmap(id: string, title: string, s: Analysis["sharing"]): string {
-  const n = s.images.length;
-  const left = 160;
-  const top = 90;
-  const cell = Math.max(24, Math.min(60, Math.floor((W - left - 10) / Math.max(n, 1))));
-  const h = top + n * cell + 10;
-  const cells = s.matrix
-    .map((row, a) =>
-      row
-        .map((v, b) => {
-          const shade = Math.round(255 - v * 200);
-          return (
-            `<rect class="cell" data-a="${esc(s.images[a] as string)}" data-b="${esc(s.images[b] as string)}" data-value="${v}" x="${left + b * cell}" y="${top + a * cell}" width="${cell}" height="${cell}" fill="rgb(${shade},${shade},255)" stroke="#fff"><title>${esc(s.images[b] as string)} in ${esc(s.images[a] as string)}: ${(v * 100).toFixed(1)} %</title></rect>` +
-            `<text class="value" x="${left + b * cell + cell / 2}" y="${top + a * cell + cell / 2 + 4}" text-anchor="middle" font-size="10">${Math.round(v * 100)}</text>`
-          );
-        })
-        .join(""),
-    )
-    .join("");
-  const names = s.images
-    .map(
-      (name, i) =>
-        `<text class="row-label" x="${left - 6}" y="${top + i * cell + cell / 2 + 4}" text-anchor="end" font-size="11">${esc(name)}</text>` +
-        `<text class="col-label" x="${left + i * cell + cell / 2}" y="${top - 6}" transform="rotate(-45 ${left + i * cell + cell / 2} ${top - 6})" font-size="11">${esc(name)}</text>`,
-    )
-    .join("");
-  return `<svg id="${id}" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" role="img" aria-label="${esc(title)}"><text class="title" x="4" y="16" font-weight="bold">${esc(title)}</text>${names}${cells}</svg>`;
-}
-
-function table(head: string[], rows: (string | number)[][]): string {
-  const th = head.map((x) => `<th>${esc(x)}</th>`).join("");
-  const trs = rows.map((r) => `<tr>${r.map((x) => `<td>${esc(String(x))}</td>`).join("")}</tr>`).join("");
+function table(head: string[], rows: Cell[][]): string {
+  // A column of figures is right-aligned, its heading too, so that digits line up under it.
+  const figures = head.map((_, i) => rows.some((r) => typeof r[i] === "object"));
+  // Headings may carry soft hyphens (U+00AD): long words break there, not past the column.
+  const th = head.map((x, i) => `<th${figures[i] ? ' class="num"' : ""}>${esc(x)}</th>`).join("");
+  const td = (c: Cell) =>
+    typeof c === "string"
+      ? `<td>${esc(c)}</td>`
+      : `<td class="num"${c.value === undefined ? "" : ` data-value="${c.value}"`}${c.title ? ` title="${esc(c.title)}"` : ""}>${esc(c.text)}</td>`;
+  const trs = rows.map((r) => `<tr>${r.map(td).join("")}</tr>`).join("");
   return `<table><thead><tr>${th}</tr></thead><tbody>${trs}</tbody></table>`;
 }
 
+/** 16/64/256 KiB when the sizes are whole KiB (the usual case), else each in its own unit. */
+function chunkerText(c: { min: number; avg: number; max: number }): string {
+  const all = [c.min, c.avg, c.max];
+  return all.every((b) => b % 1024 === 0)
+    ? `${all.map((b) => fmtCount(b / 1024)).join("/")}\u00a0KiB`
+    : all.map(fmtBytes).join(" / ");
+}
+
+/** One chart and the sentence that says what it shows. */
+const figure = (chart: string, caption: string) =>
+  `<figure>${chart}<figcaption>${caption}</figcaption></figure>`;
+
+const CSS = [
+  "body{font:15px/1.45 system-ui,sans-serif;margin:24px auto;padding:0 16px;color:#222;max-width:1040px}",
+  "table{border-collapse:collapse;margin:8px 0 28px;font-size:13px}",
+  "td,th{border:1px solid #ccc;padding:3px 5px;text-align:left;vertical-align:top}",
+  "th{background:#f4f4f4;font-weight:600}",
+  "td.num,th.num{text-align:right}",
+  "td:first-child{white-space:nowrap}",
+  "td.num{font-variant-numeric:tabular-nums;white-space:nowrap}",
+  ".scroll{overflow-x:auto}",
+  "figure{margin:16px 0 32px;overflow-x:auto}",
+  "figure svg{display:block;width:100%;height:auto;min-width:560px;font-family:system-ui,sans-serif}",
+  "figcaption{color:#444;font-size:14px;margin-top:6px;max-width:60em}",
+].join("");
+
+/** Tools print their name around the version (zstd's "*** Zstandard CLI ... ***"). */
+const versionText = (v: string) => v.replace(/^\*+\s*|\s*\*+$/g, "");
+
 export function renderReport(r: Report): string {
   const measured = r.peers.filter((p) => p.measured);
-  const stored = bars("chart-stored", "Bytes stored, by configuration and peer (less is better)", [
+  const stored = bars("chart-stored", "Bytes stored, by configuration and peer tool", [
     ...r.configs.map((c) => ({ label: c.name, value: c.storedBytes, kind: "config" as const })),
     ...measured.map((p) => ({ label: p.name, value: p.storedBytes as number, kind: "peer" as const })),
   ]);
@@ -174,61 +95,78 @@ export function renderReport(r: Report): string {
     })),
   ]);
   const a = r.analysis;
-  const hist = a ? histogram("chart-chunk-sizes", `Chunk sizes (${a.config})`, a.chunkSizes) : "";
-  const heat = a
-    ? heatmap(
-        "chart-sharing",
-        `Sharing: % of the column image's bytes already in the row image (${a.config})`,
-        a.sharing,
-      )
-    : "";
-  const configRows = r.configs.map((c) => [
+  const figures = [
+    figure(
+      stored,
+      "What each configuration, and each peer tool installed here, kept on its store for the whole corpus: the cost of these images in storage. Shorter bars are better.",
+    ),
+    figure(
+      tradeoff,
+      "Each point is one configuration or peer tool: how fast it took the corpus in (further right is faster) against what it stored (lower is smaller). The best trade-offs lie towards the bottom right.",
+    ),
+  ];
+  if (a) {
+    figures.push(
+      figure(
+        histogram("chart-chunk-sizes", `Chunk sizes (${a.config})`, a.chunkSizes),
+        `How many chunks of each size configuration ${esc(a.config)} cut from the corpus, from its chunker's minimum to its maximum. The first bar also holds each image's shorter last chunk; the last, the chunks cut at the maximum (long runs of zeros are cut there).`,
+      ),
+      figure(
+        heatmap("chart-sharing", `Sharing between images (${a.config})`, a.sharing),
+        "Each cell: the percentage of the column image's bytes whose chunks the row image already has (100: all of them). A dark row is an image that holds much of the others; a dark column, an image mostly made of the others.",
+      ),
+    );
+  }
+  const storedUnit = unitFor([
+    ...r.configs.map((c) => c.packBytes),
+    ...measured.map((p) => p.storedBytes as number),
+  ]);
+  const configRows: Cell[][] = r.configs.map((c) => [
     c.name,
-    `${c.config.chunker.min}/${c.config.chunker.avg}/${c.config.chunker.max}`,
+    chunkerText(c.config.chunker),
     c.config.compression,
     c.config.store.type,
-    c.storedBytes,
-    c.packBytes,
-    c.dedupRatio,
-    c.ingestMBps,
-    c.downloadMBps,
-    c.chunks,
-    c.packs,
-    c.requestsPerGiB,
-    c.peakRssBytes,
+    bytesCell(c.storedBytes, storedUnit),
+    bytesCell(c.packBytes, storedUnit),
+    num(c.dedupRatio, ratio(c.dedupRatio)),
+    num(c.ingestMBps, fmtRate(c.ingestMBps)),
+    num(c.downloadMBps, fmtRate(c.downloadMBps)),
+    num(c.chunks, fmtCount(c.chunks)),
+    num(c.packs, fmtCount(c.packs)),
+    num(c.requestsPerGiB, fmtRate(c.requestsPerGiB)),
+    num(c.peakRssBytes, fmtMiB(c.peakRssBytes), `${fmtCount(c.peakRssBytes)} bytes`),
   ]);
-  const peerRows = r.peers.map((p) =>
+  const peerRows: Cell[][] = r.peers.map((p) =>
     p.measured
       ? [
           p.name,
-          p.version ?? "",
-          p.storedBytes ?? "",
-          p.dedupRatio ?? "",
-          p.ingestMBps ?? "",
+          versionText(p.version ?? ""),
+          bytesCell(p.storedBytes as number, storedUnit),
+          num(p.dedupRatio as number, ratio(p.dedupRatio as number)),
+          num(p.ingestMBps as number, fmtRate(p.ingestMBps as number)),
           p.command ?? "",
         ]
-      : [p.name, p.version ?? "", "not measured", "", "", p.reason ?? ""],
+      : [p.name, versionText(p.version ?? ""), NONE, NONE, NONE, `not measured: ${p.reason ?? ""}`],
   );
+  const m = r.machine;
   const data = JSON.stringify(r).replace(/</g, "\\u003c");
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Tessera storage evaluation</title>
-<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}table{border-collapse:collapse;margin:8px 0 24px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}svg{display:block;margin:12px 0 24px}</style>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Tessera storage evaluation</title>
+<style>${CSS}</style>
 </head><body>
 <h1>Tessera storage evaluation</h1>
-<p>${esc(r.corpus.images.length.toString())} images, ${esc(fmtMB(r.corpus.totalBytes))} in <code>${esc(r.corpus.dir)}</code>; ${esc(r.createdAt)}; ${esc(r.machine.cpuModel)} ×${r.machine.cpus}, ${esc(fmtMB(r.machine.memoryBytes))} memory, Node ${esc(r.machine.node)}, tessera ${esc(r.tool.version)}.</p>
+<p>${fmtCount(r.corpus.images.length)} images, ${esc(fmtBytes(r.corpus.totalBytes))} in <code>${esc(r.corpus.dir)}</code>, measured ${esc(r.createdAt.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC"))} on ${esc(m.cpuModel)} ×${m.cpus} with ${esc(fmtBytes(m.memoryBytes))} of memory (${esc(m.platform)}, ${esc(m.arch)}), Node ${esc(m.node)}, tessera ${esc(r.tool.version)}.</p>
 <p>Command: <code>${esc(r.command)}</code></p>
-${stored}
-${tradeoff}
-${hist}
-${heat}
+<p>Sizes are in binary units (1 MiB = 1,048,576 bytes; hover a size for its bytes); speeds in decimal megabytes per second (1 MB = 1,000,000 bytes).</p>
+${figures.join("\n")}
 <h2>Configurations</h2>
-${table(["configuration", "chunker min/avg/max", "compression", "store", "stored bytes", "pack bytes", "dedup ratio", "ingest MB/s", "download MB/s", "chunks", "packs", "requests per GiB", "peak RSS bytes"], configRows)}
+<div class="scroll">${table(["config\u00aduration", "chunker min/avg/max", "compres\u00adsion", "store", "stored", "pack objects", "dedup ratio", "ingest MB/s", "download MB/s", "chunks", "packs", "requests per GiB", "peak RSS"], configRows)}</div>
 <h2>Peers</h2>
-${table(["peer", "version", "stored bytes", "dedup ratio", "ingest MB/s", "command or reason"], peerRows)}
+<div class="scroll">${table(["peer", "version", "stored", "dedup ratio", "ingest MB/s", "command or reason"], peerRows)}</div>
 <h2>Images</h2>
 ${table(
-  ["image", "bytes"],
-  r.corpus.images.map((i) => [i.name, i.bytes]),
+  ["image", "size"],
+  r.corpus.images.map((i) => [i.name, num(i.bytes, fmtBytes(i.bytes), `${fmtCount(i.bytes)} bytes`)]),
 )}
 <script type="application/json" id="report-data">${data}</script>
 </body></html>

@@ -7,7 +7,7 @@
  * memory is its own.
  */
 import { mkdir, rm } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { decodeManifest } from "../../catalog/manifest.js";
 import { Engine } from "../../engine/engine.js";
 import { readFilePieces } from "../../engine/file-source.js";
@@ -60,9 +60,9 @@ function mbps(bytes: number, seconds: number): number {
 
 export async function runConfig(
   cfg: EvalConfig,
-  images: { path: string; size: number }[],
+  images: { path: string; name: string; size: number }[],
   scratch: string,
-  options: { analyze?: boolean; onProgress?: ProgressFn } = {},
+  options: { analyze?: boolean; onProgress?: ProgressFn; signal?: AbortSignal } = {},
 ): Promise<ConfigResult> {
   await rm(scratch, { recursive: true, force: true });
   await mkdir(scratch, { recursive: true });
@@ -92,6 +92,7 @@ export async function runConfig(
         for await (const p of readFilePieces(img.path)) {
           done += p.length;
           options.onProgress?.("ingest", done, total);
+          options.signal?.throwIfAborted();
           yield p;
         }
       }
@@ -104,6 +105,7 @@ export async function runConfig(
       for await (const p of engine.read(id)) {
         done += p.length;
         options.onProgress?.("download", done, total);
+        options.signal?.throwIfAborted();
       }
     }
     const downloadSeconds = (performance.now() - t1) / 1000;
@@ -134,7 +136,7 @@ export async function runConfig(
             analysis: analyze(
               engine,
               ids,
-              images.map((i) => basename(i.path)),
+              images.map((i) => i.name),
               cfg,
             ),
           }
