@@ -63,6 +63,8 @@ export function addMemberRoutes(
     );
     if (typeof memberId !== "string" || memberId === "") throw new BadRequestError("Member can't be empty");
     if (memberId.length > 255) throw new BadRequestError("Member ids are at most 255 characters.");
+    // As for names, tags and properties (docs/api.md): no database behind Glance keeps a NUL.
+    if (memberId.includes("\0")) throw new BadRequestError("Member can't contain NUL characters.");
     const refuse = () => new ForbiddenError(`Not allowed to create members for image ${id}.`);
     const m = await members.add(id, memberId, policy.members(c.get("auth"), "add_member", refuse));
     return c.json(memberView(m));

@@ -254,6 +254,37 @@ export const IMAGE_SCHEMA = {
   ],
 } as const;
 
+/**
+ * What the image schema cannot say, so that the served document stays Glance's own: no string
+ * an image stores may hold NUL. Glance's schema has no such pattern, but its databases decide:
+ * PostgreSQL refuses NUL in text (Glance answers 500), and whatever reads the value next
+ * (libvirt's XML, C strings in the tools) cannot carry it or silently cuts it. The other
+ * control characters Glance keeps on every database, and so does Tessera: descriptions hold
+ * newlines. The message follows Glance's for 4-byte characters (utils.no_4byte_params).
+ * Returns the 400's message, or undefined.
+ */
+export function nulRefusal(doc: Record<string, unknown>): string | undefined {
+  for (const [key, value] of Object.entries(doc)) {
+    if (key.includes("\0")) return "Property names can't contain NUL characters.";
+    if (holdsNul(value)) return `${pyTitle(key)} can't contain NUL characters.`;
+  }
+  return undefined;
+}
+
+function holdsNul(v: unknown): boolean {
+  if (typeof v === "string") return v.includes("\0");
+  if (Array.isArray(v)) return v.some(holdsNul);
+  if (typeof v === "object" && v !== null) {
+    return Object.entries(v).some(([k, x]) => k.includes("\0") || holdsNul(x));
+  }
+  return false;
+}
+
+/** Python's str.title(), which Glance's messages name a field with ("os_distro": "Os_Distro"). */
+function pyTitle(s: string): string {
+  return s.replace(/\p{L}+/gu, (w) => w.charAt(0).toUpperCase() + w.slice(1).toLowerCase());
+}
+
 export const MEMBER_SCHEMA = {
   name: "member",
   properties: {

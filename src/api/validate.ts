@@ -4,7 +4,7 @@
  */
 import { Ajv, type ErrorObject } from "ajv";
 import { BadRequestError } from "../errors.js";
-import { IMAGE_SCHEMA } from "./schemas.js";
+import { IMAGE_SCHEMA, nulRefusal } from "./schemas.js";
 
 // strict: false because Glance's schema carries its own keywords (is_base, links, name).
 const ajv = new Ajv({ strict: false, allErrors: false });
@@ -38,7 +38,11 @@ function describe(e: ErrorObject, doc: Record<string, unknown>): string {
 
 /** Throws BadRequestError unless `doc` (a whole image or a part of one) matches the schema. */
 export function validateImage(doc: Record<string, unknown>): void {
-  if (validateImageSchema(doc)) return;
+  if (validateImageSchema(doc)) {
+    const nul = nulRefusal(doc);
+    if (nul) throw new BadRequestError(nul);
+    return;
+  }
   const err = validateImageSchema.errors?.[0];
   const detail = err ? describe(err, doc) : "invalid";
   throw new BadRequestError(`Provided object does not match schema 'image': ${detail}`);
