@@ -12,16 +12,17 @@ import { parseArgs } from "node:util";
 import { startServer } from "../api/server.js";
 import { getImage } from "../catalog/image-records.js";
 import { DirInUseError, LOCAL_TOKEN_FILE, lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
-import { Engine } from "../engine/engine.js";
 import { readFilePieces } from "../engine/file-source.js";
 import type { GcOptions } from "../engine/gc.js";
-import { ImageService, imageStats } from "../engine/images.js";
+import { ImageService } from "../engine/images.js";
 import { TesseraError } from "../errors.js";
-import { inspectAll } from "../formats/inspect-stream.js";
 import { DEFAULT_CONVERSION_LIMITS } from "../formats/qemu-img.js";
-import { ConfigError, chunkerOf, loadConfig, nodeHashName, type ServerConfig } from "./config.js";
+import { ConfigError, loadConfig, nodeHashName, type ServerConfig } from "./config.js";
+import { NO_LOCK, requireDataDir, withEngine } from "./data-dir.js";
 import { evaluate, evaluateOne } from "./evaluate/evaluate.js";
+import { inspectFile } from "./inspect.js";
 import { progress } from "./progress.js";
+import { statsText } from "./stats.js";
 
 /** This program's version, as package.json says. */
 const VERSION =
@@ -45,7 +46,8 @@ const USAGE = `usage:
   tessera rebuild-index [--data DIR] [--store S]
                                               rebuild a store's chunk index from its packs
   tessera inspect FILE|- [--disk-format F]    detect a disk image's format and virtual size and
-                                              apply the safety rules (exit status 1 if broken)
+                                              apply the safety rules, for F if given, else for
+                                              the detected format (exit status 1 if broken)
   tessera convert IMAGE_ID --to FORMAT [--data DIR] [--config FILE]
                   [--cpu-seconds N] [--address-space BYTES]
                                               convert a stored image with qemu-img (raw, qcow2,
@@ -126,7 +128,9 @@ async function run(argv: string[]): Promise<void> {
   }
   if (command === "inspect") {
     if (!arg) throw new UsageError("inspect needs a file");
-    await inspectCommand(arg, values);
+    const report = await inspectFile(arg, values["disk-format"], config(values).formats);
+    print(report);
+    if (report.violations.length > 0) process.exitCode = 1;
     return;
   }
   if (command === "convert") {
@@ -172,7 +176,7 @@ async function run(argv: string[]): Promise<void> {
   if (command === "copy-image") {
     if (!arg || !values.to) throw new UsageError("copy-image needs an image id and --to STORE");
     const to = values.to;
-    await withImages(config(values), (images) => images.copyToStore(arg, to));
+    await withImages(await storeConfig(values), (images) => images.copyToStore(arg, to));
     return;
   }
 
@@ -181,7 +185,12 @@ async function run(argv: string[]): Promise<void> {
   if (!["ingest", "cat", "stat", "rebuild-index"].includes(command)) {
     throw new UsageError(`unknown command ${command}`);
   }
-  await withEngine(config(values), NO_LOCK, async (engine) => {
+  // rebuild-index is how a lost catalog comes back: the store's own format record will do.
+  const cfg =
+    command === "ingest"
+      ? config(values)
+      : await storeConfig(values, command === "rebuild-index" ? "store" : "catalog");
+  await withEngine(cfg, NO_LOCK, async (engine) => {
     if (command === "ingest") {
       const source = arg === "-" ? process.stdin : readFilePieces(arg);
       const total = arg === "-" ? 0 : (await stat(arg)).size;
@@ -236,41 +245,6 @@ async function* counted(
   }
 }
 
-/** The engine over the configuration's stores. */
-function openEngine(cfg: ServerConfig): Promise<Engine> {
-  return Engine.openDir(cfg.dataDir, {
-    stores: cfg.stores,
-    defaultStore: cfg.defaultStore,
-    readOrder: cfg.storeReadOrder.length > 0 ? cfg.storeReadOrder : undefined,
-    durable: cfg.fsync,
-    hashAlgorithms: ["md5", nodeHashName(cfg.osHashAlgo)],
-    chunker: chunkerOf(cfg),
-  });
-}
-
-/**
- * Runs `fn` on the engine of the configured directory, then closes it and calls `unlock` (the
- * release of the directory lock the caller took, or NO_LOCK for read-only work).
- */
-async function withEngine<T>(
-  cfg: ServerConfig,
-  unlock: () => Promise<void>,
-  fn: (engine: Engine) => Promise<T>,
-): Promise<T> {
-  try {
-    const engine = await openEngine(cfg);
-    try {
-      return await fn(engine);
-    } finally {
-      await engine.close();
-    }
-  } finally {
-    await unlock();
-  }
-}
-
-const NO_LOCK = async () => {};
-
 /**
  * Runs `fn` on the image service of a stopped server's directory and prints what it returns.
  * A running server would not see the change in its caches of state: one process per directory.
@@ -301,16 +275,19 @@ function config(values: Flags): ServerConfig {
   }
 }
 
-async function inspectCommand(file: string, values: Flags): Promise<void> {
+/**
+ * The configuration of a command that reads a store, once it is known to have one (before any
+ * lock is taken: the lock file would be the first thing created). `needs` "store": a store
+ * with its format record will do instead of a catalog.
+ */
+async function storeConfig(values: Flags, needs: "catalog" | "store" = "catalog"): Promise<ServerConfig> {
   const cfg = config(values);
-  const source = file === "-" ? process.stdin : readFilePieces(file);
-  const { detection, violations } = await inspectAll(source, values["disk-format"] ?? "raw", cfg.formats);
-  print({ ...detection, violations });
-  if (violations.length > 0) process.exitCode = 1;
+  await requireDataDir(cfg, needs === "store" ? (values.store ?? cfg.defaultStore) : undefined);
+  return cfg;
 }
 
 async function convertCommand(id: string, to: string, values: Flags): Promise<void> {
-  const cfg = config(values);
+  const cfg = await storeConfig(values);
   const limits = {
     cpuSeconds: intOption(values["cpu-seconds"], "cpu-seconds") ?? DEFAULT_CONVERSION_LIMITS.cpuSeconds,
     addressSpaceBytes:
@@ -324,7 +301,7 @@ async function convertCommand(id: string, to: string, values: Flags): Promise<vo
  * the server (which knows its uploads in progress), asked over its loopback URL.
  */
 async function gcCommand(values: Flags): Promise<void> {
-  const cfg = config(values);
+  const cfg = await storeConfig(values);
   const options: GcOptions = {
     dryRun: values["dry-run"] === true,
     graceSeconds: intOption(values.grace, "grace") ?? cfg.gcGraceSeconds,
@@ -358,7 +335,7 @@ async function gcCommand(values: Flags): Promise<void> {
  * writes, so it takes the directory like convert and copy-image.
  */
 async function fsckCommand(values: Flags): Promise<void> {
-  const cfg = config(values);
+  const cfg = await storeConfig(values);
   const unlock = values.repair ? await lockDir(cfg.dataDir) : NO_LOCK;
   await withEngine(cfg, unlock, async (engine) => {
     const bar = progress("bytes");
@@ -375,52 +352,11 @@ async function fsckCommand(values: Flags): Promise<void> {
 
 /** Dedup accounting; read-only, so it may run beside a server. */
 async function statsCommand(values: Flags): Promise<void> {
-  await withEngine(config(values), NO_LOCK, async (engine) => {
-    if (values.image) {
-      const rec = getImage(engine.catalog, values.image);
-      if (!rec) throw new UsageError(`no image ${values.image}`);
-      const st = imageStats(engine, rec);
-      if (values.json) print(st);
-      else for (const [k, v] of Object.entries(st)) process.stdout.write(`${k.padEnd(20)} ${v}\n`);
-      return;
-    }
-    const report = engine.stats();
-    if (values.json) {
-      print(report);
-      return;
-    }
-    const rows = [
-      ["store", "objects", "images", "logical", "stored", "packs", "dedup"],
-      ...report.stores.map((s) => [
-        s.store,
-        String(s.objects),
-        String(s.holders),
-        megabytes(s.logicalBytes),
-        megabytes(s.storedBytes),
-        megabytes(s.packBytes),
-        `×${s.dedupRatio}`,
-      ]),
-      [
-        "total",
-        "",
-        "",
-        megabytes(report.total.logicalBytes),
-        megabytes(report.total.storedBytes),
-        megabytes(report.total.packBytes),
-        `×${report.total.dedupRatio}`,
-      ],
-    ];
-    const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length))) ?? [];
-    for (const r of rows) {
-      process.stdout.write(
-        `${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ")}\n`,
-      );
-    }
+  await withEngine(await storeConfig(values), NO_LOCK, async (engine) => {
+    const image = values.image ? getImage(engine.catalog, values.image) : undefined;
+    if (values.image && !image) throw new UsageError(`no image ${values.image}`);
+    process.stdout.write(statsText(engine, image, values.json === true));
   });
-}
-
-function megabytes(n: number): string {
-  return `${(n / 1e6).toFixed(1)} MB`;
 }
 
 async function serveCommand(values: Flags): Promise<void> {

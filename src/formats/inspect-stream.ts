@@ -51,14 +51,19 @@ export function inspectStream(
   };
 }
 
-/** Inspects a whole stream (a file, a converted image) and returns the verdict. */
+/**
+ * Inspects a whole stream (a file, a converted image) and returns the verdict. With no
+ * declared format the content is held to the rules of what it turns out to be: a file on disk
+ * has no disk_format to contradict, and judging it as raw would call every qcow2 a raw-over-
+ * formatted attack. A polyglot has no single format, but is refused as one whatever is declared.
+ */
 export async function inspectAll(
   source: AsyncIterable<Uint8Array | string>,
-  declared: string,
+  declared: string | undefined,
   policy: FormatPolicy,
 ): Promise<Inspection> {
   const detector = new FormatDetector({ createTypes: policy.vmdkCreateTypes });
   for await (const p of source) detector.feed(typeof p === "string" ? Buffer.from(p) : p);
   const detection = detector.finish();
-  return { detection, violations: judge(detection, declared, policy) };
+  return { detection, violations: judge(detection, declared ?? detection.format ?? "raw", policy) };
 }

@@ -1,10 +1,11 @@
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { prng } from "../helpers/data.js";
+import { makeRawData, qemuCreate } from "../helpers/disk-images.js";
 
 // The CLI is tested as shipped: the compiled bin (npm test builds it first).
 const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
@@ -20,11 +21,14 @@ async function tempDir() {
   return d;
 }
 
-function tessera(args: string[], input?: Buffer, env: Record<string, string> = {}) {
+/** Runs the CLI; an `env` entry set to undefined removes that variable. */
+function tessera(args: string[], input?: Buffer, env: Record<string, string | undefined> = {}, cwd?: string) {
+  const merged = Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined);
   const r = spawnSync(process.execPath, [BIN, ...args], {
     input,
+    cwd,
     maxBuffer: 1 << 30,
-    env: { ...process.env, ...env },
+    env: Object.fromEntries(merged),
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
@@ -83,6 +87,8 @@ describe("tessera CLI", () => {
 
   it("answers an unknown object with a JSON error and exit status 1, bad usage with 2", async () => {
     const dir = await tempDir();
+    await writeFile(join(dir, "img"), "some bytes");
+    expect(tessera(["ingest", join(dir, "img"), "--data", dir]).status).toBe(0);
     const r = tessera(["cat", "ab".repeat(32), "--data", dir]);
     expect(r.status).toBe(1);
     expect(JSON.parse(r.stderr)).toMatchObject({ error: "not_found" });
@@ -125,5 +131,85 @@ describe("tessera CLI", () => {
     } finally {
       await engine.close();
     }
+  });
+
+  it("inspects a qcow2 without --disk-format as qcow2: no violation", async () => {
+    const dir = await tempDir();
+    const qcow2 = qemuCreate(dir, "disk.qcow2", "qcow2", 8 * 1024 * 1024);
+    const r = tessera(["inspect", qcow2]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.toString())).toMatchObject({
+      format: "qcow2",
+      virtualSize: 8 * 1024 * 1024,
+      violations: [],
+    });
+  });
+
+  it("inspects a raw file without --disk-format as raw, and holds a qcow2 to a declared --disk-format raw", async () => {
+    const dir = await tempDir();
+    const raw = makeRawData(dir, "disk.raw", 64 * 1024);
+    const r = tessera(["inspect", raw]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.toString())).toMatchObject({
+      format: "raw",
+      virtualSize: 64 * 1024,
+      violations: [],
+    });
+    const qcow2 = qemuCreate(dir, "disk.qcow2", "qcow2", 1024 * 1024);
+    const declared = tessera(["inspect", qcow2, "--disk-format", "raw"]);
+    expect(declared.status).toBe(1);
+    expect(JSON.parse(declared.stdout.toString())).toMatchObject({
+      format: "qcow2",
+      violations: [{ rule: "raw-over-formatted" }],
+    });
+  });
+
+  it("refuses every store-reading command where there is no data directory, and creates nothing", async () => {
+    const cwd = await tempDir();
+    const id = "ab".repeat(32);
+    const env = { TESSERA_DATA: undefined, TESSERA_CONFIG: undefined };
+    const commands = [
+      ["stats"],
+      ["stats", "--json"],
+      ["cat", id],
+      ["stat", id],
+      ["fsck"],
+      ["fsck", "--repair"],
+      ["gc", "--grace", "0"],
+      ["rebuild-index"],
+      ["copy-image", "00000000-0000-0000-0000-000000000000", "--to", "local"],
+      ["convert", "00000000-0000-0000-0000-000000000000", "--to", "qcow2"],
+    ];
+    for (const args of commands) {
+      const r = tessera(args, undefined, env, cwd);
+      expect(r.status, args.join(" ")).toBe(1);
+      expect(JSON.parse(r.stderr).message, args.join(" ")).toMatch(
+        new RegExp(
+          `^no Tessera data directory at ${join(cwd, "data")} \\(no catalog.*\\): pass --data or --config$`,
+        ),
+      );
+      expect(await readdir(cwd), args.join(" ")).toEqual([]);
+    }
+    // An existing but empty directory given with --data is no store either, and stays empty.
+    const empty = join(cwd, "empty");
+    await mkdir(empty);
+    const r = tessera(["stats", "--data", empty], undefined, env, cwd);
+    expect(r.stderr).toContain(`no Tessera data directory at ${empty} (no catalog)`);
+    expect(await readdir(empty)).toEqual([]);
+  });
+
+  it("still rebuilds a lost catalog from the store's packs (the store's format record stands in)", async () => {
+    const dir = await tempDir();
+    const data = Buffer.from(prng(52, 1024 * 1024));
+    await writeFile(join(dir, "img"), data);
+    const ing = tessera(["ingest", join(dir, "img"), "--data", join(dir, "data")]);
+    expect(ing.status, ing.stderr).toBe(0);
+    const { manifestId } = JSON.parse(ing.stdout.toString());
+    await rm(join(dir, "data", "catalog"), { recursive: true });
+    const rebuilt = tessera(["rebuild-index", "--data", join(dir, "data")]);
+    expect(rebuilt.status, rebuilt.stderr).toBe(0);
+    expect(JSON.parse(rebuilt.stdout.toString())).toMatchObject({ manifestsRestored: 1 });
+    expect((await stat(join(dir, "data", "catalog"))).isDirectory()).toBe(true);
+    expect(tessera(["cat", manifestId, "--data", join(dir, "data")]).stdout.equals(data)).toBe(true);
   });
 });
