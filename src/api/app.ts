@@ -147,7 +147,10 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
 
   app.onError((err, c) => {
     const res = responseForError(c, err);
-    if (res.status >= 500) opts.logger.error({ req_id: c.get("requestId"), err }, "request failed");
+    // A refusal the server chose (busy, out of space) is a warning; anything else, an error.
+    if (res.headers.has("retry-after"))
+      opts.logger.warn({ req_id: c.get("requestId"), err: String(err) }, "request refused");
+    else if (res.status >= 500) opts.logger.error({ req_id: c.get("requestId"), err }, "request failed");
     // Hostile images are worth an operator's attention: which rules, on which image.
     if (err instanceof FormatRejectedError) {
       const rules = err.violations.map((v) => v.rule);

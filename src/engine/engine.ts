@@ -27,6 +27,7 @@ import { type ActiveWrite, collectGarbage, type GcOptions, type GcReport } from 
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
+import { ReadBudget } from "./read-budget.js";
 import { type RebuildResult, rebuildIndex } from "./rebuild-index.js";
 import { allStats, type ObjectStats, objectStats, type StatsReport } from "./stats.js";
 import { assertSameFormat, makeStoreFormat, type StoreFormat } from "./store-format.js";
@@ -54,6 +55,11 @@ export interface EngineOptions {
   /** Largest single ranged read of a pack on read (default 4 MiB). */
   readSegmentBytes?: number;
   /**
+   * Read-ahead memory all reads in progress share (default 256 MiB): past budget / readAheadBytes
+   * reads at once, each keeps less ahead, in smaller reads (read-budget.ts).
+   */
+  readBudgetBytes?: number;
+  /**
    * Compress new chunks with zstd before they go into packs ("zstd", the default) or store them
    * as they are ("none"). Either way a store reads both kinds: the choice is per chunk.
    */
@@ -79,6 +85,7 @@ export class Engine {
   /** Bytes one read keeps in flight: the most any of its stores asks for. */
   readonly readAheadBytes: number;
   readonly readSegmentBytes: number;
+  readonly readBudget: ReadBudget;
   readonly readBuffers: BufferPool;
   readonly verifier = new ChunkVerifier();
   readonly codec = new ChunkCodec();
@@ -101,6 +108,11 @@ export class Engine {
     this.verifyOnRead = options.verifyOnRead ?? true;
     this.readAheadBytes = Math.max(...stores.map((s) => s.readAheadBytes));
     this.readSegmentBytes = options.readSegmentBytes ?? 4 * 1024 * 1024;
+    this.readBudget = new ReadBudget(
+      options.readBudgetBytes ?? 256 * 1024 * 1024,
+      this.readAheadBytes,
+      this.readSegmentBytes,
+    );
     // A download's read-ahead plus the pieces its socket still holds.
     // Plain (not WebAssembly) memory: it is transferred to the verifier workers and back.
     this.readBuffers = new BufferPool(

@@ -107,8 +107,8 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
       seg.store === store &&
       seg.pack === pack &&
       (seg.frames !== undefined) === compressed &&
-      seg.stored + stored <= engine.readSegmentBytes &&
-      seg.length + len <= engine.readSegmentBytes &&
+      seg.stored + stored <= engine.readBudget.segment &&
+      seg.length + len <= engine.readBudget.segment &&
       (pack === undefined || seg.packOffset + seg.stored === packOffset);
     if (seg && extends_) {
       seg.length += len;
@@ -157,10 +157,11 @@ function fetchSegment(engine: Engine, m: Manifest, seg: Segment, into?: Buffer):
   return data.then((d) => engine.verifier.verify(d, spansOf(m, seg)));
 }
 
-const noop = () => {};
-
 export async function* readObject(engine: Engine, id: Buffer, options: ReadOptions): AsyncGenerator<Buffer> {
-  for await (const piece of readPieces(engine, id, options, false)) yield piece.bytes;
+  for await (const piece of readPieces(engine, id, options, false)) {
+    yield piece.bytes;
+    piece.release(); // the consumer has it: it no longer counts against the read budget
+  }
 }
 
 /** The read itself: pieces whose buffers come from the engine's pool when `pooled`. */
@@ -185,9 +186,20 @@ export async function* readPieces(
   const queue: { seg: Segment; data: Promise<Buffer> | undefined }[] = [];
   let queued = 0;
   let planned = false;
+  const budget = engine.readBudget;
+  const leave = budget.enter();
+  // What this read holds of the budget: segments queued, and pieces handed out and not yet
+  // released (a download's: until its socket has sent them). All of it goes back at the end.
+  let holding = 0;
+  let ended = false;
+  const giveBack = (n: number) => {
+    if (ended) return;
+    holding -= n;
+    budget.release(n);
+  };
 
   const fill = () => {
-    while (!planned && (queue.length === 0 || queued < engine.readAheadBytes)) {
+    while (!planned && (queue.length === 0 || (queued < budget.ahead && budget.room))) {
       const next = plan.next();
       if (next.done) {
         planned = true;
@@ -195,33 +207,53 @@ export async function* readPieces(
       }
       const seg = next.value;
       // Compressed segments come back in a buffer of the codec's, not the pool's.
-      const into = pooled && seg.pack !== undefined && !seg.frames ? engine.readBuffers.take() : undefined;
+      // Pool buffers are full-size and stay resident: only for reads at full size.
+      const pool = pooled && seg.pack !== undefined && !seg.frames && budget.unconstrained;
+      const into = pool ? engine.readBuffers.take() : undefined;
       const data = seg.pack === undefined ? undefined : fetchSegment(engine, m, seg, into);
       // Reads ahead may fail after the consumer has gone; their errors surface when awaited.
       data?.catch(() => {});
       queue.push({ seg, data });
       queued += seg.length;
+      holding += seg.length;
+      budget.hold(seg.length);
     }
   };
 
-  for (;;) {
-    fill();
-    const item = queue.shift();
-    if (!item) return;
-    queued -= item.seg.length;
-    const { seg } = item;
-    let data: Buffer;
-    if (item.data) {
-      data = await item.data;
-    } else {
-      data = zeroBytes(seg.length);
+  try {
+    yield* drain();
+  } finally {
+    budget.release(holding);
+    ended = true;
+    leave();
+  }
+
+  async function* drain(): AsyncGenerator<ReadPiece> {
+    for (;;) {
+      fill();
+      const item = queue.shift();
+      if (!item) return;
+      queued -= item.seg.length;
+      const { seg } = item;
+      let data: Buffer;
+      if (item.data) {
+        data = await item.data;
+      } else {
+        data = zeroBytes(seg.length);
+      }
+      // Trim the first and last segments to the requested range.
+      const segStart = m.offsets[seg.first];
+      const lo = Math.max(0, start - segStart);
+      const hi = Math.min(seg.length, end - segStart);
+      const bytes = lo === 0 && hi === seg.length ? data : data.subarray(lo, hi);
+      const pooledData = pooled && item.data && !seg.frames ? data : undefined;
+      let held = seg.length;
+      const release = () => {
+        giveBack(held);
+        held = 0;
+        if (pooledData) engine.readBuffers.give(pooledData);
+      };
+      yield { bytes, release };
     }
-    // Trim the first and last segments to the requested range.
-    const segStart = m.offsets[seg.first];
-    const lo = Math.max(0, start - segStart);
-    const hi = Math.min(seg.length, end - segStart);
-    const bytes = lo === 0 && hi === seg.length ? data : data.subarray(lo, hi);
-    const pooledData = pooled && item.data && !seg.frames ? data : undefined;
-    yield { bytes, release: pooledData ? () => engine.readBuffers.give(pooledData) : noop };
   }
 }
