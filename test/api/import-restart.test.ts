@@ -5,17 +5,15 @@
  * going to listed as failed), nothing it brought is held, and it imports again; the half-staged
  * image is queued and stages again.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { type ChildServer, startChildServer } from "../helpers/child-server.js";
 import { startWebServer, type WebServer } from "../helpers/web.js";
-
-const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
 
 let dir: string;
 let web: WebServer;
@@ -39,23 +37,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function serve(): Promise<{ child: ChildProcess; url: string; exited: Promise<unknown> }> {
-  const child = spawn(
-    process.execPath,
-    [BIN, "serve", "--data", join(dir, "data"), "--port", "0", "--config", join(dir, "config.json")],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  children.push(child);
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const url = await new Promise<string>((resolve, reject) => {
-    lines.on("line", (line) => {
-      const rec = JSON.parse(line) as Record<string, unknown>;
-      if (rec.msg === "tessera listening") resolve(rec.url as string);
-    });
-    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+function serve(): Promise<ChildServer> {
+  return startChildServer(join(dir, "data"), join(dir, "config.json")).then((s) => {
+    children.push(s.child);
+    return s;
   });
-  return { child, url, exited };
 }
 
 const json = { "Content-Type": "application/json", Accept: "application/json" };
