@@ -8,12 +8,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { DEFAULT_FORMAT_POLICY } from "../../src/formats/rules.js";
 import {
-  IMAGE_TOOLS,
-  IMAGE_TOOLS_INSTALL,
   makeBackedQcow2,
   makeIso,
   makeRawData,
@@ -23,28 +21,31 @@ import {
   useScratchDir,
 } from "../helpers/disk-images.js";
 import { client, sharedServer, startTestServer } from "../helpers/server.js";
-import { haveTools } from "../helpers/tools.js";
+import { requireTools } from "../helpers/tools.js";
 
 const MiB = 1024 * 1024;
-const run = haveTools(IMAGE_TOOLS, IMAGE_TOOLS_INSTALL);
 const server = sharedServer();
 const api = client(() => server().url);
 let dir = "";
-let backed = "";
+let backedPath = "";
 
 useScratchDir("tessera-api-formats-", (d) => {
   dir = d;
 });
-beforeAll(() => {
-  backed = makeBackedQcow2(dir, "backed.qcow2", 10 * MiB);
-});
+
+/** A qcow2 naming a backing file, made once (by qemu-img: its tests declare it). */
+function backed(): string {
+  backedPath ||= makeBackedQcow2(dir, "backed.qcow2", 10 * MiB);
+  return backedPath;
+}
 
 async function image(id: string): Promise<Record<string, unknown>> {
   return (await (await api.get(`/v2/images/${id}`)).json()) as Record<string, unknown>;
 }
 
-describe.runIf(run)("format inspection on upload", () => {
-  it("sets virtual_size from the qcow2 header and keeps the bytes as sent", async () => {
+describe("format inspection on upload", () => {
+  it("sets virtual_size from the qcow2 header and keeps the bytes as sent", async (ctx) => {
+    requireTools(ctx, ["qemu-img"]);
     const path = qemuConvert(dir, makeRawData(dir, "d.raw", 3 * MiB), "d.qcow2", "qcow2");
     const bytes = readFileSync(path);
     const img = await api.createImage({ name: "q", disk_format: "qcow2", container_format: "bare" });
@@ -58,7 +59,8 @@ describe.runIf(run)("format inspection on upload", () => {
     expect(back.equals(bytes)).toBe(true);
   });
 
-  it("sets an ISO's virtual_size from its volume descriptor and a raw image's from its length", async () => {
+  it("sets an ISO's virtual_size from its volume descriptor and a raw image's from its length", async (ctx) => {
+    requireTools(ctx, ["xorriso"]);
     const iso = readFileSync(makeIso(dir, "a.iso"));
     const a = await api.createImage({ name: "iso", disk_format: "iso", container_format: "bare" });
     expect((await api.upload(a.id, iso)).status).toBe(204);
@@ -69,9 +71,10 @@ describe.runIf(run)("format inspection on upload", () => {
     expect((await image(b.id)).virtual_size).toBe(MiB + 3);
   });
 
-  it("refuses a qcow2 with a backing file: 400 naming the rule, image queued with no data", async () => {
+  it("refuses a qcow2 with a backing file: 400 naming the rule, image queued with no data", async (ctx) => {
+    requireTools(ctx, ["qemu-img"]);
     const img = await api.createImage({ name: "evil", disk_format: "qcow2", container_format: "bare" });
-    const res = await api.upload(img.id, readFileSync(backed));
+    const res = await api.upload(img.id, readFileSync(backed()));
     expect(res.status).toBe(400);
     expect(await res.text()).toContain("[qcow2-backing-file] the qcow2 image names a backing file");
     expect(await image(img.id)).toMatchObject({
@@ -84,7 +87,8 @@ describe.runIf(run)("format inspection on upload", () => {
     expect((await api.get(`/v2/images/${img.id}/file`)).status).toBe(204);
   });
 
-  it("refuses qcow2 content declared raw, and takes it once the image says qcow2", async () => {
+  it("refuses qcow2 content declared raw, and takes it once the image says qcow2", async (ctx) => {
+    requireTools(ctx, ["qemu-img"]);
     const bytes = readFileSync(qemuCreate(dir, "plain.qcow2", "qcow2", 5 * MiB));
     const img = await api.createImage({ name: "mislabelled", disk_format: "raw", container_format: "bare" });
     const res = await api.upload(img.id, bytes);
@@ -97,9 +101,10 @@ describe.runIf(run)("format inspection on upload", () => {
     expect(await image(img.id)).toMatchObject({ status: "active", virtual_size: 5 * MiB });
   });
 
-  it("answers a hostile header with 400 before the client has sent the rest of the body", async () => {
+  it("answers a hostile header with 400 before the client has sent the rest of the body", async (ctx) => {
+    requireTools(ctx, ["qemu-img"]);
     const img = await api.createImage({ name: "early", disk_format: "qcow2", container_format: "bare" });
-    const head = readFileSync(backed).subarray(0, 65536);
+    const head = readFileSync(backed()).subarray(0, 65536);
     const url = new URL(api.url(`/v2/images/${img.id}/file`));
     const status = await new Promise<number>((resolve, reject) => {
       const req = request(url, {
@@ -120,11 +125,12 @@ describe.runIf(run)("format inspection on upload", () => {
   });
 });
 
-describe.runIf(run)("format policy from the configuration", () => {
-  it("commits nothing for a refused upload: the content never becomes a stored object", async () => {
+describe("format policy from the configuration", () => {
+  it("commits nothing for a refused upload: the content never becomes a stored object", async (ctx) => {
+    requireTools(ctx, ["qemu-img"]);
     const s = await startTestServer();
     const local = client(() => s.url);
-    const bytes = readFileSync(backed);
+    const bytes = readFileSync(backed());
     const img = await local.createImage({ name: "evil", disk_format: "qcow2", container_format: "bare" });
     expect((await local.upload(img.id, bytes)).status).toBe(400);
     await s.close();
@@ -147,8 +153,9 @@ describe.runIf(run)("format policy from the configuration", () => {
     }
   });
 
-  it("accepts what a rule switched off by name would refuse, and sets no virtual_size with inspection off", async () => {
-    const bytes = readFileSync(backed);
+  it("accepts what a rule switched off by name would refuse, and sets no virtual_size with inspection off", async (ctx) => {
+    requireTools(ctx, ["qemu-img"]);
+    const bytes = readFileSync(backed());
     const lax = await startTestServer({
       formats: {
         ...DEFAULT_FORMAT_POLICY,

@@ -12,18 +12,12 @@ import { Engine } from "../../src/engine/engine.js";
 import { ImageService } from "../../src/engine/images.js";
 import { ConversionError } from "../../src/formats/qemu-img.js";
 import { DEFAULT_FORMAT_POLICY, FormatRejectedError } from "../../src/formats/rules.js";
-import {
-  IMAGE_TOOLS,
-  IMAGE_TOOLS_INSTALL,
-  makeBackedQcow2,
-  makeRawData,
-  qemuConvert,
-  useScratchDir,
-} from "../helpers/disk-images.js";
-import { haveTools } from "../helpers/tools.js";
+import { makeBackedQcow2, makeRawData, qemuConvert, useScratchDir } from "../helpers/disk-images.js";
+import { requireTools, type Tool } from "../helpers/tools.js";
 
 const MiB = 1024 * 1024;
-const run = haveTools([...IMAGE_TOOLS, "prlimit"], `${IMAGE_TOOLS_INSTALL} util-linux`);
+/** What a conversion runs: qemu-img under prlimit. */
+const CONVERT: Tool[] = ["qemu-img", "prlimit"];
 const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
 let dir = "";
 let raw = "";
@@ -60,8 +54,9 @@ async function readAll(engine: Engine, object: string): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-describe.runIf(run)("converting stored images with qemu-img", () => {
-  it("turns a qcow2 into the raw image already stored: same object, nothing new written, old data released", async () => {
+describe("converting stored images with qemu-img", () => {
+  it("turns a qcow2 into the raw image already stored: same object, nothing new written, old data released", async (ctx) => {
+    requireTools(ctx, CONVERT);
     const { engine, images, add } = await openService("dedup");
     try {
       const plain = await add(raw, "raw");
@@ -84,7 +79,8 @@ describe.runIf(run)("converting stored images with qemu-img", () => {
     }
   });
 
-  it("turns raw into a qcow2 that qemu-img finds identical in content, with its virtual size", async () => {
+  it("turns raw into a qcow2 that qemu-img finds identical in content, with its virtual size", async (ctx) => {
+    requireTools(ctx, CONVERT);
     const { engine, images, add } = await openService("toqcow2");
     try {
       const img = await add(raw, "raw");
@@ -99,7 +95,8 @@ describe.runIf(run)("converting stored images with qemu-img", () => {
     }
   });
 
-  it("refuses a source with a backing file even where uploads were allowed to carry one", async () => {
+  it("refuses a source with a backing file even where uploads were allowed to carry one", async (ctx) => {
+    requireTools(ctx, CONVERT);
     const lax = {
       ...DEFAULT_FORMAT_POLICY,
       rules: { ...DEFAULT_FORMAT_POLICY.rules, "qcow2-backing-file": false },
@@ -117,7 +114,8 @@ describe.runIf(run)("converting stored images with qemu-img", () => {
     }
   });
 
-  it("fails cleanly under a too-small address space limit: the image keeps its data, nothing is committed", async () => {
+  it("fails cleanly under a too-small address space limit: the image keeps its data, nothing is committed", async (ctx) => {
+    requireTools(ctx, CONVERT);
     const { engine, images, add } = await openService("limits");
     try {
       const img = await add(qemuConvert(dir, raw, "lim.qcow2", "qcow2"), "qcow2");
@@ -132,7 +130,8 @@ describe.runIf(run)("converting stored images with qemu-img", () => {
     }
   });
 
-  it("is reachable as `tessera convert` on a stopped store", async () => {
+  it("is reachable as `tessera convert` on a stopped store", async (ctx) => {
+    requireTools(ctx, CONVERT);
     const { engine, add } = await openService("cli");
     const img = await add(qemuConvert(dir, raw, "cli.qcow2", "qcow2"), "qcow2");
     await engine.close();
@@ -164,7 +163,8 @@ describe.runIf(run)("converting stored images with qemu-img", () => {
     expect(JSON.parse(bad.stderr.toString())).toMatchObject({ error: "conversion_failed" });
   });
 
-  it("is reachable as `tessera inspect`: the verdict as JSON, exit status 1 when a rule is broken", () => {
+  it("is reachable as `tessera inspect`: the verdict as JSON, exit status 1 when a rule is broken", (ctx) => {
+    requireTools(ctx, ["qemu-img"]);
     const backed = makeBackedQcow2(dir, "inspect-me.qcow2", 4 * MiB);
     const bad = spawnSync(process.execPath, [BIN, "inspect", backed, "--disk-format", "qcow2"]);
     expect(bad.status).toBe(1);

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
+import type { Tool } from "./tools.js";
 
 /** A scratch directory for a test file's images: made before its tests (and any later beforeAll), removed after. */
 export function useScratchDir(prefix: string, set: (dir: string) => void): void {
@@ -23,13 +24,25 @@ export function useScratchDir(prefix: string, set: (dir: string) => void): void 
   });
 }
 
-export const IMAGE_TOOLS = ["qemu-img", "xorriso", "genisoimage", "sfdisk"];
-export const IMAGE_TOOLS_INSTALL = "apt-get install qemu-utils xorriso genisoimage fdisk";
-
 const MiB = 1024 * 1024;
 
-function run(cmd: string, args: string[], cwd: string): void {
-  execFileSync(cmd, args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
+/**
+ * Runs one of the tools. Each test case declares the tools its images need (requireTools in
+ * ./tools.ts: qemu-img for qemu*, makeLuks and makeBackedQcow2, xorriso for makeIso,
+ * genisoimage for makeUdfIso, sfdisk for makePartitioned; makeRawData, tamper and withAppended
+ * need none), so a missing one skips only those cases; one not declared fails here, by name.
+ */
+function run(cmd: Tool | "truncate", args: string[], cwd: string, input?: string): void {
+  try {
+    execFileSync(cmd, args, {
+      cwd,
+      input,
+      stdio: [input === undefined ? "ignore" : "pipe", "ignore", "pipe"],
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    throw new Error(`${cmd} is not installed, and the test did not declare that it needs it (requireTools)`);
+  }
 }
 
 /** `qemu-img create -f fmt [-o opts] name size`; returns the path. */
@@ -114,10 +127,7 @@ export function makePartitioned(dir: string, name: string, label: "gpt" | "dos",
   const path = join(dir, name);
   writeFileSync(path, Buffer.alloc(0));
   run("truncate", ["-s", String(size), path], dir);
-  execFileSync("sfdisk", ["-q", path], {
-    input: `label: ${label}\n,,L\n`,
-    stdio: ["pipe", "ignore", "pipe"],
-  });
+  run("sfdisk", ["-q", path], dir, `label: ${label}\n,,L\n`);
   return path;
 }
 
