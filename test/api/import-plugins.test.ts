@@ -12,6 +12,7 @@ import { makeRawData, qemuConvert } from "../helpers/disk-images.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { withToken, writeTokens } from "../helpers/tenants.js";
 import { haveTools } from "../helpers/tools.js";
+import { waitFor } from "../helpers/wait.js";
 
 const MiB = 1024 * 1024;
 const run = haveTools(["qemu-img"], "apt-get install qemu-utils");
@@ -57,12 +58,11 @@ async function importStaged(token: string, data: Buffer, diskFormat: string) {
   expect((await call("POST", `/v2/images/${id}/import`, { method: { name: "glance-direct" } })).status).toBe(
     202,
   );
-  for (let i = 0; i < 500; i++) {
+  const img = await waitFor(`image ${id}'s import to settle`, async () => {
     const img = (await (await call("GET", `/v2/images/${id}`)).json()) as Record<string, unknown>;
-    if (img.status !== "importing" && !("os_glance_import_task" in img)) return { id, img };
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error("import did not settle");
+    return img.status !== "importing" && !("os_glance_import_task" in img) && img;
+  });
+  return { id, img };
 }
 
 describe.skipIf(!run)("image_conversion", () => {

@@ -11,6 +11,7 @@ import { getImage, type ImageRecord, putImage } from "../../src/catalog/image-re
 import { putTask } from "../../src/catalog/task-records.js";
 import { type S3rver, startS3rver } from "../helpers/s3.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
+import { waitFor } from "../helpers/wait.js";
 import { onlyFrom, startWebServer, type WebServer } from "../helpers/web.js";
 
 const MiB = 1024 * 1024;
@@ -66,12 +67,10 @@ async function image(id: string): Promise<Record<string, unknown> & { status: st
 
 /** Polls until the image leaves importing (or its import task ends). */
 async function settled(id: string): Promise<Record<string, unknown> & { status: string; stores?: string }> {
-  for (let i = 0; i < 300; i++) {
+  return waitFor(`image ${id} to settle`, async () => {
     const img = await image(id);
-    if (img.status !== "importing" && !("os_glance_import_task" in img)) return img;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`image ${id} did not settle`);
+    return img.status !== "importing" && !("os_glance_import_task" in img) && img;
+  });
 }
 
 async function stage(id: string, data: Buffer): Promise<Response> {
@@ -405,14 +404,11 @@ describe("a target store that fails (an S3 server killed after the start)", () =
       headers: json,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-  const settle = async (id: string) => {
-    for (let i = 0; i < 500; i++) {
+  const settle = (id: string) =>
+    waitFor(`image ${id} to settle`, async () => {
       const img = (await (await req("GET", `/v2/images/${id}`)).json()) as Record<string, unknown>;
-      if (img.status !== "importing" && !("os_glance_import_task" in img)) return img;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error("did not settle");
-  };
+      return img.status !== "importing" && !("os_glance_import_task" in img) && img;
+    });
   const staged = async () => {
     const id = (
       (await (

@@ -2,13 +2,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { prng } from "../helpers/data.js";
 import { client } from "../helpers/server.js";
+import { waitFor } from "../helpers/wait.js";
 
 // The server is tested as shipped: the compiled bin in a child process (npm test builds it).
 const BIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
@@ -61,45 +61,33 @@ async function hangingUpload(base: string, id: string, declared: number, sent: U
     req.on("error", () => resolve(-1));
   });
   req.write(sent);
-  for (;;) {
+  await waitFor(`image ${id} to be saving`, async () => {
     const s = ((await (await api.get(`/v2/images/${id}`)).json()) as { status: string }).status;
-    if (s === "saving") break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { req, answered };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
+    return s === "saving";
   });
+  return { req, answered };
 }
 
 describe("tessera serve as a process", () => {
   it("keeps serving when nobody reads its log output", async () => {
     const dir = await tempDir();
-    const port = await freePort();
-    const child = spawn(process.execPath, [BIN, "serve", "--data", dir, "--port", String(port)], {
+    // An ephemeral port, read from the first log line (a port found free beforehand could be
+    // taken by another process before the server binds it).
+    const child = spawn(process.execPath, [BIN, "serve", "--data", dir, "--port", "0"], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     children.push(child);
-    // Never read: the pipe fills after a few hundred log lines.
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    const url = await new Promise<string>((resolve, reject) => {
+      lines.on("line", (line) => {
+        const rec = JSON.parse(line) as Record<string, unknown>;
+        if (rec.msg === "tessera listening") resolve(rec.url as string);
+      });
+      child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+    });
+    // Then never read again: the pipe fills after a few hundred log lines.
+    lines.close();
     child.stdout?.pause();
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      const ok = await fetch(`${url}/versions`).then(
-        () => true,
-        () => false,
-      );
-      if (ok) break;
-      if (i > 200) throw new Error("server did not start");
-      await new Promise((r) => setTimeout(r, 25));
-    }
     for (let i = 0; i < 1500; i++) {
       const res = await fetch(`${url}/v2/images?limit=1&padding=${"x".repeat(200)}`);
       expect(res.status).toBe(200);
@@ -156,8 +144,13 @@ describe("tessera serve as a process", () => {
     const upload = await hangingUpload(s1.url, up.id, 4 * 1024 * 1024, prng(301, 1024));
 
     // A download that reads slowly, so it is still running when the signal arrives.
+    let started: () => void = () => {};
+    const downloading = new Promise<void>((r) => {
+      started = r;
+    });
     const received = new Promise<Buffer>((resolve, reject) => {
       request(new URL(api.url(`/v2/images/${img.id}/file`)), (res) => {
+        started();
         const parts: Buffer[] = [];
         res.pause();
         const pump = setInterval(() => {
@@ -174,7 +167,9 @@ describe("tessera serve as a process", () => {
         .on("error", reject)
         .end();
     });
-    await new Promise((r) => setTimeout(r, 100));
+    // Its answer has begun: the server is sending it (a fixed wait could end before the
+    // request had even arrived).
+    await downloading;
     s1.child.kill("SIGTERM");
     const body = await received;
     expect(sha(body)).toBe(sha(data));

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { withToken, writeTokens } from "../helpers/tenants.js";
+import { waitFor } from "../helpers/wait.js";
 
 const MiB = 1024 * 1024;
 const PEOPLE = {
@@ -128,11 +129,10 @@ test("image_count_uploading: a second upload while one is in progress is refused
   });
   slow.write(randomBytes(64 * 1024));
   // Wait until the first upload is under way (its image saving).
-  for (let i = 0; i < 100; i++) {
+  await waitFor("the first upload to be saving", async () => {
     const img = (await (await as("carol")("GET", `/v2/images/${a}`)).json()) as { status: string };
-    if (img.status === "saving") break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    return img.status === "saving";
+  });
   expect((await usage("carol")).image_count_uploading).toEqual({ limit: 1, usage: 1 });
   const second = await as("carol")(
     "PUT",

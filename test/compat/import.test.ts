@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { runAsync } from "../helpers/run.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
+import { waitFor } from "../helpers/wait.js";
 import { onlyFrom, startWebServer, type WebServer } from "../helpers/web.js";
 
 const PY = "/usr/bin/python3";
@@ -84,14 +85,11 @@ describe.skipIf(missing.length > 0)("import with the real clients", () => {
     new RegExp(`\\|\\s*${name}\\s*\\|\\s*([^|]*?)\\s*\\|`).exec(table)?.[1];
   const image = async (id: string) =>
     (await (await fetch(`${s.url}/v2/images/${id}`)).json()) as Record<string, unknown>;
-  const settled = async (id: string) => {
-    for (let i = 0; i < 500; i++) {
+  const settled = (id: string) =>
+    waitFor(`image ${id}'s import to settle`, async () => {
       const img = await image(id);
-      if (img.status !== "importing" && !("os_glance_import_task" in img)) return img;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error("import did not settle");
-  };
+      return img.status !== "importing" && !("os_glance_import_task" in img) && img;
+    });
 
   test("glance image-create-via-import: glance-direct with the data on stdin, web-download from a URI; image-import copy-image; image-tasks", {
     timeout: 180_000,

@@ -19,6 +19,7 @@ import {
 } from "../../src/store/pack-format.js";
 import { prng } from "../helpers/data.js";
 import { collect, pieces, tempStores } from "../helpers/store.js";
+import { waitFor } from "../helpers/wait.js";
 
 const MiB = 1024 * 1024;
 const store = tempStores();
@@ -151,7 +152,10 @@ describe("garbage collection", () => {
     })();
     const second = engine.ingest(slow);
     await halfway;
-    await new Promise((r) => setTimeout(r, 50));
+    // Its first chunks are in its manifest (pinned), found indexed as a's.
+    await waitFor("the second ingest to pin a's chunks", () =>
+      [...engine.activeWrites].some((w) => [...w.pinned()].length > 0),
+    );
     await engine.release(a.manifestId);
     const r = await engine.gc({ graceSeconds: 0 });
     expect(r.stores[0]?.chunksPinned).toBeGreaterThan(0);
@@ -185,7 +189,11 @@ describe("garbage collection", () => {
         yield data.subarray(4 * MiB);
       })(),
     );
-    await new Promise((r) => setTimeout(r, 200)); // its first packs sealed and written
+    // Its first packs sealed and written (1 MiB packs: 4 MiB make three), so that the collection
+    // meets objects of an ingest in progress.
+    await waitFor("the running ingest's first pack on the backend", async () => {
+      return (await storedBytes(engine)).objects > left.objects;
+    });
     const r = await engine.gc({ graceSeconds: 0 });
     expect(r.stores[0]?.orphansTrashed).toBe(left.objects - 1);
     resume();

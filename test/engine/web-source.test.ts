@@ -18,6 +18,7 @@ import {
   webSource,
 } from "../../src/engine/web-source.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
+import { waitFor } from "../helpers/wait.js";
 import { onlyFrom, startWebServer, type WebServer } from "../helpers/web.js";
 
 describe("the address rules", () => {
@@ -174,17 +175,14 @@ describe("hostile URIs against a server whose only allowed source is a web serve
       ).json()) as { id: string }
     ).id;
   const settle = async (id: string) => {
-    for (let i = 0; i < 300; i++) {
+    const img = await waitFor(`image ${id} to settle`, async () => {
       const img = (await (await fetch(`${s.url}/v2/images/${id}`)).json()) as Record<string, unknown>;
-      if (img.status !== "importing" && !("os_glance_import_task" in img)) {
-        const tasks = (await (await fetch(`${s.url}/v2/images/${id}/tasks`)).json()) as {
-          tasks: { status: string; message: string }[];
-        };
-        return { img, task: tasks.tasks[0] };
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error("did not settle");
+      return img.status !== "importing" && !("os_glance_import_task" in img) && img;
+    });
+    const tasks = (await (await fetch(`${s.url}/v2/images/${id}/tasks`)).json()) as {
+      tasks: { status: string; message: string }[];
+    };
+    return { img, task: tasks.tasks[0] };
   };
 
   test("loopback in all its other spellings, other ports and schemes: 400, and no request reaches anything", async () => {

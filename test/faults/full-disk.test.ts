@@ -57,7 +57,7 @@ test.skipIf(skip !== undefined)(
     );
 
     // The disk at 100 %: a create with a 60 KB property cannot commit.
-    const filler = fillDisk(mounted.dir as string);
+    const filler = fillDisk((mounted as { dir: string }).dir);
     const refused = await create({
       name: "b",
       disk_format: "raw",

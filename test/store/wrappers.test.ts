@@ -14,6 +14,7 @@ import { RetryingBackend } from "../../src/store/retrying-backend.js";
 import { S3Backend } from "../../src/store/s3-backend.js";
 import { prng } from "../helpers/data.js";
 import { type S3rver, startS3rver } from "../helpers/s3.js";
+import { waitFor } from "../helpers/wait.js";
 
 let s3: S3rver;
 beforeAll(async () => {
@@ -25,8 +26,10 @@ afterAll(async () => {
 
 describe("RetryingBackend on s3rver", () => {
   it("rides out a server that dies and comes back during a read", async () => {
+    // Attempts for ~10 s (jittered backoff, 100 ms on average): restarting s3rver, a Node
+    // process, takes well under a second, but seconds on a busy machine.
     const backend = new RetryingBackend(new S3Backend({ ...s3.options, prefix: "r1/" }), {
-      attempts: 20,
+      attempts: 100,
       baseDelayMs: 50,
       maxDelayMs: 200,
     });
@@ -34,7 +37,8 @@ describe("RetryingBackend on s3rver", () => {
     await backend.put("packs/00/p", [data]);
     s3.kill();
     const read = backend.get("packs/00/p", 1000, 200_000);
-    await new Promise((r) => setTimeout(r, 300));
+    // The read has met the dead server (not a fixed wait, which could end before it had).
+    await waitFor("the read to fail once", () => backend.retries > 0, { everyMs: 5 });
     await s3.restart();
     expect((await read).equals(data.subarray(1000, 201_000))).toBe(true);
     expect(backend.retries).toBeGreaterThan(0);
