@@ -89,6 +89,8 @@ export interface ServerOptions {
   quotas: QuotaConfig | undefined;
   /** Glance's image_member_quota (negative: no limit). */
   imageMemberQuota: number;
+  /** Uploads write every chunk as if new: their timing reveals nothing of others' data. */
+  dedupWriteThrough: boolean;
   /** Glance's enabled_import_methods. */
   importMethods: ImportMethod[];
   /** Glance's import_filtering_opts for web-download. */
@@ -171,6 +173,7 @@ async function listen(
     formats: o.formats,
     quotas: o.quotas,
     memberQuota: o.imageMemberQuota,
+    dedupWriteThrough: o.dedupWriteThrough,
   });
   const imports = await Imports.open(images, {
     methods: o.importMethods,

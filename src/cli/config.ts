@@ -33,6 +33,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   imagePropertyQuota: 128,
   imageTagQuota: 128,
   imageMemberQuota: 128,
+  dedupWriteThrough: false,
   maxJsonBodyBytes: 1024 * 1024,
   verifyOnRead: true,
   shutdownGraceSeconds: 30,

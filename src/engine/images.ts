@@ -106,6 +106,11 @@ export interface ImageServiceOptions {
   quotas?: QuotaConfig;
   /** Most members per image (Glance's image_member_quota; default 128, negative: no limit). */
   memberQuota?: number;
+  /**
+   * Uploads and stages write every chunk as if new (engine ingest's writeThrough), so their
+   * timing does not reveal what other projects stored (docs/security.md). Default false.
+   */
+  dedupWriteThrough?: boolean;
 }
 
 export class ImageService {
@@ -114,6 +119,7 @@ export class ImageService {
   readonly formats: FormatPolicy;
   readonly quotas: Quotas;
   readonly memberQuota: number;
+  readonly dedupWriteThrough: boolean;
   private lastStamp = 0;
 
   private constructor(
@@ -125,6 +131,7 @@ export class ImageService {
     this.formats = options.formats ?? DEFAULT_FORMAT_POLICY;
     this.quotas = new Quotas(options.quotas);
     this.memberQuota = options.memberQuota ?? 128;
+    this.dedupWriteThrough = options.dedupWriteThrough ?? false;
   }
 
   /**
@@ -332,6 +339,7 @@ export class ImageService {
       await this.engine.ingest(inspected?.pieces ?? source, {
         maxBytes: Math.min(this.sizeCap, room),
         store: how.into,
+        writeThrough: this.dedupWriteThrough,
         inCommit: (obj) => {
           const rec = getImage(cat, id);
           if (!isOurs(rec)) {

@@ -430,6 +430,7 @@ export class Imports {
     await svc.engine.ingest(inspected?.pieces ?? source, {
       maxBytes: Math.min(svc.sizeCap, room),
       store,
+      writeThrough: svc.dedupWriteThrough,
       inCommit: (obj) => {
         const now = this.ours(task.image_id, task.id);
         const verdict = inspected?.result();

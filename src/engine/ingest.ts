@@ -59,6 +59,13 @@ export interface IngestOptions {
   maxBytes?: number;
   /** The store to write to (default: the engine's default store). */
   store?: string;
+  /**
+   * Write every chunk as if the store lacked it, so that how long the ingest takes says
+   * nothing about what the store already holds (what other tenants uploaded). The commit
+   * still references the copies already indexed; the ones written again are garbage that
+   * collection reclaims. Repeats within the stream are still written once.
+   */
+  writeThrough?: boolean;
 }
 
 const MAX_SLICE = 1024 * 1024;
@@ -71,6 +78,7 @@ export async function ingest(
   options: IngestOptions = {},
 ): Promise<IngestResult> {
   const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+  const writeThrough = options.writeThrough === true;
   const store = engine.store(options.store);
   let total = 0;
   const hasher = engine.hashers.acquire();
@@ -106,7 +114,7 @@ export async function ingest(
     const id = chunkId(chunk);
     manifest.add(id, chunk.length);
     const hex = id.toString("hex");
-    if (written.has(hex) || pendingIds.has(hex) || store.index.hasChunk(id)) {
+    if (written.has(hex) || pendingIds.has(hex) || (!writeThrough && store.index.hasChunk(id))) {
       stats.bytesDeduplicated += chunk.length;
       return;
     }

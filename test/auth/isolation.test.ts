@@ -136,3 +136,17 @@ describe("two tenants with the same image", () => {
     expect(list.images.map((i) => i.id)).toEqual([b]);
   });
 });
+
+test("creating an image with another tenant's private id is the 409 of any taken id, naming no owner", async () => {
+  const theirs = await privateImage("bob", "theirs");
+  const mine = await privateImage("alice", "mine");
+  const body = (id: string) => ({ id, name: "x", disk_format: "raw", container_format: "bare" });
+  const r1 = await as("alice")("POST", "/v2/images", body(theirs));
+  const r2 = await as("alice")("POST", "/v2/images", body(mine));
+  expect(r1.status).toBe(409); // as Glance: the id is the primary key
+  expect(r2.status).toBe(409);
+  const t1 = (await r1.text()).replaceAll(theirs, "ID");
+  const t2 = (await r2.text()).replaceAll(mine, "ID");
+  expect(t1).toBe(t2);
+  expect(t1).not.toMatch(/beta|bob|alpha|alice/);
+});

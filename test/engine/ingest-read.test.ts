@@ -187,3 +187,20 @@ describe("ingest input shapes", () => {
     ).rejects.toThrow(RangeError);
   });
 });
+
+describe("write-through ingest", () => {
+  it("writes chunks the store holds again, reads back whole, and the copies go at the next collection", async () => {
+    const { engine } = await stores();
+    const data = Buffer.from(prng(31, 4 * 1024 * 1024));
+    const a = await engine.ingest(pieces(data));
+    const b = await engine.ingest(pieces(data), { writeThrough: true });
+    expect(b.manifestId).toBe(a.manifestId);
+    expect(b.bytesDeduplicated).toBe(0);
+    expect(b.bytesNew).toBe(data.length);
+    expect((await collect(engine.read(b.manifestId))).equals(data)).toBe(true);
+    const gc = await engine.gc({ graceSeconds: 0 });
+    expect(gc.stores[0]?.objectsDeleted).toBeGreaterThan(0);
+    expect((await collect(engine.read(b.manifestId))).equals(data)).toBe(true);
+    expect(engine.stat(b.manifestId).stores).toEqual({ local: 2 });
+  });
+});
