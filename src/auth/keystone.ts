@@ -106,15 +106,13 @@ export class KeystoneAuth implements Authenticator {
     }
     const now = Date.now();
     if (res.status === 404 || res.status === 401) {
-      await res.body?.cancel();
       this.remember(key, { until: now + this.cacheMs });
       return undefined;
     }
     if (res.status !== 200) {
-      await res.body?.cancel();
       throw new AuthUnavailableError(`Keystone answered ${res.status} validating a token`);
     }
-    const body = (await res.json()) as TokenBody;
+    const body = parseBody(res.text);
     const t = body.token;
     const expires = Date.parse(t?.expires_at ?? "");
     if (!t || !(expires > now)) {
@@ -128,7 +126,7 @@ export class KeystoneAuth implements Authenticator {
   }
 
   /** One validation call (retried as keystone() retries). */
-  private call(token: string, serviceToken: string): Promise<Response> {
+  private call(token: string, serviceToken: string): Promise<KeystoneAnswer> {
     this.validations++;
     return this.keystone(`${this.url}/auth/tokens?nocatalog`, {
       headers: { "X-Auth-Token": serviceToken, "X-Subject-Token": token, Accept: "application/json" },
@@ -136,16 +134,25 @@ export class KeystoneAuth implements Authenticator {
   }
 
   /**
-   * A request to Keystone, tried up to three times when it does not answer or answers 5xx (as
-   * keystonemiddleware's http_request_max_retries): a busy Keystone is not an outage.
+   * A request to Keystone, whole body read, tried up to three times when it does not answer or
+   * answers 5xx (as keystonemiddleware's http_request_max_retries): a busy Keystone is not an
+   * outage. A kept-alive connection the server closed just as the request went out (uwsgi's
+   * --http-socket closes them without a word) is tried again at once, once, without counting.
    */
-  private async keystone(url: string, init: RequestInit): Promise<Response> {
+  private async keystone(url: string, init: RequestInit): Promise<KeystoneAnswer> {
+    let reconnected = false;
     for (let attempt = 1; ; attempt++) {
       try {
         const res = await fetch(url, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
-        if (res.status < 500 || attempt === ATTEMPTS) return res;
-        await res.body?.cancel();
+        const text = await res.text();
+        if (res.status < 500 || attempt === ATTEMPTS)
+          return { status: res.status, headers: res.headers, text };
       } catch (e) {
+        if (!reconnected && droppedConnection(e)) {
+          reconnected = true;
+          attempt--;
+          continue;
+        }
         if (attempt === ATTEMPTS) throw new AuthUnavailableError(`Keystone at ${this.url} did not answer`, e);
       }
       await new Promise((r) => setTimeout(r, 100 * attempt));
@@ -182,9 +189,8 @@ export class KeystoneAuth implements Authenticator {
       body: JSON.stringify(body),
     });
     const token = res.headers.get("x-subject-token");
-    const parsed = res.status === 201 ? ((await res.json()) as TokenBody) : undefined;
+    const parsed = res.status === 201 ? parseBody(res.text) : undefined;
     if (res.status !== 201 || !token) {
-      await res.body?.cancel().catch(() => {});
       // Wrong service credentials are the operator's to fix: every request gets a 503 until then.
       throw new AuthUnavailableError(`Keystone refused the service user ${o.username} (${res.status})`);
     }
@@ -192,4 +198,29 @@ export class KeystoneAuth implements Authenticator {
     this.service = { token, until };
     return token;
   }
+}
+
+/** Keystone's answer, its body read within the retries. */
+interface KeystoneAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+function parseBody(text: string): TokenBody {
+  try {
+    return JSON.parse(text) as TokenBody;
+  } catch (e) {
+    throw new AuthUnavailableError("Keystone answered with a body that is not JSON", e);
+  }
+}
+
+/** A connection reset or closed under a request (not a timeout, not a refusal). */
+function droppedConnection(e: unknown): boolean {
+  const cause = (e as { cause?: { code?: string; message?: string } } | undefined)?.cause;
+  return (
+    cause?.code === "ECONNRESET" ||
+    cause?.code === "UND_ERR_SOCKET" ||
+    /other side closed/.test(cause?.message ?? "")
+  );
 }
