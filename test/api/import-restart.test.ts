@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { type ChildServer, startChildServer } from "../helpers/child-server.js";
+import { waitFor } from "../helpers/wait.js";
 import { startWebServer, type WebServer } from "../helpers/web.js";
 
 let dir: string;
@@ -44,6 +45,10 @@ function serve(): Promise<ChildServer> {
   });
 }
 
+async function statusOf(url: string, id: string): Promise<string> {
+  return ((await (await fetch(`${url}/v2/images/${id}`)).json()) as { status: string }).status;
+}
+
 const json = { "Content-Type": "application/json", Accept: "application/json" };
 
 test("a web-download cut off by SIGKILL: failed task, queued image without lock, importable again", async () => {
@@ -62,8 +67,7 @@ test("a web-download cut off by SIGKILL: failed task, queued image without lock,
   });
   expect(started.status).toBe(202);
   // Under way: some bytes have gone out.
-  while (web.hits.length === 0) await new Promise((r) => setTimeout(r, 20));
-  await new Promise((r) => setTimeout(r, 300));
+  await waitFor("the web server's first hit", () => web.hits.length > 0);
   expect(((await (await fetch(`${server.url}/v2/images/${id}`)).json()) as { status: string }).status).toBe(
     "importing",
   );
@@ -92,11 +96,7 @@ test("a web-download cut off by SIGKILL: failed task, queued image without lock,
     headers: json,
     body: JSON.stringify({ method: { name: "web-download", uri: `${web.url}/fast.raw` } }),
   });
-  for (let i = 0; i < 200; i++) {
-    const now = (await (await fetch(`${server.url}/v2/images/${id}`)).json()) as { status: string };
-    if (now.status === "active") break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor("the import to finish", async () => (await statusOf(server.url, id)) === "active");
   const body = await (await fetch(`${server.url}/v2/images/${id}/file`)).text();
   expect(body).toBe("whole this time");
   // Nothing from the cut-off download is held: the store holds only the finished image.
@@ -122,11 +122,7 @@ test("a stage cut off by SIGKILL: the image is queued again after the restart, a
   });
   req.on("error", () => {});
   req.write(randomBytes(256 * 1024));
-  for (let i = 0; i < 200; i++) {
-    const now = (await (await fetch(`${server.url}/v2/images/${id}`)).json()) as { status: string };
-    if (now.status === "uploading") break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor("the stage to begin", async () => (await statusOf(server.url, id)) === "uploading");
   server.child.kill("SIGKILL");
   await server.exited;
   req.destroy();

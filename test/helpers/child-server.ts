@@ -30,6 +30,8 @@ export async function startChildServer(
   const exited = new Promise((resolve) => child.once("exit", resolve));
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const url = await new Promise<string>((resolve, reject) => {
+    // A server that never says it listens must not outlive the test.
+    setTimeout(() => reject(new Error("the server did not start within 30 s")), 30_000).unref();
     lines.on("line", (line) => {
       try {
         const rec = JSON.parse(line) as Record<string, unknown>;
@@ -39,6 +41,9 @@ export async function startChildServer(
       }
     });
     child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  }).catch((e) => {
+    child.kill("SIGKILL");
+    throw e;
   });
   return {
     child,
