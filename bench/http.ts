@@ -1,6 +1,6 @@
 /**
  * HTTP benchmark: upload and download with curl against Tessera (`tessera serve`, the compiled
- * bin, fsync on) and against the real Glance (shared/tools/glance-peer) in the same run, on
+ * bin, fsync on) and against the real Glance (.ci/glance-peer.sh) in the same run, on
  * 1 GiB of random data and on a corpus image; the engine-level figures of the same bytes in
  * the same run, so the cost of the HTTP layer shows; the disk space each server uses for the
  * whole corpus; and listing latency over 10,000 images.
@@ -8,7 +8,7 @@
  *   npm run bench:http -- [--rounds 3] [--size-mb 1024] [--corpus ./corpus] [--image base.qcow2]
  *                         [--glance URL | --glance-start PATH | --no-glance] [--list-images 10000]
  *
- * Without --glance, it starts Glance with ../shared/tools/glance-peer/start.sh when that
+ * Without --glance, it starts Glance with .ci/glance-peer.sh when that
  * exists. Results: a log on stderr, one JSON object on the last line of stdout.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -31,7 +31,7 @@ const { values: opt } = parseArgs({
     corpus: { type: "string", default: "./corpus" },
     image: { type: "string", default: "base.qcow2" },
     glance: { type: "string" },
-    "glance-start": { type: "string", default: "../shared/tools/glance-peer/start.sh" },
+    "glance-start": { type: "string", default: ".ci/glance-peer.sh" },
     "no-glance": { type: "boolean" },
     "list-images": { type: "string", default: "10000" },
   },
@@ -134,7 +134,7 @@ async function startGlance(dir: string): Promise<{ url: string; stop: () => Prom
   return {
     url,
     stop: async () => {
-      await run(join(script, "..", "stop.sh"), [dir]).catch(() => {});
+      await run(join(script, "..", "glance-peer-stop.sh"), [dir]).catch(() => {});
     },
   };
 }
@@ -228,10 +228,7 @@ async function main(): Promise<void> {
     const corpusImage = join(opt.corpus, opt.image);
     const files: [string, string][] = [["random", randomFile]];
     if (existsSync(corpusImage)) files.push([opt.image, corpusImage]);
-    else
-      log(
-        `${corpusImage} not found: corpus figures not measured (build it with shared/corpus/make-corpus.sh)`,
-      );
+    else log(`${corpusImage} not found: corpus figures not measured (build it with scripts/make-corpus.sh)`);
 
     for (const [label, file] of files) {
       const bytes = (await stat(file)).size;

@@ -5,7 +5,7 @@
  * plain read of the same file. Packs are not fsynced, so that the CPU cost is not hidden
  * behind the disk (the worst case for the ratio).
  *
- *   --corpus DIR     OS disk images from shared/corpus/make-corpus.sh (default ./corpus)
+ *   --corpus DIR     OS disk images from scripts/make-corpus.sh (default ./corpus)
  *   --size-mb N      size of the random raw image also measured (default 1024)
  *   --rounds N       rounds per image; medians are reported (default 3)
  *   --dir DIR        scratch directory (default $TMPDIR/tessera-bench-inspect)

@@ -5,7 +5,7 @@
  *
  *   --size-mb N        size of the random-data file (default 1024)
  *   --dir DIR          scratch directory (default $TMPDIR/tessera-bench)
- *   --corpus DIR       OS disk images from shared/corpus/make-corpus.sh (default ./corpus)
+ *   --corpus DIR       OS disk images from scripts/make-corpus.sh (default ./corpus)
  *   --chunker a,b,c    chunker min,avg,max in KiB (default 16,64,256)
  *   --pack-mb N        pack size in MiB (default: the engine's, 16)
  *   --no-fsync         do not fsync packs
@@ -277,7 +277,7 @@ async function benchCorpus(dir: string): Promise<void> {
     log(
       `corpus: ${missing.join(", ")} missing in ${opt.corpus}; make it with ` +
         "`sudo apt-get install mmdebstrap e2fsprogs fdisk qemu-utils && " +
-        "MIRROR=http://deb.debian.org/debian ../shared/corpus/make-corpus.sh ./corpus` (about 4 minutes)",
+        "MIRROR=http://deb.debian.org/debian scripts/make-corpus.sh ./corpus` (about 4 minutes)",
     );
     return;
   }

@@ -1,7 +1,7 @@
 /**
  * The JSON schemas Tessera serves under /v2/schemas, and the image schema that create and
  * update requests are validated against (validate.ts compiles this very object: one source of
- * truth). Taken from Glance Zed's own documents (shared/reference/glance-zed), with one change:
+ * truth). Taken from Glance Zed's own documents (docs/reference/glance-zed), with one change:
  * no `stores` property. Glance lists it even with a single store, and Debian's glance CLI
  * (python3-glanceclient 4.1) turns every schema property into a command-line option, where
  * `--stores` collides with its own option and every command dies. Images carry `stores` as

@@ -1,6 +1,6 @@
 /**
  * The task schemas Glance (Zed) serves at /v2/schemas/task and /v2/schemas/tasks, as recorded
- * in ../shared/reference/glance-zed/.
+ * in docs/reference/glance-zed/.
  */
 export const TASK_SCHEMA = {
   name: "task",
