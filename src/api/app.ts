@@ -1,10 +1,9 @@
 /**
  * The Glance Images API v2 as a Hono app over the image service. Routes translate HTTP to
  * ImageService calls and records to Glance's JSON; every error goes through errors.ts.
- *
- * Uploads read the Node request stream directly and downloads write the Node response
- * directly (with backpressure): at image sizes the Web-stream adapters cost a third of the
- * throughput, and direct access lets shutdown abort an upload by destroying its request.
+ * Uploads read the Node request stream and downloads write the Node response directly (with
+ * backpressure): at image sizes the Web-stream adapters cost a third of the throughput, and
+ * direct access lets shutdown abort an upload by destroying its request.
  */
 
 import { randomUUID } from "node:crypto";
@@ -147,10 +146,10 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
 
   app.onError((err, c) => {
     const res = responseForError(c, err);
-    // A refusal the server chose (busy, out of space) is a warning; anything else, an error.
-    if (res.headers.has("retry-after"))
-      opts.logger.warn({ req_id: c.get("requestId"), err: String(err) }, "request refused");
-    else if (res.status >= 500) opts.logger.error({ req_id: c.get("requestId"), err }, "request failed");
+    // A refusal the server chose (too busy) is a warning; anything else, an error.
+    const at = { req_id: c.get("requestId") };
+    if (err instanceof BusyError) opts.logger.warn({ ...at, err: err.message }, "refused");
+    else if (res.status >= 500) opts.logger.error({ ...at, err }, "request failed");
     // Hostile images are worth an operator's attention: which rules, on which image.
     if (err instanceof FormatRejectedError) {
       const rules = err.violations.map((v) => v.rule);

@@ -57,7 +57,10 @@ export interface ServerOptions {
    * goes back to queued, a download that is not read ends (Glance's client_socket_timeout). 0: never.
    */
   clientIdleSeconds: number;
-  /** Uploads and stages in progress at once; past it, 503 with Retry-After. 0: no limit. */
+  /**
+   * Uploads and stages in progress at once, and web-download imports at once; past it, 503
+   * with Retry-After. 0: no limit.
+   */
   maxUploads: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Format inspection of uploads and its safety rules (docs/formats.md). */
@@ -154,6 +157,19 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
   }
 }
 
+/**
+ * Writes one of the small files that let `tessera gc` find and reach this server. A server
+ * started on a full disk serves all the same (deleting images is how the disk is freed), so a
+ * file that cannot be written is a warning, not a failed start.
+ */
+async function note(log: Logger, file: string, text: string, mode: number): Promise<void> {
+  try {
+    await writeFile(file, text, { mode });
+  } catch (e) {
+    log.warn({ file, err: String(e) }, "could not write a file tessera gc uses to reach this server");
+  }
+}
+
 /** Resolves once `done()` holds or `ms` have passed, checking every `step` ms. */
 async function waitFor(done: () => boolean, ms: number, step: number): Promise<void> {
   const deadline = Date.now() + ms;
@@ -185,10 +201,11 @@ async function listen(
     convertTo: o.importPlugins.imageConversion?.outputFormat,
     injectProperties: o.importPlugins.injectMetadata?.properties,
     injectIgnoreRoles: o.importPlugins.injectMetadata?.ignoreUserRoles ?? ["admin"],
+    maxWebDownloads: o.maxUploads,
   });
   // The local admin token: whoever can read the data directory owns its data anyway.
   const localToken = randomBytes(32).toString("base64url");
-  await writeFile(join(o.dataDir, LOCAL_TOKEN_FILE), `${localToken}\n`, { mode: 0o600 });
+  await note(log, join(o.dataDir, LOCAL_TOKEN_FILE), `${localToken}\n`, 0o600);
   const inflight: Inflight = { uploads: new Set(), downloads: new Set() };
   const metrics = createMetrics(images);
   const gc = startGcSchedule(
@@ -244,7 +261,7 @@ async function listen(
   log.info({ url, dataDir: o.dataDir }, "tessera listening");
   // Where `tessera gc` finds this server to ask it for a collection (loopback when bound to all).
   const local = url.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
-  await writeFile(join(o.dataDir, SERVER_URL_FILE), `${local}\n`);
+  await note(log, join(o.dataDir, SERVER_URL_FILE), `${local}\n`, 0o644);
 
   let closing: Promise<void> | undefined;
   const close = () => {

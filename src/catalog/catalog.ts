@@ -350,14 +350,15 @@ export class Catalog {
 
   /**
    * Runs `fn` in one write transaction; a commit refused for lack of space is a
-   * CatalogUnwritableError. `freesSpace`: the transaction is one that frees space (a delete, a
-   * collection), which may use the space reserve on a full disk.
+   * CatalogUnwritableError. `useReserve`: the transaction frees space (a delete, a collection)
+   * or puts things back after a failure (an upload or import that failed, recovery at start),
+   * and may use the space reserve on a full disk: those must work when nothing else can.
    */
-  transaction<T>(fn: () => T, options: { freesSpace?: boolean } = {}): Promise<T> {
-    return this.run(fn, options.freesSpace);
+  transaction<T>(fn: () => T, options: { useReserve?: boolean } = {}): Promise<T> {
+    return this.run(fn, options.useReserve);
   }
 
-  private async run<T>(fn: () => T, freesSpace = false): Promise<T> {
+  private async run<T>(fn: () => T, useReserve = false): Promise<T> {
     try {
       const result = await this.root.transaction(fn);
       this.reserve.retake();
@@ -365,7 +366,7 @@ export class Catalog {
     } catch (e) {
       const err = await catalogWriteError(e);
       // The disk is full: the reserve makes room for this commit (a delete, most likely).
-      if (freesSpace && err instanceof CatalogUnwritableError && this.reserve.release()) {
+      if (useReserve && err instanceof CatalogUnwritableError && this.reserve.release()) {
         try {
           return await this.root.transaction(fn);
         } catch (again) {

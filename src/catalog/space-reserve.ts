@@ -5,7 +5,7 @@
  * commit that frees space is refused for lack of it (that commit is then tried again), and takes
  * it back once there is room. Commits that only add (creates, uploads) never use it.
  */
-import { statfsSync, unlinkSync, writeFileSync } from "node:fs";
+import { rmSync, statfsSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const RESERVE_BYTES = 8 * 1024 * 1024;
@@ -42,12 +42,19 @@ export class SpaceReserve {
   private take(): void {
     this.lastTry = Date.now();
     try {
+      // Already there from an earlier run (its blocks written): held, whatever room is left.
+      if ((statSync(this.file, { throwIfNoEntry: false })?.blocks ?? 0) >= RESERVE_BYTES / 512) {
+        this.held = true;
+        return;
+      }
       const fs = statfsSync(join(this.file, ".."));
       if (fs.bavail * fs.bsize < 2 * RESERVE_BYTES) return;
       // Written, not truncated to size: a sparse file would hold nothing back.
       writeFileSync(this.file, Buffer.alloc(RESERVE_BYTES));
       this.held = true;
     } catch {
+      // A write cut short holds part of the space and is no reserve: let it go.
+      rmSync(this.file, { force: true });
       this.held = false;
     }
   }

@@ -38,7 +38,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   verifyOnRead: true,
   shutdownGraceSeconds: 30,
   clientIdleSeconds: 900,
-  maxUploads: 32,
+  maxUploads: 16,
   logLevel: "info",
   formats: DEFAULT_FORMAT_POLICY,
   stores: DEFAULT_STORES,

@@ -21,6 +21,7 @@
  * has the rules.
  */
 import { type ChunkRecord, decodeChunkRecord, encodeChunkRecord, trashDue } from "../catalog/store-index.js";
+import { StoreFullError } from "../errors.js";
 import { manifestIdFromName, manifestName, packIdFromName, packName } from "../store/names.js";
 import { readPackEntries } from "../store/pack-entries.js";
 import { ENTRY_FLAG_MANIFEST } from "../store/pack-format.js";
@@ -81,7 +82,7 @@ export interface GcReport {
 const DEFAULT_GRACE_SECONDS = 3600;
 const DEFAULT_REPACK_BELOW = 0.5;
 /** GC's commits may use the catalog's space reserve: on a full disk, they are what frees it. */
-const FREES_SPACE = { freesSpace: true };
+const USE_RESERVE = { useReserve: true };
 
 /** Chunks re-checked and dropped per write transaction: short enough not to hold up commits. */
 const DROP_BATCH = 20_000;
@@ -135,7 +136,12 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   tell(`${store.name}: unreferenced chunks`, 0, dead.length);
   for (let at = 0; at < dead.length; at += DROP_BATCH) {
     const batch = dead.slice(at, at + DROP_BATCH);
+    const counts = { pinned: 0, dropped: 0, bytes: 0 };
     const decide = () => {
+      // Counted afresh on each call: the catalog may run a transaction again (space reserve).
+      counts.pinned = 0;
+      counts.dropped = 0;
+      counts.bytes = 0;
       const pins = pinned(engine, store.name);
       for (const id of batch) {
         const cur = index.chunks.get(id);
@@ -144,17 +150,20 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
         if (rec.refs !== 0) continue;
         const hex = id.toString("hex");
         if (pins.has(hex)) {
-          report.chunksPinned++;
+          counts.pinned++;
           continue;
         }
         if (dry) dropped.add(hex);
         else index.chunks.removeSync(id);
-        report.chunksDropped++;
-        report.bytesDropped += rec.length;
+        counts.dropped++;
+        counts.bytes += rec.length;
       }
     };
     if (dry) decide();
-    else await engine.catalog.transaction(decide, FREES_SPACE);
+    else await engine.catalog.transaction(decide, USE_RESERVE);
+    report.chunksPinned += counts.pinned;
+    report.chunksDropped += counts.dropped;
+    report.bytesDropped += counts.bytes;
     tell(`${store.name}: unreferenced chunks`, Math.min(at + DROP_BATCH, dead.length), dead.length);
   }
 
@@ -178,7 +187,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   });
   report.packsRepacked = sparse.length;
   for (const p of sparse) report.bytesRepacked += liveBytes.get(p.id.toString("hex")) ?? 0;
-  const stuck = !dry && sparse.length > 0 ? await repack(engine, store, sparse) : new Set<string>();
+  const stuck = !dry && sparse.length > 0 ? await repackUnlessFull(engine, store, sparse) : new Set<string>();
   const emptied = new Set(sparse.map((p) => p.id.toString("hex")).filter((hex) => !stuck.has(hex)));
   const going = known.filter((p) => {
     const hex = p.id.toString("hex");
@@ -196,7 +205,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
         index.packs.removeSync(p.id);
         index.trash.putSync(packName(p.id.toString("hex")), { at: now, after: now + graceMs, size: p.size });
       }
-    }, FREES_SPACE);
+    }, USE_RESERVE);
   }
 
   // 3. Objects the catalog does not know, unless a write here is making them.
@@ -215,7 +224,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
       for (const obj of orphans) {
         index.trash.putSync(obj.name, { at: now, after: now + graceMs, size: obj.size });
       }
-    }, FREES_SPACE);
+    }, USE_RESERVE);
   }
 
   // 4. Trash whose grace period is over, unless it is wanted again.
@@ -233,7 +242,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     tell(`${store.name}: deleting`, trashSeen++, trash.length);
     const name = key as string;
     if (wanted(engine, store, name)) {
-      await engine.catalog.transaction(() => index.trash.removeSync(name), FREES_SPACE);
+      await engine.catalog.transaction(() => index.trash.removeSync(name), USE_RESERVE);
       continue;
     }
     if (!trashDue(value, graceMs, Date.now()) || busy.has(name)) {
@@ -241,11 +250,28 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
       continue;
     }
     await store.backend.delete(name);
-    await engine.catalog.transaction(() => index.trash.removeSync(name), FREES_SPACE);
+    await engine.catalog.transaction(() => index.trash.removeSync(name), USE_RESERVE);
     report.objectsDeleted++;
     report.bytesDeleted += value.size;
   }
   return report;
+}
+
+/**
+ * Repack, except on a store with no room for the new packs: then every sparse pack stays as it
+ * is, and the collection goes on to delete what it can (on a full disk, that is the point).
+ */
+async function repackUnlessFull(
+  engine: Engine,
+  store: Store,
+  packs: { id: Buffer; size: number }[],
+): Promise<Set<string>> {
+  try {
+    return await repack(engine, store, packs);
+  } catch (e) {
+    if (!(e instanceof StoreFullError)) throw e;
+    return new Set(packs.map((p) => p.id.toString("hex")));
+  }
 }
 
 /**
@@ -290,7 +316,7 @@ async function repack(
         if (to) index.chunks.putSync(e.id, encodeChunkRecord({ ...to, refs: rec.refs }));
         else stuck.add(rec.pack.toString("hex"));
       }
-    }, FREES_SPACE);
+    }, USE_RESERVE);
     return stuck;
   } catch (err) {
     await writer.abort();

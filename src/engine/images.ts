@@ -92,6 +92,9 @@ export class ImageNotFoundError extends NotFoundError {
   }
 }
 
+/** Deletes, and putting records back after a failure, must work on a full disk: they may use the reserve. */
+const USE_RESERVE = { useReserve: true };
+
 export interface ImageServiceOptions {
   /** Largest image accepted, in bytes (Glance's image_size_cap; default 1 TiB). */
   sizeCap?: number;
@@ -157,7 +160,7 @@ export class ImageService {
         // Staged data that committed is kept: the image waits for its import.
         if (rec && !rec.staged) putImage(cat, { ...rec, status: "queued" }, rec);
       }
-    });
+    }, USE_RESERVE);
     return svc;
   }
 
@@ -354,10 +357,14 @@ export class ImageService {
         },
       });
     } catch (e) {
-      await cat.transaction(() => {
-        const rec = getImage(cat, id);
-        if (isOurs(rec)) putImage(cat, { ...rec, status: "queued", updated_at: this.now() }, rec);
-      });
+      // The client is told why the upload failed, even if putting the image back fails too
+      // (then a restart puts it back).
+      await cat
+        .transaction(() => {
+          const rec = getImage(cat, id);
+          if (isOurs(rec)) putImage(cat, { ...rec, status: "queued", updated_at: this.now() }, rec);
+        }, USE_RESERVE)
+        .catch(() => {});
       // The stream outgrew the owner's room rather than the size cap: the quota says why.
       if (e instanceof TooLargeError && room < this.sizeCap) {
         this.quotas.checkUploadCommit(cat, started.owner, room + 1, staging);
@@ -453,7 +460,7 @@ export class ImageService {
         removeImage(cat, rec);
         this.releaseData(rec);
       },
-      { freesSpace: true },
+      { useReserve: true },
     );
   }
 
@@ -551,7 +558,7 @@ export class ImageService {
       putImage(cat, next, rec);
       cat.releaseObjectInTransaction(store, Buffer.from(rec.object as string, "hex"));
       return next;
-    });
+    }, USE_RESERVE);
   }
 
   deactivate(id: string, access?: Access): Promise<ImageRecord> {

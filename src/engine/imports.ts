@@ -27,7 +27,14 @@ import {
   type TaskRecord,
   tasksOfImage,
 } from "../catalog/task-records.js";
-import { BadRequestError, ConflictError, GoneError, NotFoundError, TesseraError } from "../errors.js";
+import {
+  BadRequestError,
+  BusyError,
+  ConflictError,
+  GoneError,
+  NotFoundError,
+  TesseraError,
+} from "../errors.js";
 import { inspectStream } from "../formats/inspect-stream.js";
 import type { ConversionLimits } from "../formats/qemu-img.js";
 import { FormatRejectedError } from "../formats/rules.js";
@@ -52,6 +59,8 @@ const FAILED = "os_glance_failed_import";
 const TASK_TTL_MS = 48 * 3600 * 1000;
 const LOCK_EXPIRY_MS = 3600 * 1000;
 const MiB = 1024 * 1024;
+/** Recording a failure must work on a full disk: it may use the catalog's space reserve. */
+const PUT_BACK = { useReserve: true };
 
 export interface ImportOptions {
   /** The enabled methods (Glance's enabled_import_methods). */
@@ -62,6 +71,8 @@ export interface ImportOptions {
   /** The image_conversion plugin: the disk format every imported image ends up in. */
   convertTo?: string;
   conversion?: { limits?: ConversionLimits; scratchDir?: string };
+  /** web-downloads running at once (each an ingest's buffers); past it, BusyError. 0: no limit. */
+  maxWebDownloads?: number;
   /** The inject_image_metadata plugin: properties set on every imported image... */
   injectProperties?: Record<string, string>;
   /** ...unless the importer has one of these roles (Glance's ignore_user_roles). */
@@ -125,6 +136,7 @@ function storeList(v: string | undefined): string[] {
 
 export class Imports {
   private readonly running = new Set<Promise<void>>();
+  private webDownloads = 0;
   private readonly aborts = new Set<AbortController>();
 
   private constructor(
@@ -154,7 +166,7 @@ export class Imports {
           removeTask(cat, t);
         }
       }
-    });
+    }, PUT_BACK);
     return imports;
   }
 
@@ -218,6 +230,12 @@ export class Imports {
     if (req.method === "web-download") {
       if (!req.uri) throw new BadRequestError("URI for web-download must be given.");
       checkUri(req.uri, this.options.filter);
+      const max = this.options.maxWebDownloads ?? 0;
+      if (max > 0 && this.webDownloads >= max) {
+        throw new BusyError(
+          `The server has ${this.webDownloads} web-downloads in progress: try again later.`,
+        );
+      }
     }
     let stores = this.targets(req, storeHeader);
     const cat = this.cat;
@@ -279,7 +297,16 @@ export class Imports {
     );
     if (!task) return undefined;
     const started = task;
-    const run = this.run(started, req, stores, who).finally(() => this.running.delete(run));
+    // A failure the task could not even record (the catalog unwritable) leaves the task
+    // processing: the next start settles it. It must not end the process.
+    const web = req.method === "web-download";
+    if (web) this.webDownloads++;
+    const run = this.run(started, req, stores, who)
+      .catch(() => {})
+      .finally(() => {
+        this.running.delete(run);
+        if (web) this.webDownloads--;
+      });
     this.running.add(run);
     return started;
   }
@@ -327,7 +354,11 @@ export class Imports {
    */
   private settleFailed(rec: ImageRecord, taskId: string, method: string): void {
     if (rec.properties[LOCK] !== taskId) return;
-    const failed = [...storeList(rec.properties[FAILED]), ...storeList(rec.properties[IMPORTING])];
+    // A store the image is in was reached, whatever the lists say (a crash can fall between a
+    // copy's commit and its bookkeeping).
+    const failed = [...storeList(rec.properties[FAILED]), ...storeList(rec.properties[IMPORTING])].filter(
+      (s) => !rec.stores.includes(s),
+    );
     const properties = unlocked({ ...rec.properties, [IMPORTING]: "", [FAILED]: failed.join(",") });
     let next: ImageRecord = { ...rec, properties, updated_at: this.images.now() };
     if (method !== "copy-image" && (rec.status === "importing" || rec.status === "active")) {
@@ -397,7 +428,7 @@ export class Imports {
         if (t) this.endTask(t, "failure", message);
         const rec = getImage(this.cat, task.image_id);
         if (rec) this.settleFailed(rec, task.id, req.method);
-      });
+      }, PUT_BACK);
     } finally {
       this.aborts.delete(abort);
     }

@@ -28,7 +28,8 @@ parentPort.on("message", (m) => {
   } else if (m.t === "end") {
     const h = streams.get(m.s);
     streams.delete(m.s);
-    parentPort.postMessage({ t: "digest", s: m.s, hex: h.digest("hex") });
+    // An unknown stream (ended twice, or dropped) gets an empty answer, not this worker's end.
+    parentPort.postMessage({ t: "digest", s: m.s, hex: h ? h.digest("hex") : "" });
   } else if (m.t === "drop") {
     streams.delete(m.s);
   }

@@ -95,6 +95,7 @@ export class HasherPool {
 
   /** Ends a stream: one that did not finish with digest() is dropped by its workers. */
   release(h: WholeImageHasher, finished: boolean): void {
+    h.released = true;
     if (!this.streams.delete(h.id)) return;
     h.lane.streams--;
     if (!finished) {
@@ -129,8 +130,12 @@ export class HasherPool {
     });
   }
 
-  /** Sends the filled part of `slot` to `h`'s workers. */
+  /** Sends the filled part of `slot` to `h`'s workers (or takes it back, if they are gone). */
   post(h: WholeImageHasher, slot: Slot, len: number): void {
+    if (h.lane.failure || h.released) {
+      this.giveSlot(slot);
+      return;
+    }
     slot.pending = h.lane.workers.length;
     slot.lane = h.lane;
     slot.owner = h;
@@ -150,7 +155,7 @@ export class HasherPool {
     return slot;
   }
 
-  private giveSlot(slot: Slot): void {
+  giveSlot(slot: Slot): void {
     slot.lane = undefined;
     slot.owner = undefined;
     this.free.push(slot);
@@ -179,6 +184,8 @@ export class HasherPool {
       w.unref();
       for (const slot of this.slots) w.postMessage({ t: "slot", i: slot.i, buf: slot.buf });
       w.on("message", (m: { t: string; i?: number; s?: number; hex?: string }) => {
+        // A failed lane's slots went back already; what its other workers still say is stale.
+        if (lane.failure) return;
         if (m.t === "done") {
           const slot = this.slots[m.i as number] as Slot;
           if (--slot.pending === 0) {
@@ -200,15 +207,26 @@ export class HasherPool {
   private failLane(lane: Lane, e: Error): void {
     if (lane.failure) return;
     lane.failure = e;
-    this.lanes.splice(this.lanes.indexOf(lane), 1);
+    const at = this.lanes.indexOf(lane);
+    if (at >= 0) this.lanes.splice(at, 1);
     for (const w of lane.workers) void w.terminate();
-    for (const h of this.streams.values()) if (h.lane === lane) h.fail(e);
+    for (const h of this.streams.values()) {
+      if (h.lane !== lane) continue;
+      h.fail(e);
+      const fill = h.takeFill();
+      if (fill) this.giveSlot(fill);
+    }
     this.waiters = this.waiters.filter((w) => {
       if (w.h.lane !== lane) return true;
       w.reject(e);
       return false;
     });
-    for (const slot of this.slots) if (slot.lane === lane) this.giveSlot(slot);
+    for (const slot of this.slots) {
+      if (slot.lane !== lane) continue;
+      slot.pending = 0;
+      if (slot.owner) slot.owner.inFlight--;
+      this.giveSlot(slot);
+    }
   }
 }
 
@@ -221,6 +239,8 @@ export class WholeImageHasher {
   private digestWaiters = new Map<Worker, (hex: string) => void>();
   /** Slots posted and not yet hashed by every worker. */
   inFlight = 0;
+  /** Given back to the pool: any slot it still gets goes straight back. */
+  released = false;
 
   constructor(
     private readonly pool: HasherPool,
@@ -234,7 +254,12 @@ export class WholeImageHasher {
     while (off < piece.length) {
       if (this.failure) throw this.failure;
       if (!this.fill) {
-        this.fill = await this.pool.takeSlot(this);
+        const slot = await this.pool.takeSlot(this);
+        if (this.released || this.failure) {
+          this.pool.giveSlot(slot);
+          throw this.failure ?? new Error("the stream was abandoned");
+        }
+        this.fill = slot;
         this.used = 0;
       }
       const n = Math.min(SLOT_BYTES - this.used, piece.length - off);

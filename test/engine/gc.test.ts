@@ -10,6 +10,7 @@ import { cp, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
+import { StoreFullError } from "../../src/errors.js";
 import {
   decodePackEntries,
   decodePackFooter,
@@ -129,6 +130,23 @@ describe("garbage collection", () => {
     expect(now.stores[0]?.objectsDeleted).toBe(first.stores[0]?.trashWaiting);
     expect(now.stores[0]?.trashWaiting).toBe(0);
     expect((await storedBytes(engine)).objects).toBe(1);
+  });
+
+  it("on a store with no room for new packs, skips repacking and still deletes what is due", async () => {
+    const { engine } = await store();
+    const a = Buffer.from(prng(40, 2 * MiB));
+    const b = Buffer.concat([a.subarray(0, 256 * 1024), Buffer.from(prng(41, MiB))]);
+    const ra = await engine.ingest(pieces(a));
+    const rb = await engine.ingest(pieces(b));
+    await engine.release(ra.manifestId);
+    const backend = engine.store().backend;
+    backend.put = async () => {
+      throw new StoreFullError("Image storage media is full: no space left in the test");
+    };
+    const r = await engine.gc({ graceSeconds: 0 });
+    expect(r.stores[0]?.packsRepacked).toBeGreaterThan(0); // tried, and left as they were
+    expect(r.stores[0]?.objectsDeleted).toBeGreaterThan(0);
+    expect((await collect(engine.read(rb.manifestId))).equals(b)).toBe(true);
   });
 
   it("spares the chunks an ingest in progress found indexed, though their last holder went meanwhile", async () => {

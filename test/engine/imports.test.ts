@@ -88,9 +88,12 @@ it("a restart after an import into two stores was cut off past activation keeps 
   const copyStarted = new Promise<void>((r) => {
     copying = r;
   });
+  let die!: (e: Error) => void;
   svc.copyToStore = () => {
     copying();
-    return new Promise(() => {});
+    return new Promise((_, reject) => {
+      die = reject;
+    });
   };
   const data = Buffer.from(prng(7, 3 * 1024 * 1024));
   const img = await svc.create({ disk_format: "raw", container_format: "bare" });
@@ -114,5 +117,54 @@ it("a restart after an import into two stores was cut off past activation keeps 
     os_glance_importing_to_stores: "",
   });
   expect(after.properties).not.toHaveProperty("os_glance_import_task");
-  expect(await collect(engine.read(after.object as string))).toEqual(data);
+  expect((await collect(engine.read(after.object as string))).equals(data)).toBe(true);
+  die(new Error("the test is over")); // the first runner's import ends, as the process would have
+});
+
+it("a restart after a copy committed but before its bookkeeping lists no store the image is in as failed", async () => {
+  const first = await tempEngine();
+  cleanups.push(first.cleanup);
+  const dir = first.dir;
+  await first.engine.close();
+  const stores = {
+    local: { type: "filesystem" as const, path: join(dir, "objects") },
+    extra: { type: "filesystem" as const, path: join(dir, "extra") },
+  };
+  const engine = await Engine.openDir(dir, {
+    durable: false,
+    packSize: 1024 * 1024,
+    stores,
+    defaultStore: "local",
+  });
+  cleanups.push(() => engine.close().catch(() => {}));
+  const svc = await ImageService.open(engine);
+  // The copy commits, then the process "dies" before the import records it.
+  const copy = svc.copyToStore.bind(svc);
+  let copied!: () => void;
+  const done = new Promise<void>((r) => {
+    copied = r;
+  });
+  let die!: (e: Error) => void;
+  svc.copyToStore = async (id, store) => {
+    await copy(id, store);
+    copied();
+    return new Promise((_, reject) => {
+      die = reject;
+    });
+  };
+  const img = await svc.create({ disk_format: "raw", container_format: "bare" });
+  await svc.stage(img.id, pieces(Buffer.from(prng(8, 2 * 1024 * 1024))));
+  const imports = await Imports.open(svc);
+  await imports.start(
+    img.id,
+    { method: "glance-direct", stores: ["local", "extra"], body: {} },
+    { projectId: null, userId: null, roles: new Set(), requestId: null },
+    undefined,
+  );
+  await done;
+  await Imports.open(svc);
+  const after = svc.get(img.id);
+  expect(after).toMatchObject({ status: "active", stores: ["local", "extra"] });
+  expect(after.properties).toMatchObject({ os_glance_failed_import: "", os_glance_importing_to_stores: "" });
+  die(new Error("the test is over"));
 });
