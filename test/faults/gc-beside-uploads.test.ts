@@ -1,5 +1,6 @@
 /**
- * Collections with no grace beside uploads and deletes through the API: every upload succeeds
+ * Collections with no grace, through the API and `tessera gc`, beside uploads and deletes through
+ * the API: every upload succeeds
  * (an upload that deduplicates against a chunk a collection is dropping writes or keeps its own
  * copy, it never fails), and every image still active reads back with its md5.
  */
@@ -7,7 +8,9 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, test } from "vitest";
+import { BIN } from "../helpers/child-server.js";
 import { prng } from "../helpers/data.js";
+import { runAsync } from "../helpers/run.js";
 import { client, sharedServer } from "../helpers/server.js";
 
 const server = sharedServer({ gcIntervalSeconds: 0, scrubIntervalSeconds: 0 });
@@ -19,6 +22,16 @@ test("60 uploads sharing a base beside deletes and back-to-back collections with
   const base = Buffer.from(prng(1, 6 * MiB));
   let stop = false;
   let gcs = 0;
+  // And `tessera gc --grace 0` from the command line, as an operator would, beside them.
+  const cli = (async () => {
+    let runs = 0;
+    while (!stop) {
+      const r = await runAsync(process.execPath, [BIN, "gc", "--grace", "0", "--data", server().dataDir]);
+      expect(r.status, r.err).toBe(0);
+      runs++;
+    }
+    return runs;
+  })();
   const collector = (async () => {
     while (!stop) {
       const r = await fetch(`${server().url}/tessera/v1/gc`, {
@@ -50,6 +63,7 @@ test("60 uploads sharing a base beside deletes and back-to-back collections with
   await Promise.all([0, 1, 2, 3].map(worker));
   stop = true;
   await collector;
+  expect(await cli).toBeGreaterThan(0);
   expect(failures).toEqual([]);
   expect(gcs).toBeGreaterThan(3);
   for (const [id, md5] of active) {
