@@ -66,7 +66,8 @@ it("removes expired tasks at start, and at an import's start once an hour has pa
   await imports.close();
 });
 
-it("a restart after an import into two stores was cut off past activation keeps the image active in the store it reached", async () => {
+/** An image service over two filesystem stores, local (the default) and extra. */
+async function twoStores(): Promise<{ engine: Engine; svc: ImageService }> {
   const first = await tempEngine();
   cleanups.push(first.cleanup);
   const dir = first.dir;
@@ -83,6 +84,22 @@ it("a restart after an import into two stores was cut off past activation keeps 
   });
   cleanups.push(() => engine.close().catch(() => {}));
   const svc = await ImageService.open(engine);
+  return { engine, svc };
+}
+
+/** Starts a glance-direct import of the staged image into both stores. */
+async function importIntoBoth(svc: ImageService, id: string): Promise<void> {
+  const imports = await Imports.open(svc);
+  await imports.start(
+    id,
+    { method: "glance-direct", stores: ["local", "extra"], body: {} },
+    { projectId: null, userId: null, roles: new Set(), requestId: null },
+    undefined,
+  );
+}
+
+it("a restart after an import into two stores was cut off past activation keeps the image active in the store it reached", async () => {
+  const { engine, svc } = await twoStores();
   // The copy to the second store never ends: the process "dies" there.
   let copying!: () => void;
   const copyStarted = new Promise<void>((r) => {
@@ -98,13 +115,7 @@ it("a restart after an import into two stores was cut off past activation keeps 
   const data = Buffer.from(prng(7, 3 * 1024 * 1024));
   const img = await svc.create({ disk_format: "raw", container_format: "bare" });
   await svc.stage(img.id, pieces(data));
-  const imports = await Imports.open(svc);
-  await imports.start(
-    img.id,
-    { method: "glance-direct", stores: ["local", "extra"], body: {} },
-    { projectId: null, userId: null, roles: new Set(), requestId: null },
-    undefined,
-  );
+  await importIntoBoth(svc, img.id);
   await copyStarted;
   expect(svc.get(img.id).status).toBe("active");
 
@@ -122,22 +133,7 @@ it("a restart after an import into two stores was cut off past activation keeps 
 });
 
 it("a restart after a copy committed but before its bookkeeping lists no store the image is in as failed", async () => {
-  const first = await tempEngine();
-  cleanups.push(first.cleanup);
-  const dir = first.dir;
-  await first.engine.close();
-  const stores = {
-    local: { type: "filesystem" as const, path: join(dir, "objects") },
-    extra: { type: "filesystem" as const, path: join(dir, "extra") },
-  };
-  const engine = await Engine.openDir(dir, {
-    durable: false,
-    packSize: 1024 * 1024,
-    stores,
-    defaultStore: "local",
-  });
-  cleanups.push(() => engine.close().catch(() => {}));
-  const svc = await ImageService.open(engine);
+  const { svc } = await twoStores();
   // The copy commits, then the process "dies" before the import records it.
   const copy = svc.copyToStore.bind(svc);
   let copied!: () => void;
@@ -154,13 +150,7 @@ it("a restart after a copy committed but before its bookkeeping lists no store t
   };
   const img = await svc.create({ disk_format: "raw", container_format: "bare" });
   await svc.stage(img.id, pieces(Buffer.from(prng(8, 2 * 1024 * 1024))));
-  const imports = await Imports.open(svc);
-  await imports.start(
-    img.id,
-    { method: "glance-direct", stores: ["local", "extra"], body: {} },
-    { projectId: null, userId: null, roles: new Set(), requestId: null },
-    undefined,
-  );
+  await importIntoBoth(svc, img.id);
   await done;
   await Imports.open(svc);
   const after = svc.get(img.id);
