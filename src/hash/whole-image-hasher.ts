@@ -187,7 +187,8 @@ export class HasherPool {
         // A failed lane's slots went back already; what its other workers still say is stale.
         if (lane.failure) return;
         if (m.t === "done") {
-          const slot = this.slots[m.i as number] as Slot;
+          const slot = this.slots[m.i as number];
+          if (!slot) return;
           if (--slot.pending === 0) {
             if (slot.owner) slot.owner.inFlight--;
             this.giveSlot(slot);
