@@ -1,7 +1,7 @@
 /**
  * What a failed LMDB commit means to the rest of Tessera. A commit refused for lack of space
- * (ENOSPC, EDQUOT, EIO, or the map full) is a CatalogUnwritableError: the transaction did nothing, and
- * the same write succeeds once space is freed. Anything else passes through as it was.
+ * (ENOSPC, EDQUOT, EIO, or the map full) is a CatalogUnwritableError: the transaction did
+ * nothing, and the same write succeeds once space is freed. Anything else passes through as it was.
  */
 import { CatalogUnwritableError } from "../errors.js";
 
@@ -49,6 +49,6 @@ function isCommitEcho(reason: unknown): boolean {
   if (!(reason instanceof Error)) return false;
   if ((reason as { commitError?: unknown }).commitError instanceof Promise) return true;
   return (
-    /^.*Attempting to write page at position/.test(reason.message) && reason.stack?.includes("lmdb") === true
+    /Attempting to write page at position/.test(reason.message) && reason.stack?.includes("lmdb") === true
   );
 }

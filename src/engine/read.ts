@@ -84,6 +84,8 @@ function chunkAt(m: Manifest, pos: number): number {
 
 function* planSegments(engine: Engine, m: Manifest, from: number, to: number): Generator<Segment> {
   let seg: Segment | undefined;
+  // The read budget's segment size, taken when a segment starts (not once per chunk).
+  let limit = 0;
   for (let i = from; i <= to; i++) {
     const id = chunkIdOf(m, i);
     const len = m.lengths[i];
@@ -107,8 +109,8 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
       seg.store === store &&
       seg.pack === pack &&
       (seg.frames !== undefined) === compressed &&
-      seg.stored + stored <= engine.readBudget.segment &&
-      seg.length + len <= engine.readBudget.segment &&
+      seg.stored + stored <= limit &&
+      seg.length + len <= limit &&
       (pack === undefined || seg.packOffset + seg.stored === packOffset);
     if (seg && extends_) {
       seg.length += len;
@@ -117,6 +119,7 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
       seg.last = i;
     } else {
       if (seg) yield seg;
+      limit = engine.readBudget.segment;
       seg = {
         store,
         pack,

@@ -64,7 +64,8 @@ export class HasherPool {
     options: { lanes?: number } = {},
   ) {
     for (const a of algorithms) assertHashAlgorithm(a);
-    // A lane per spare core's worth of workers: more only contend for the same cores.
+    // A lane (one worker per algorithm) for every algorithms + 1 cores, the main thread's
+    // included: more would only contend for the same cores.
     this.laneCount =
       options.lanes ?? Math.max(1, Math.min(8, Math.floor(availableParallelism() / (algorithms.length + 1))));
     this.maxSlots = SLOTS_PER_LANE * this.laneCount;
@@ -102,11 +103,7 @@ export class HasherPool {
       for (const w of h.lane.workers) w.postMessage({ t: "drop", s: h.id });
       const fill = h.takeFill();
       if (fill) this.giveSlot(fill);
-      this.waiters = this.waiters.filter((w) => {
-        if (w.h !== h) return true;
-        w.reject(new Error("the stream was abandoned"));
-        return false;
-      });
+      this.rejectWaiters((w) => w === h, new Error("the stream was abandoned"));
     }
     if (this.streams.size === 0 && this.timer) {
       clearInterval(this.timer);
@@ -172,6 +169,15 @@ export class HasherPool {
     this.waiters = still;
   }
 
+  /** Fails the waits for a slot of the streams `whose` picks. */
+  private rejectWaiters(whose: (h: WholeImageHasher) => boolean, e: Error): void {
+    this.waiters = this.waiters.filter((w) => {
+      if (!whose(w.h)) return true;
+      w.reject(e);
+      return false;
+    });
+  }
+
   private flushIdle(): void {
     const before = performance.now() - IDLE_FLUSH_MS;
     for (const h of this.streams.values()) h.flushIfIdleSince(before);
@@ -217,11 +223,7 @@ export class HasherPool {
       const fill = h.takeFill();
       if (fill) this.giveSlot(fill);
     }
-    this.waiters = this.waiters.filter((w) => {
-      if (w.h.lane !== lane) return true;
-      w.reject(e);
-      return false;
-    });
+    this.rejectWaiters((w) => w.lane === lane, e);
     for (const slot of this.slots) {
       if (slot.lane !== lane) continue;
       slot.pending = 0;
