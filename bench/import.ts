@@ -14,7 +14,7 @@ import { extname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import type { RunningServer } from "../src/api/server.js";
-import { DEFAULT_IMPORT_FILTER } from "../src/engine/web-source.js";
+import { DEFAULT_IMPORT_FILTER } from "../src/images/web-source.js";
 import { benchServer, log, mbps, median, ratio } from "./common.js";
 
 const { values: opt } = parseArgs({

@@ -6,9 +6,9 @@
 import type { RequestContext } from "../auth/context.js";
 import { allowed, type ImageAction, visible } from "../auth/policy.js";
 import type { ImageRecord } from "../catalog/image-records.js";
-import type { MemberAccess } from "../engine/image-members.js";
-import type { Access, ImageService } from "../engine/images.js";
 import { ForbiddenError } from "../errors.js";
+import type { MemberAccess } from "../images/image-members.js";
+import type { Access, ImageService } from "../images/images.js";
 
 /** Glance's words when a policy refuses an action on an image the caller sees. */
 export function notAuthorized(action: string): ForbiddenError {

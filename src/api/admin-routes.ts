@@ -4,8 +4,8 @@
  * Admins only: dedup accounting tells which images share data, whoever owns them.
  */
 import type { Hono } from "hono";
-import type { ImageService } from "../engine/images.js";
 import { BadRequestError } from "../errors.js";
+import type { ImageService } from "../images/images.js";
 import { type Env, requireAdmin } from "./env.js";
 import type { GcSchedule } from "./gc-schedule.js";
 

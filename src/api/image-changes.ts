@@ -5,8 +5,8 @@
  * tag routes' rules.
  */
 import type { ImageRecord } from "../catalog/image-records.js";
-import type { NewImage } from "../engine/images.js";
 import { BadRequestError, ConflictError, ForbiddenError, TooLargeError } from "../errors.js";
+import type { NewImage } from "../images/images.js";
 import { HttpError } from "./errors.js";
 import type { PatchOp } from "./json-patch.js";
 import { validateImage } from "./validate.js";

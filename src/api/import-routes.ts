@@ -5,8 +5,8 @@
  */
 import type { Context, Hono } from "hono";
 import type { TaskRecord } from "../catalog/task-records.js";
-import { IMPORT_METHODS, type ImportMethod, type ImportRequest, type Imports } from "../engine/imports.js";
 import { BadRequestError } from "../errors.js";
+import { IMPORT_METHODS, type ImportMethod, type ImportRequest, type Imports } from "../images/imports.js";
 import type { AccessPolicy } from "./access.js";
 import { type Env, requireAdmin } from "./env.js";
 import { HttpError } from "./errors.js";

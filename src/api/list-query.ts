@@ -8,8 +8,8 @@
  * an operator: `in:a,b`, `eq:`, `neq:`, and for timestamps also `gt:`, `gte:`, `lt:`, `lte:`.
  */
 import { IMAGE_SORT_KEYS, type ImageRecord, type ImageSortKey } from "../catalog/image-records.js";
-import type { ListQuery, SortSpec } from "../engine/images.js";
 import { BadRequestError } from "../errors.js";
+import type { ListQuery, SortSpec } from "../images/images.js";
 import { glanceTime } from "./image-view.js";
 
 export interface ListLimits {

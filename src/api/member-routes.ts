@@ -5,8 +5,8 @@
  */
 import type { Context, Hono } from "hono";
 import type { Member } from "../catalog/member-records.js";
-import type { ImageMembers } from "../engine/image-members.js";
 import { BadRequestError, ForbiddenError } from "../errors.js";
+import type { ImageMembers } from "../images/image-members.js";
 import type { AccessPolicy } from "./access.js";
 import type { Env } from "./env.js";
 import { glanceTime } from "./image-view.js";

@@ -7,8 +7,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { FsckReport } from "../engine/fsck.js";
 import type { GcReport } from "../engine/gc.js";
-import type { ImageService } from "../engine/images.js";
 import type { StatsReport } from "../engine/stats.js";
+import type { ImageService } from "../images/images.js";
 
 export interface RequestSample {
   method: string;

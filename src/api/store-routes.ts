@@ -4,9 +4,9 @@
  * runs Glance's multi-store mode: even one store has a name (Glance's enabled_backends).
  */
 import type { Hono } from "hono";
-import type { ImageService } from "../engine/images.js";
 import type { StoreDescription } from "../engine/stores.js";
 import { ConflictError } from "../errors.js";
+import type { ImageService } from "../images/images.js";
 import { type AccessPolicy, notAuthorized } from "./access.js";
 import { type Env, requireAdmin } from "./env.js";
 

@@ -11,11 +11,11 @@ import type { ImportPlugins, ServerOptions } from "../api/server.js";
 import { AUTH_MODES, type AuthConfig } from "../auth/open-auth.js";
 import { addressList } from "../auth/trusted-headers.js";
 import { type ChunkerParams, chunkerForAverage } from "../chunker/params.js";
-import { IMPORT_METHODS } from "../engine/imports.js";
-import { QUOTA_NAMES, type QuotaConfig, type QuotaLimits } from "../engine/quotas.js";
-import { DEFAULT_IMPORT_FILTER, type ImportFilter } from "../engine/web-source.js";
 import { RULE_NAMES, type RuleName } from "../formats/inspector.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy } from "../formats/rules.js";
+import { IMPORT_METHODS } from "../images/imports.js";
+import { QUOTA_NAMES, type QuotaConfig, type QuotaLimits } from "../images/quotas.js";
+import { DEFAULT_IMPORT_FILTER, type ImportFilter } from "../images/web-source.js";
 import { DEFAULT_STORES, filesystemStorePath, type StoreConfig } from "../store/open-store.js";
 
 /** Everything `tessera serve` takes; ServerOptions documents each key. */

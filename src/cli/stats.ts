@@ -3,7 +3,7 @@
  */
 import type { ImageRecord } from "../catalog/image-records.js";
 import type { Engine } from "../engine/engine.js";
-import { imageStats } from "../engine/images.js";
+import { imageStats } from "../images/images.js";
 
 /** The report for the whole directory, or for one image's unique and shared bytes. */
 export function statsText(engine: Engine, image: ImageRecord | undefined, json: boolean): string {

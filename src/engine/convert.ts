@@ -1,6 +1,6 @@
 /**
- * Conversion of a stored object from one disk format to another (Glance's image_conversion
- * import plugin): the object is written to a scratch file, inspected on the way under its
+ * Conversion of a stored object from one disk format to another (the image
+ * service's conversion step): the object is written to a scratch file, inspected on the way under its
  * declared format, converted by qemu-img (qemu-img.ts), and the result ingested like any
  * upload (inspected again under the target format), so its chunks dedup against everything
  * already stored. Nothing is committed unless every step succeeds; scratch files are removed

@@ -1,6 +1,6 @@
 /**
  * The engine: a library that ingests byte streams into the content-addressed stores and reads
- * them back, with no HTTP anywhere. `Engine.open` wires a catalog and one or more named
+ * them back, knowing nothing of the API above it. `Engine.open` wires a catalog and one or more named
  * object stores together and checks that every store's format matches this process's.
  */
 
@@ -39,8 +39,8 @@ export interface EngineOptions {
   /** Chunker parameters. Omitted: the store's own (or the defaults for a new store). */
   chunker?: ChunkerParams;
   /**
-   * Whole-stream digests to compute on ingest (Glance: md5 and os_hash_algo), as Node crypto
-   * names. Default md5 and sha512.
+   * Whole-stream digests to compute on ingest (the image service asks for md5 and its
+   * chosen secure hash), as Node crypto names. Default md5 and sha512.
    */
   hashAlgorithms?: string[];
   /**

@@ -9,7 +9,7 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
-import { ImageService } from "../../src/engine/images.js";
+import { ImageService } from "../../src/images/images.js";
 import type { StoreConfig } from "../../src/store/open-store.js";
 import { prng } from "../helpers/data.js";
 import { type S3rver, startS3rver } from "../helpers/s3.js";

@@ -7,7 +7,7 @@ import { open as openLmdb } from "lmdb";
 import { afterEach, expect, it } from "vitest";
 import { ownerUsage } from "../../src/catalog/image-records.js";
 import { Engine } from "../../src/engine/engine.js";
-import { ImageService } from "../../src/engine/images.js";
+import { ImageService } from "../../src/images/images.js";
 import { prng } from "../helpers/data.js";
 import { pieces, tempEngine } from "../helpers/store.js";
 

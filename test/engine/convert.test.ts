@@ -9,9 +9,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
-import { ImageService } from "../../src/engine/images.js";
 import { ConversionError } from "../../src/formats/qemu-img.js";
 import { DEFAULT_FORMAT_POLICY, FormatRejectedError } from "../../src/formats/rules.js";
+import { ImageService } from "../../src/images/images.js";
 import { makeBackedQcow2, makeRawData, qemuConvert, useScratchDir } from "../helpers/disk-images.js";
 import { requireTools, type Tool } from "../helpers/tools.js";
 

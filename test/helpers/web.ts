@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { DEFAULT_IMPORT_FILTER, type ImportFilter } from "../../src/engine/web-source.js";
+import { DEFAULT_IMPORT_FILTER, type ImportFilter } from "../../src/images/web-source.js";
 
 export type Route =
   | { kind: "bytes"; data: Buffer }

@@ -23,6 +23,13 @@ import {
   scanImageIndex,
 } from "../catalog/image-records.js";
 import { getMember, type Member } from "../catalog/member-records.js";
+import { convertObject } from "../engine/convert.js";
+import type { CopyResult } from "../engine/copy.js";
+import type { Engine } from "../engine/engine.js";
+import type { CommittedObject } from "../engine/ingest.js";
+import type { ReadPiece } from "../engine/read.js";
+import type { ObjectStats } from "../engine/stats.js";
+import { describeStore, type StoreDescription } from "../engine/stores.js";
 import {
   BadRequestError,
   ConflictError,
@@ -35,14 +42,7 @@ import {
 import { inspectStream } from "../formats/inspect-stream.js";
 import type { ConversionLimits } from "../formats/qemu-img.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy, FormatRejectedError } from "../formats/rules.js";
-import { convertObject } from "./convert.js";
-import type { CopyResult } from "./copy.js";
-import type { Engine } from "./engine.js";
-import type { CommittedObject } from "./ingest.js";
 import { type QuotaConfig, Quotas } from "./quotas.js";
-import type { ReadPiece } from "./read.js";
-import type { ObjectStats } from "./stats.js";
-import { describeStore, type StoreDescription } from "./stores.js";
 
 export type NewImage = Partial<Omit<ImageRecord, "status" | "created_at" | "updated_at" | "object">>;
 

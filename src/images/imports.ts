@@ -27,6 +27,8 @@ import {
   type TaskRecord,
   tasksOfImage,
 } from "../catalog/task-records.js";
+import { convertObject } from "../engine/convert.js";
+import type { CommittedObject } from "../engine/ingest.js";
 import {
   BadRequestError,
   BusyError,
@@ -38,9 +40,7 @@ import {
 import { inspectStream } from "../formats/inspect-stream.js";
 import type { ConversionLimits } from "../formats/qemu-img.js";
 import { FormatRejectedError } from "../formats/rules.js";
-import { convertObject } from "./convert.js";
 import type { Access, ImageService } from "./images.js";
-import type { CommittedObject } from "./ingest.js";
 import {
   checkUri,
   DEFAULT_IMPORT_FILTER,

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { getTask, putTask, type TaskRecord } from "../../src/catalog/task-records.js";
 import { Engine } from "../../src/engine/engine.js";
-import { ImageService } from "../../src/engine/images.js";
-import { Imports } from "../../src/engine/imports.js";
+import { ImageService } from "../../src/images/images.js";
+import { Imports } from "../../src/images/imports.js";
 import { prng } from "../helpers/data.js";
 import { collect, pieces, tempEngine } from "../helpers/store.js";
 

@@ -16,7 +16,7 @@ import {
   isPublicAddress,
   UriFilteredError,
   webSource,
-} from "../../src/engine/web-source.js";
+} from "../../src/images/web-source.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { waitFor } from "../helpers/wait.js";
 import { onlyFrom, startWebServer, type WebServer } from "../helpers/web.js";
