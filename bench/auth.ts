@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import type { RunningServer, ServerOptions } from "../src/api/server.js";
 import type { KeystoneAuth } from "../src/auth/keystone.js";
+import { passwordToken } from "../src/keystone-password.js";
 import { benchServer, freePort, log, median } from "./common.js";
 
 const { values: opt } = parseArgs({
@@ -29,22 +30,15 @@ const ROUNDS = Number(opt.rounds);
 const CI_DIR = new URL("../../.ci/", import.meta.url).pathname;
 const run = promisify(execFile);
 
-async function token(url: string, user: string, password: string, project: string): Promise<string> {
-  const res = await fetch(`${url}/auth/tokens?nocatalog`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({
-      auth: {
-        identity: {
-          methods: ["password"],
-          password: { user: { name: user, domain: { id: "default" }, password } },
-        },
-        scope: { project: { name: project, domain: { id: "default" } } },
-      },
-    }),
-  });
-  if (res.status !== 201) throw new Error(`token: ${res.status}`);
-  return res.headers.get("x-subject-token") as string;
+async function token(url: string, username: string, password: string, projectName: string): Promise<string> {
+  const { answer, token } = await passwordToken(
+    fetch,
+    url,
+    { username, password, projectName },
+    { catalog: false },
+  );
+  if (!token) throw new Error(`token: ${answer.status}`);
+  return token;
 }
 
 /** Seconds per request for `n` sequential GETs of `path`. */

@@ -9,6 +9,7 @@
  * token cannot turn each request into a Keystone call. Concurrent validations of one token
  * share one call. Keystone unreachable is a 503, never a guess.
  */
+import { passwordToken } from "../keystone-password.js";
 import { type Authenticator, type AuthRequest, tokenDigest } from "./authenticator.js";
 import { AuthUnavailableError, makeContext, type RequestContext, UnauthorizedError } from "./context.js";
 
@@ -172,25 +173,10 @@ export class KeystoneAuth implements Authenticator {
 
   private async login(): Promise<string> {
     const o = this.opts;
-    const body = {
-      auth: {
-        identity: {
-          methods: ["password"],
-          password: {
-            user: { name: o.username, domain: { id: o.userDomain ?? "default" }, password: o.password },
-          },
-        },
-        scope: { project: { name: o.projectName, domain: { id: o.projectDomain ?? "default" } } },
-      },
-    };
-    const res = await this.keystone(`${this.url}/auth/tokens?nocatalog`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-    });
-    const token = res.headers.get("x-subject-token");
+    const send = (u: string, init: RequestInit) => this.keystone(u, init);
+    const { answer: res, token } = await passwordToken(send, this.url, o, { catalog: false });
     const parsed = res.status === 201 ? parseBody(res.text) : undefined;
-    if (res.status !== 201 || !token) {
+    if (!token) {
       // Wrong service credentials are the operator's to fix: every request gets a 503 until then.
       throw new AuthUnavailableError(`Keystone refused the service user ${o.username} (${res.status})`);
     }

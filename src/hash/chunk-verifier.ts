@@ -9,9 +9,9 @@
  * detached (WebAssembly), or a process without the native BLAKE3, are verified inline.
  */
 import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
 import { CorruptDataError } from "../errors.js";
 import { CHUNK_ID_BYTES, chunkId, chunkIdImplementation } from "./chunk-id.js";
+import { WorkerPool } from "./worker-pool.js";
 
 /** A chunk inside a buffer, and the id it must hash to. */
 export interface ChunkSpan {
@@ -36,29 +36,44 @@ parentPort.on("message", ({ seq, buf, at, len, spans, ids }) => {
 });
 `;
 
-function verifyInline(data: Buffer, spans: readonly ChunkSpan[]): Buffer {
+/** Verifies here, answering as the workers do: the bytes, or a rejection on a mismatch. */
+function verifyHere(data: Buffer, spans: readonly ChunkSpan[]): Promise<Buffer> {
   for (const s of spans) {
-    if (!chunkId(data.subarray(s.offset, s.offset + s.length)).equals(s.id)) throw corrupt(s);
+    if (!chunkId(data.subarray(s.offset, s.offset + s.length)).equals(s.id))
+      return Promise.reject(corrupt(s));
   }
-  return data;
+  return Promise.resolve(data);
 }
 
 function corrupt(s: ChunkSpan): CorruptDataError {
   return new CorruptDataError(`chunk ${s.id.toString("hex")} does not match its id`);
 }
 
+interface Reply {
+  seq: number;
+  buf: ArrayBuffer;
+  at: number;
+  len: number;
+  bad: number;
+}
+
 export class ChunkVerifier {
-  private workers: (Worker | undefined)[] = [];
-  private seq = 0;
-  private readonly pending = new Map<
-    number,
-    { spans: readonly ChunkSpan[]; resolve: (b: Buffer) => void; reject: (e: Error) => void; worker: Worker }
-  >();
-  /** Outstanding requests per worker, to ref() a worker exactly while it has work. */
-  private readonly pendingBy = new Map<Worker, number>();
+  /** None without the native BLAKE3, which the workers load: every chunk is verified here then. */
+  private readonly pool?: WorkerPool<Reply, readonly ChunkSpan[], Buffer>;
 
   /** `threads` workers share the verification, round-robin. */
-  constructor(private readonly threads = 2) {}
+  constructor(threads = 2) {
+    if (chunkIdImplementation !== "native") return;
+    this.pool = new WorkerPool({
+      threads,
+      source: WORKER_SOURCE,
+      workerData: () => ({ native: createRequire(import.meta.url).resolve("@napi-rs/blake-hash") }),
+      settle: (m, spans): Buffer => {
+        if (m.bad >= 0) throw corrupt(spans[m.bad]);
+        return Buffer.from(m.buf, m.at, m.len);
+      },
+    });
+  }
 
   /**
    * Resolves with the bytes of `data` once every span matches. The ArrayBuffer under a large
@@ -66,17 +81,10 @@ export class ChunkVerifier {
    * use only the Buffer this resolves with, a view of the same ArrayBuffer when it returns.
    */
   verify(data: Buffer, spans: readonly ChunkSpan[]): Promise<Buffer> {
-    const transferable = data.buffer instanceof ArrayBuffer;
     // Below INLINE_BYTES the round trip to a worker costs more than hashing here.
-    const worker = transferable && data.length >= INLINE_BYTES ? this.getWorker(this.seq) : undefined;
-    if (!worker) {
-      try {
-        return Promise.resolve(verifyInline(data, spans));
-      } catch (e) {
-        return Promise.reject(e);
-      }
+    if (!this.pool || !(data.buffer instanceof ArrayBuffer) || data.length < INLINE_BYTES) {
+      return verifyHere(data, spans);
     }
-    const seq = this.seq++;
     const flat = new Float64Array(spans.length * 2);
     const ids = Buffer.allocUnsafe(spans.length * CHUNK_ID_BYTES);
     spans.forEach((s, i) => {
@@ -84,63 +92,16 @@ export class ChunkVerifier {
       flat[2 * i + 1] = s.length;
       s.id.copy(ids, i * CHUNK_ID_BYTES);
     });
-    return new Promise((resolve, reject) => {
-      this.pending.set(seq, { spans, resolve, reject, worker });
-      this.count(worker, +1);
-      const msg = { seq, buf: data.buffer, at: data.byteOffset, len: data.length, spans: flat, ids };
-      try {
-        worker.postMessage(msg, [data.buffer as ArrayBuffer]);
-      } catch {
-        // Not detachable (WebAssembly memory): verify here instead.
-        this.pending.delete(seq);
-        this.count(worker, -1);
-        try {
-          resolve(verifyInline(data, spans));
-        } catch (e) {
-          reject(e as Error);
-        }
-      }
-    });
+    const msg = { buf: data.buffer, at: data.byteOffset, len: data.length, spans: flat, ids };
+    try {
+      return this.pool.call(msg, [data.buffer], spans);
+    } catch {
+      // Not detachable (WebAssembly memory): verify here instead.
+      return verifyHere(data, spans);
+    }
   }
 
   async close(): Promise<void> {
-    const all = this.workers;
-    this.workers = [];
-    await Promise.all(all.map((w) => w?.terminate()));
-  }
-
-  /** Keeps the event loop alive exactly while a worker has requests outstanding. */
-  private count(w: Worker, delta: number): void {
-    const n = (this.pendingBy.get(w) ?? 0) + delta;
-    this.pendingBy.set(w, n);
-    if (n === 1 && delta > 0) w.ref();
-    if (n === 0) w.unref();
-  }
-
-  private getWorker(seq: number): Worker | undefined {
-    if (chunkIdImplementation !== "native") return undefined;
-    const slot = seq % this.threads;
-    if (this.workers[slot]) return this.workers[slot];
-    const native = createRequire(import.meta.url).resolve("@napi-rs/blake-hash");
-    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { native } });
-    w.unref();
-    w.on("message", (m: { seq: number; buf: ArrayBuffer; at: number; len: number; bad: number }) => {
-      const p = this.pending.get(m.seq);
-      if (!p) return;
-      this.pending.delete(m.seq);
-      this.count(w, -1);
-      if (m.bad >= 0) p.reject(corrupt(p.spans[m.bad]));
-      else p.resolve(Buffer.from(m.buf, m.at, m.len));
-    });
-    w.on("error", (e) => {
-      for (const [seq, p] of this.pending) {
-        if (p.worker !== w) continue;
-        p.reject(e);
-        this.pending.delete(seq);
-      }
-      this.workers[slot] = undefined;
-    });
-    this.workers[slot] = w;
-    return w;
+    await this.pool?.close();
   }
 }

@@ -10,8 +10,8 @@
  * Level 3 and the entropy limit: docs/benchmarks.md ("Per-chunk compression") has the runs.
  */
 import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
 import { CorruptDataError } from "../errors.js";
+import { WorkerPool } from "../hash/worker-pool.js";
 import { CHUNK_FLAG_ZSTD, CHUNK_FLAGS_NONE } from "./pack-format.js";
 
 export const ZSTD_LEVEL = 3;
@@ -143,19 +143,26 @@ export interface CompressedSpan {
   id: Buffer;
 }
 
-interface Pending {
-  resolve: (m: Record<string, unknown>) => void;
-  reject: (e: Error) => void;
-  worker: Worker;
-}
+type Reply = Record<string, unknown> & { seq: number };
 
 export class ChunkCodec {
-  private workers: (Worker | undefined)[] = [];
-  private seq = 0;
-  private readonly pending = new Map<number, Pending>();
-  private readonly busy = new Map<Worker, number>();
+  private readonly pool: WorkerPool<Reply, undefined, Reply>;
 
-  constructor(private readonly threads = 2) {}
+  constructor(threads = 2) {
+    this.pool = new WorkerPool({
+      threads,
+      source: WORKER_SOURCE,
+      workerData: () => {
+        const req = createRequire(import.meta.url);
+        return {
+          zstd: req.resolve("@toondepauw/node-zstd"),
+          blake3: req.resolve("@napi-rs/blake-hash"),
+          level: ZSTD_LEVEL,
+        };
+      },
+      settle: (m) => m,
+    });
+  }
 
   /** Compresses `chunks` (each kept raw if it does not shrink); results in the same order. */
   async compress(chunks: readonly Uint8Array[]): Promise<Encoded[]> {
@@ -167,7 +174,7 @@ export class ChunkCodec {
       all.set(c, at);
       at += c.length;
     }
-    const m = await this.call({ t: "compress", buf: all.buffer, lengths }, [all.buffer as ArrayBuffer]);
+    const m = await this.pool.call({ t: "compress", buf: all.buffer, lengths }, [all.buffer], undefined);
     const out = Buffer.from(m.buf as ArrayBuffer);
     const sizes = m.sizes as Float64Array;
     const flags = m.flags as Uint8Array;
@@ -194,9 +201,10 @@ export class ChunkCodec {
       data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.length === data.buffer.byteLength;
     const src = whole ? data : ownedCopy(data);
     const ids = verify ? Buffer.concat(spans.map((s) => s.id)) : undefined;
-    const m = await this.call(
+    const m = await this.pool.call(
       { t: "decompress", ...frames(src, spans), plain: spans.map((s) => s.plain), ids },
       [src.buffer as ArrayBuffer],
+      undefined,
     );
     throwIfBad(m, spans);
     return Buffer.from(m.buf as ArrayBuffer, m.at as number, m.len as number);
@@ -209,67 +217,15 @@ export class ChunkCodec {
    */
   async verifyFrames(data: Buffer, spans: readonly { stored: number; id: Buffer }[]): Promise<void> {
     const src = ownedCopy(data);
-    const m = await this.call(
+    const m = await this.pool.call(
       { t: "verify", ...frames(src, spans), ids: Buffer.concat(spans.map((s) => s.id)) },
       [src.buffer as ArrayBuffer],
+      undefined,
     );
     throwIfBad(m, spans);
   }
 
-  async close(): Promise<void> {
-    const all = this.workers;
-    this.workers = [];
-    await Promise.all(all.map((w) => w?.terminate()));
-  }
-
-  private call(msg: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<Record<string, unknown>> {
-    const seq = this.seq++;
-    const worker = this.worker(seq);
-    return new Promise((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject, worker });
-      this.count(worker, +1);
-      worker.postMessage({ ...msg, seq }, transfer);
-    });
-  }
-
-  /** Keeps the event loop alive exactly while a worker has requests outstanding. */
-  private count(w: Worker, delta: number): void {
-    const n = (this.busy.get(w) ?? 0) + delta;
-    this.busy.set(w, n);
-    if (n === 1 && delta > 0) w.ref();
-    if (n === 0) w.unref();
-  }
-
-  private worker(seq: number): Worker {
-    const slot = seq % this.threads;
-    const existing = this.workers[slot];
-    if (existing) return existing;
-    const req = createRequire(import.meta.url);
-    const w = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: {
-        zstd: req.resolve("@toondepauw/node-zstd"),
-        blake3: req.resolve("@napi-rs/blake-hash"),
-        level: ZSTD_LEVEL,
-      },
-    });
-    w.unref();
-    w.on("message", (m: Record<string, unknown>) => {
-      const p = this.pending.get(m.seq as number);
-      if (!p) return;
-      this.pending.delete(m.seq as number);
-      this.count(w, -1);
-      p.resolve(m);
-    });
-    w.on("error", (e) => {
-      for (const [seq, p] of this.pending) {
-        if (p.worker !== w) continue;
-        this.pending.delete(seq);
-        p.reject(e);
-      }
-      this.workers[slot] = undefined;
-    });
-    this.workers[slot] = w;
-    return w;
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }

@@ -39,6 +39,7 @@ export class RetryingBackend implements ObjectBackend {
     }
   }
 
+  /** Waits before try `attempt + 1`: full jitter under a bound that doubles up to maxDelayMs. */
   private backoff(attempt: number): Promise<void> {
     this.retries++;
     const cap = Math.min(this.options.maxDelayMs, this.options.baseDelayMs * 2 ** (attempt - 1));
@@ -72,10 +73,7 @@ export class RetryingBackend implements ObjectBackend {
         return;
       } catch (e) {
         if (yielded || !(e instanceof BackendUnavailableError) || attempt >= this.options.attempts) throw e;
-        this.retries++;
-        await new Promise((r) =>
-          setTimeout(r, Math.random() * this.options.baseDelayMs * 2 ** (attempt - 1)),
-        );
+        await this.backoff(attempt);
       }
     }
   }

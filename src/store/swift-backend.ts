@@ -12,21 +12,17 @@
  */
 import { createHash } from "node:crypto";
 import { BackendUnavailableError, CorruptDataError, NotFoundError, TesseraError } from "../errors.js";
+import { type KeystonePassword, passwordToken } from "../keystone-password.js";
 import { assertValidName, type ObjectBackend, type ObjectInfo } from "./backend.js";
 
-export interface SwiftBackendOptions {
+/** With Keystone v3 (authVersion 3), the service user and its project are KeystonePassword's. */
+export interface SwiftBackendOptions extends KeystonePassword {
   /** tempauth's /auth/v1.0 URL, or Keystone's v3 URL (with authVersion 3). */
   authUrl: string;
   authVersion?: 1 | 3;
   /** auth v1: the account:user and key. */
   user?: string;
   key?: string;
-  /** Keystone v3: the service user and its project. */
-  username?: string;
-  password?: string;
-  projectName?: string;
-  userDomain?: string;
-  projectDomain?: string;
   /** Keystone v3: which object-store endpoint of the catalog (default public, any region). */
   region?: string;
   interface?: "public" | "internal" | "admin";
@@ -102,23 +98,10 @@ export class SwiftBackend implements ObjectBackend {
 
   private async keystone(): Promise<{ token: string; storageUrl: string }> {
     const o = this.o;
-    const res = await this.fetch(`${o.authUrl.replace(/\/+$/, "")}/auth/tokens`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({
-        auth: {
-          identity: {
-            methods: ["password"],
-            password: {
-              user: { name: o.username, domain: { id: o.userDomain ?? "default" }, password: o.password },
-            },
-          },
-          scope: { project: { name: o.projectName, domain: { id: o.projectDomain ?? "default" } } },
-        },
-      }),
+    const { answer: res, token } = await passwordToken((u, init) => this.fetch(u, init), o.authUrl, o, {
+      catalog: true,
     });
-    const token = res.headers.get("x-subject-token");
-    if (res.status !== 201 || !token) {
+    if (!token) {
       await res.body?.cancel();
       throw this.failure(res.status, `Keystone at ${o.authUrl} refused ${o.username}`);
     }
