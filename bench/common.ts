@@ -5,7 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningServer, type ServerOptions, startServer } from "../src/api/server.js";
-import { DEFAULT_CONFIG } from "../src/cli/config.js";
+import { DEFAULT_CONFIG } from "../src/config/server-config.js";
 
 const MiB = 1024 * 1024;
 

@@ -55,7 +55,7 @@ benchOnFreshEngine(
       for (let i = 0; i < objects; i++) ids.push((await engine.ingest(randomData(size))).manifestId);
     });
     let chunks = 0;
-    for (const _ of engine.store().index.chunks.getKeys()) chunks++;
+    for await (const _ of engine.store().index.scanChunks()) chunks++;
     log(`filled: ${objects} × ${size / MiB} MiB, ${chunks} chunks indexed, in ${fill.s.toFixed(1)} s`);
     for (let i = 1; i < objects; i += 2) await engine.release(ids[i] as string);
     const kept = ids[0] as string;

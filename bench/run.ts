@@ -341,7 +341,7 @@ async function corpusRun(dir: string, compression: "zstd" | "none", verbose: boo
       }
     }
     let chunks = 0;
-    for (const _ of engine.store().index.chunks.getKeys()) chunks++;
+    for await (const _ of engine.store().index.scanChunks()) chunks++;
     return { ingested, stored, chunks, MBps: mbps(ingested, seconds), perImage };
   } finally {
     await engine.close();

@@ -39,7 +39,7 @@ benchOnFreshEngine(
     });
     log(`filled: ${n} objects in ${fill.s.toFixed(0)} s`);
     const totals: number[] = [];
-    let report = engine.stats();
+    let report = await engine.stats();
     for (let k = 0; k < 5; k++) {
       const t = await timed(() => engine.stats());
       totals.push(t.s);

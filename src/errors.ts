@@ -58,6 +58,17 @@ export class ChunkVanishedError extends TesseraError {
   }
 }
 
+/**
+ * A write whose lease lapsed (its process stalled past the lease's time to live, or the
+ * catalog was unreachable to renew it): GC may have deleted what it wrote, so it commits
+ * nothing. Retrying it writes everything again.
+ */
+export class LeaseLostError extends TesseraError {
+  constructor(message: string) {
+    super("lease_lost", message);
+  }
+}
+
 /** A request that is malformed or invalid in itself (a bad value, a missing precondition field). */
 export class BadRequestError extends TesseraError {
   constructor(message: string) {

@@ -5,6 +5,7 @@
 
 import type { RequestContext } from "../auth/context.js";
 import { allowed, type ImageAction, visible } from "../auth/policy.js";
+import type { RecordsReader } from "../catalog/catalog.js";
 import type { ImageRecord } from "../catalog/image-records.js";
 import { ForbiddenError } from "../errors.js";
 import type { MemberAccess } from "../images/image-members.js";
@@ -18,15 +19,19 @@ export function notAuthorized(action: string): ForbiddenError {
 export class AccessPolicy {
   constructor(private readonly images: ImageService) {}
 
-  /** Whether `ctx` sees the image: the database's visibility, then get_image. */
-  sees(ctx: RequestContext, rec: ImageRecord): boolean {
-    return visible(ctx, rec, this.images.membership(rec.id, ctx.projectId)) && allowed(ctx, "get_image", rec);
+  /**
+   * Whether `ctx` sees the image: the database's visibility, then get_image. The membership is
+   * read through `records` (the unit of work's tx inside one).
+   */
+  async sees(ctx: RequestContext, rec: ImageRecord, records: RecordsReader): Promise<boolean> {
+    const membership = await this.images.membership(rec.id, ctx.projectId, records);
+    return visible(ctx, rec, membership) && allowed(ctx, "get_image", rec);
   }
 
   /** Access for `action`; `refuse` words the 403 (default: Glance's policy message). */
   to(ctx: RequestContext, action: ImageAction, refuse: () => Error = () => notAuthorized(action)): Access {
     return {
-      sees: (rec) => this.sees(ctx, rec),
+      sees: (rec, records) => this.sees(ctx, rec, records),
       check: (rec) => {
         if (!allowed(ctx, action, rec)) throw refuse();
       },

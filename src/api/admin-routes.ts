@@ -3,25 +3,21 @@
  * and garbage collection on demand (`tessera gc` calls it when a server holds the directory).
  * Admins only: dedup accounting tells which images share data, whoever owns them.
  */
-import type { Hono } from "hono";
+import { Hono } from "hono";
 import { BadRequestError } from "../errors.js";
 import type { ImageService } from "../images/images.js";
+import type { GcSchedule } from "../schedules/gc.js";
 import { type Env, requireAdmin } from "./env.js";
-import type { GcSchedule } from "./gc-schedule.js";
+import type { ReadJson } from "./read-json.js";
 
-export function addAdminRoutes(
-  app: Hono<Env>,
-  images: ImageService,
-  gc: GcSchedule,
-  // biome-ignore lint/suspicious/noExplicitAny: the app's context type
-  readJson: (c: any) => Promise<unknown>,
-): void {
+export function adminRoutes(images: ImageService, gc: GcSchedule, readJson: ReadJson): Hono<Env> {
+  const app = new Hono<Env>();
   app.use("/tessera/*", async (c, next) => {
     requireAdmin(c, "tessera_admin");
     await next();
   });
-  app.get("/tessera/v1/stats", (c) => c.json(images.engine.stats()));
-  app.get("/tessera/v1/images/:id/stats", (c) => c.json(images.imageStats(c.req.param("id"))));
+  app.get("/tessera/v1/stats", async (c) => c.json(await images.engine.stats()));
+  app.get("/tessera/v1/images/:id/stats", async (c) => c.json(await images.imageStats(c.req.param("id"))));
 
   app.post("/tessera/v1/gc", async (c) => {
     const body = (await readJson(c)) as Record<string, unknown>;
@@ -49,4 +45,5 @@ export function addAdminRoutes(
       }),
     );
   });
+  return app;
 }

@@ -37,6 +37,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   catalog_unwritable: 503,
   busy: 503,
   chunk_vanished: 503,
+  lease_lost: 503,
   backend_unavailable: 503,
   damaged: 503,
   auth_unavailable: 503,

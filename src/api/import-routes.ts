@@ -2,16 +2,18 @@
  * Glance's interoperable image import: PUT /v2/images/{id}/stage, POST /v2/images/{id}/import
  * (202), GET /v2/info/import, and the tasks that imports run as: GET /v2/tasks, /v2/tasks/{id}
  * (admins: Glance's tasks_api_access) and GET /v2/images/{id}/tasks (whoever sees the image).
+ * Their schemas are served by schema-routes.ts.
  */
-import type { Context, Hono } from "hono";
+import { Hono } from "hono";
 import type { TaskRecord } from "../catalog/task-records.js";
 import { BadRequestError } from "../errors.js";
 import { IMPORT_METHODS, type ImportMethod, type ImportRequest, type Imports } from "../images/imports.js";
 import type { AccessPolicy } from "./access.js";
 import { type Env, requireAdmin } from "./env.js";
-import { HttpError } from "./errors.js";
 import { glanceTime } from "./image-view.js";
-import { TASK_SCHEMA, TASKS_SCHEMA } from "./task-schemas.js";
+import { mediaType, unsupportedMediaType } from "./media-type.js";
+import type { ReadJson } from "./read-json.js";
+import type { TrackUpload } from "./track-upload.js";
 
 /** Glance shows a task's times in its image's task list as Python's isoformat: no zone, microseconds. */
 function pythonTime(iso: string | null): string | null {
@@ -107,16 +109,12 @@ function importRequest(body: unknown, enabled: ImportMethod[]): ImportRequest {
   };
 }
 
-export function addImportRoutes(
-  app: Hono<Env>,
+export function importRoutes(
   imports: Imports,
   policy: AccessPolicy,
-  opts: {
-    readJson: (c: Context<Env>) => Promise<unknown>;
-    /** Tracks a request body being read (so that shutdown can cut it off). */
-    track: <T>(c: Context<Env>, fn: () => Promise<T>) => Promise<T>;
-  },
-): void {
+  opts: { readJson: ReadJson; track: TrackUpload },
+): Hono<Env> {
+  const app = new Hono<Env>();
   const images = imports.images;
 
   app.get("/v2/info/import", (c) =>
@@ -130,10 +128,8 @@ export function addImportRoutes(
   );
 
   app.put("/v2/images/:id/stage", async (c) => {
-    const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
-    if (type !== undefined && type !== "application/octet-stream") {
-      throw new HttpError(415, `The request media type ${type} is not supported by this server.\n`);
-    }
+    const type = mediaType(c);
+    if (type !== undefined && type !== "application/octet-stream") throw unsupportedMediaType(type);
     const access = policy.to(c.get("auth"), "modify_image");
     await opts.track(c, () => images.stage(c.req.param("id"), c.env.incoming, access));
     return c.body(null, 204);
@@ -154,13 +150,13 @@ export function addImportRoutes(
     return c.body(null, 202);
   });
 
-  app.get("/v2/images/:id/tasks", (c) => {
+  app.get("/v2/images/:id/tasks", async (c) => {
     const id = c.req.param("id");
-    images.get(id, policy.to(c.get("auth"), "get_image"));
-    return c.json({ tasks: imports.tasksOf(id).map(imageTaskView) });
+    await images.get(id, policy.to(c.get("auth"), "get_image"));
+    return c.json({ tasks: (await imports.tasksOf(id)).map(imageTaskView) });
   });
 
-  app.get("/v2/tasks", (c) => {
+  app.get("/v2/tasks", async (c) => {
     requireAdmin(c, "tasks_api_access");
     const q = new URL(c.req.url).searchParams;
     const limitText = q.get("limit");
@@ -169,7 +165,9 @@ export function addImportRoutes(
       throw new BadRequestError("limit param must be an integer");
     const status = q.get("status");
     const type = q.get("type");
-    let all = imports.tasks().filter((t) => (!status || t.status === status) && (!type || t.type === type));
+    let all = (await imports.tasks()).filter(
+      (t) => (!status || t.status === status) && (!type || t.type === type),
+    );
     const dir = q.get("sort_dir") ?? "desc";
     if (dir !== "asc" && dir !== "desc") throw new BadRequestError(`Invalid sort direction: ${dir}`);
     if (dir === "asc") all = all.reverse();
@@ -193,11 +191,10 @@ export function addImportRoutes(
     });
   });
 
-  app.get("/v2/tasks/:id", (c) => {
+  app.get("/v2/tasks/:id", async (c) => {
     requireAdmin(c, "tasks_api_access");
-    return c.json(taskView(imports.task(c.req.param("id"))));
+    return c.json(taskView(await imports.task(c.req.param("id"))));
   });
 
-  app.get("/v2/schemas/task", (c) => c.json(TASK_SCHEMA));
-  app.get("/v2/schemas/tasks", (c) => c.json(TASKS_SCHEMA));
+  return app;
 }

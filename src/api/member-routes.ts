@@ -3,13 +3,14 @@
  * /v2/images/{id}/members/{member}, with Glance's shapes, statuses and messages. Who may do
  * what is the access policy's (get_members, add_member, modify_member, delete_member).
  */
-import type { Context, Hono } from "hono";
+import { Hono } from "hono";
 import type { Member } from "../catalog/member-records.js";
 import { BadRequestError, ForbiddenError } from "../errors.js";
 import type { ImageMembers } from "../images/image-members.js";
 import type { AccessPolicy } from "./access.js";
 import type { Env } from "./env.js";
 import { glanceTime } from "./image-view.js";
+import type { ReadJson } from "./read-json.js";
 
 function memberView(m: Member): Record<string, unknown> {
   return {
@@ -28,24 +29,20 @@ function bodyField(body: unknown, field: string, missing: string, shape: string)
   return (body as Record<string, unknown>)[field];
 }
 
-export function addMemberRoutes(
-  app: Hono<Env>,
-  members: ImageMembers,
-  policy: AccessPolicy,
-  readJson: (c: Context<Env>) => Promise<unknown>,
-): void {
-  app.get("/v2/images/:id/members", (c) => {
+export function memberRoutes(members: ImageMembers, policy: AccessPolicy, readJson: ReadJson): Hono<Env> {
+  const app = new Hono<Env>();
+  app.get("/v2/images/:id/members", async (c) => {
     const id = c.req.param("id");
     const refuse = () =>
       new ForbiddenError(
         `Not allowed to list members for image ${id}: You are not authorized to complete get_members action.`,
       );
-    const list = members.list(id, policy.members(c.get("auth"), "get_members", refuse));
+    const list = await members.list(id, policy.members(c.get("auth"), "get_members", refuse));
     return c.json({ members: list.map(memberView), schema: "/v2/schemas/members" });
   });
 
-  app.get("/v2/images/:id/members/:member", (c) => {
-    const m = members.show(
+  app.get("/v2/images/:id/members/:member", async (c) => {
+    const m = await members.show(
       c.req.param("id"),
       c.req.param("member"),
       policy.members(c.get("auth"), "get_member"),
@@ -94,4 +91,5 @@ export function addMemberRoutes(
     await members.remove(id, c.req.param("member"), policy.members(c.get("auth"), "delete_member", refuse));
     return c.body(null, 204);
   });
+  return app;
 }

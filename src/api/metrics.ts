@@ -84,10 +84,16 @@ export function createMetrics(images: ImageService): Metrics {
     registers: [registry],
   });
 
-  let stats: { at: number; report: StatsReport } | undefined;
-  const current = (): StatsReport => {
-    if (!stats || Date.now() - stats.at > STATS_MAX_AGE_MS)
-      stats = { at: Date.now(), report: images.engine.stats() };
+  // The report being taken is shared by every gauge that asks meanwhile; a failed one is not kept.
+  let stats: { at: number; report: Promise<StatsReport> } | undefined;
+  const current = (): Promise<StatsReport> => {
+    if (!stats || Date.now() - stats.at > STATS_MAX_AGE_MS) {
+      const taken = { at: Date.now(), report: images.engine.stats() };
+      taken.report.catch(() => {
+        if (stats === taken) stats = undefined;
+      });
+      stats = taken;
+    }
     return stats.report;
   };
   const storeGauge = (name: string, help: string, pick: (s: StatsReport["stores"][number]) => number) =>
@@ -96,8 +102,8 @@ export function createMetrics(images: ImageService): Metrics {
       help,
       labelNames: ["store"],
       registers: [registry],
-      collect() {
-        for (const s of current().stores) this.set({ store: s.store }, pick(s));
+      async collect() {
+        for (const s of (await current()).stores) this.set({ store: s.store }, pick(s));
       },
     });
   storeGauge("tessera_store_objects", "Distinct image data held", (s) => s.objects);

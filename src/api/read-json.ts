@@ -9,6 +9,9 @@ import type { Env } from "./env.js";
  */
 export const MAX_JSON_DEPTH = 32;
 
+/** A route's reader of its JSON body, with the server's size limit bound. */
+export type ReadJson = (c: Context<Env>) => Promise<unknown>;
+
 /** Reads a JSON body, refusing more than `max` bytes before buffering them. */
 export async function readJson(c: Context<Env>, max: number): Promise<unknown> {
   const declared = Number(c.req.header("content-length") ?? "0");

@@ -7,6 +7,7 @@
  * `--stores` collides with its own option and every command dies. Images carry `stores` as
  * a (string) additional property instead, which the clients show (and PATCH refuses, 403).
  */
+import { listSchema } from "./list-schema.js";
 
 export const IMAGE_SCHEMA = {
   name: "image",
@@ -317,68 +318,7 @@ export const MEMBER_SCHEMA = {
   },
 } as const;
 
-export const MEMBERS_SCHEMA = {
-  name: "members",
-  properties: {
-    members: {
-      type: "array",
-      items: {
-        name: "member",
-        properties: {
-          member_id: {
-            type: "string",
-            description: "An identifier for the image member (tenantId)",
-          },
-          image_id: {
-            type: "string",
-            description: "An identifier for the image",
-            pattern:
-              "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$",
-          },
-          created_at: {
-            type: "string",
-            description: "Date and time of image member creation",
-          },
-          updated_at: {
-            type: "string",
-            description: "Date and time of last modification of image member",
-          },
-          status: {
-            type: "string",
-            description: "The status of this image member",
-            enum: ["pending", "accepted", "rejected"],
-          },
-          schema: {
-            readOnly: true,
-            type: "string",
-          },
-        },
-      },
-    },
-    schema: {
-      type: "string",
-    },
-  },
-  links: [
-    {
-      rel: "describedby",
-      href: "{schema}",
-    },
-  ],
-} as const;
+export const MEMBERS_SCHEMA = listSchema("members", MEMBER_SCHEMA);
 
 /** The list schema wraps the image schema, as Glance's does. */
-export const IMAGES_SCHEMA = {
-  name: "images",
-  properties: {
-    images: { type: "array", items: IMAGE_SCHEMA },
-    first: { type: "string" },
-    next: { type: "string" },
-    schema: { type: "string" },
-  },
-  links: [
-    { rel: "first", href: "{first}" },
-    { rel: "next", href: "{next}" },
-    { rel: "describedby", href: "{schema}" },
-  ],
-} as const;
+export const IMAGES_SCHEMA = listSchema("images", IMAGE_SCHEMA, true);

@@ -12,103 +12,18 @@ import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import pino, { type Logger } from "pino";
 import type { Authenticator } from "../auth/authenticator.js";
-import { type AuthConfig, openAuthenticator } from "../auth/open-auth.js";
-import { chunkerForAverage } from "../chunker/params.js";
+import { compose, type ServerParts } from "../compose.js";
+import type { ServerConfig } from "../config/server-config.js";
 import { LOCAL_TOKEN_FILE, lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
-import { Engine } from "../engine/engine.js";
-import type { FormatPolicy } from "../formats/rules.js";
-import { ImageService } from "../images/images.js";
-import { type ImportMethod, Imports } from "../images/imports.js";
-import type { QuotaConfig } from "../images/quotas.js";
-import type { ImportFilter } from "../images/web-source.js";
-import type { StoreConfig } from "../store/open-store.js";
+import type { ImageService } from "../images/images.js";
 import { createApp, type Inflight } from "./app.js";
-import { startGcSchedule } from "./gc-schedule.js";
 import { stdoutDestination } from "./log-destination.js";
-import { createMetrics } from "./metrics.js";
-import { startScrubSchedule } from "./scrub-schedule.js";
 
-export interface ServerOptions {
-  host: string;
-  port: number;
-  dataDir: string;
-  /** fsync packs, manifests and the catalog before acknowledging an upload. */
-  fsync: boolean;
-  /** Glance's hashing_algorithm: the hashlib name reported as os_hash_algo... */
-  osHashAlgo: string;
-  /** ...and the Node crypto name that computes it. */
-  osHashNodeName: string;
-  /** Glance's image_size_cap, bytes. */
-  imageSizeCap: number;
-  /** Glance's limit_param_default and api_limit_max. */
-  limitParamDefault: number;
-  apiLimitMax: number;
-  /** Glance's image_property_quota and image_tag_quota. */
-  imagePropertyQuota: number;
-  imageTagQuota: number;
-  /** Largest JSON request body (create, patch), bytes. */
-  maxJsonBodyBytes: number;
-  /** Check every chunk read against its BLAKE3 id (on worker threads) before sending it. */
-  verifyOnRead: boolean;
-  /** How long a shutdown waits for downloads in progress before cutting them off. */
-  shutdownGraceSeconds: number;
-  /**
-   * A connection silent this long (no byte received or sent) is cut: a stalled upload's image
-   * goes back to queued, a download that is not read ends (Glance's client_socket_timeout). 0: never.
-   */
-  clientIdleSeconds: number;
-  /**
-   * Uploads and stages in progress at once, and web-download imports at once; past it, 503
-   * with Retry-After. 0: no limit.
-   */
-  maxUploads: number;
-  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
-  /** Format inspection of uploads and its safety rules (docs/formats.md). */
-  formats: FormatPolicy;
-  /** The object stores by name (Glance's enabled_backends), and the one uploads go to. */
-  stores: Record<string, StoreConfig>;
-  defaultStore: string;
-  /**
-   * The order downloads try the stores in for each chunk (default: the default store, then
-   * the others as configured); stores left out come last.
-   */
-  storeReadOrder: string[];
-  /**
-   * Average chunk size of a new data directory (a power of two; min a quarter, max four
-   * times). 0: the directory's own, 64 KiB for a new one. A directory keeps the size it was
-   * created with: another is refused at start.
-   */
-  chunkSize: number;
-  /** Seconds between background garbage collections (0: none, only on demand). */
-  gcIntervalSeconds: number;
-  /** Seconds an unreferenced pack or manifest waits before a background run deletes it. */
-  gcGraceSeconds: number;
-  /** Seconds between background scrubs of every chunk (0: none); and their read rate. */
-  scrubIntervalSeconds: number;
-  scrubBytesPerSecond: number;
-  /** How callers are authenticated (docs/security.md). */
-  auth: AuthConfig;
-  /** Per-project quotas (Glance's unified limits); undefined: none. */
-  quotas: QuotaConfig | undefined;
-  /** Glance's image_member_quota (negative: no limit). */
-  imageMemberQuota: number;
-  /** Uploads write every chunk as if new: their timing reveals nothing of others' data. */
-  dedupWriteThrough: boolean;
-  /** Glance's enabled_import_methods. */
-  importMethods: ImportMethod[];
-  /** Glance's import_filtering_opts for web-download. */
-  importFilter: ImportFilter;
-  /** web-download: longest silence from the source, and most redirects followed. */
-  webDownloadIdleTimeoutSeconds: number;
-  webDownloadMaxRedirects: number;
-  /** Import plugins: image conversion to one output format; properties injected. */
-  importPlugins: ImportPlugins;
-}
-
-export interface ImportPlugins {
-  imageConversion?: { outputFormat: string };
-  injectMetadata?: { properties: Record<string, string>; ignoreUserRoles?: string[] };
-}
+/** A server's settings (docs/configuration.md; ServerConfig documents each key). */
+export type ServerOptions = ServerConfig & {
+  /** Node's crypto name for osHashAlgo; by default its Node spelling (nodeHashName). */
+  osHashNodeName?: string;
+};
 
 export interface RunningServer {
   url: string;
@@ -124,6 +39,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * Starts a server on `o.dataDir` (created if missing), holding the directory's lock until it
+ * has closed. Throws DirInUseError while another server holds it, and whatever stops the
+ * service from opening or the port from being bound, leaving the directory unlocked.
+ */
 export async function startServer(o: ServerOptions, logger?: Logger): Promise<RunningServer> {
   const dest = logger || o.logLevel === "silent" ? undefined : stdoutDestination();
   const flush = () => dest?.flush(2000) ?? Promise.resolve();
@@ -138,20 +58,12 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
     if (dropped > 0) log.warn({ dropped }, "log lines dropped: the log reader was slow");
     await flush();
   };
-  let engine: Engine | undefined;
+  let service: ServerParts | undefined;
   try {
-    engine = await Engine.openDir(o.dataDir, {
-      stores: o.stores,
-      defaultStore: o.defaultStore,
-      readOrder: o.storeReadOrder.length > 0 ? o.storeReadOrder : undefined,
-      durable: o.fsync,
-      hashAlgorithms: ["md5", o.osHashNodeName],
-      chunker: o.chunkSize === 0 ? undefined : chunkerForAverage(o.chunkSize),
-      verifyOnRead: o.verifyOnRead,
-    });
-    return await listen(o, engine, log, finish);
+    service = await compose(o, "server", { log, osHashNodeName: o.osHashNodeName });
+    return await listen(o, service, log, finish);
   } catch (e) {
-    await engine?.close();
+    await service?.close();
     await finish();
     throw e;
   }
@@ -178,56 +90,15 @@ async function waitFor(done: () => boolean, ms: number, step: number): Promise<v
 
 async function listen(
   o: ServerOptions,
-  engine: Engine,
+  service: ServerParts,
   log: Logger,
   finish: () => Promise<void>,
 ): Promise<RunningServer> {
-  const auth = openAuthenticator(o.auth);
-  const images = await ImageService.open(engine, {
-    sizeCap: o.imageSizeCap,
-    osHashAlgo: o.osHashAlgo,
-    formats: o.formats,
-    quotas: o.quotas,
-    memberQuota: o.imageMemberQuota,
-    dedupWriteThrough: o.dedupWriteThrough,
-  });
-  const imports = await Imports.open(images, {
-    methods: o.importMethods,
-    filter: o.importFilter,
-    webDownload: {
-      idleTimeoutMs: o.webDownloadIdleTimeoutSeconds * 1000,
-      maxRedirects: o.webDownloadMaxRedirects,
-    },
-    convertTo: o.importPlugins.imageConversion?.outputFormat,
-    injectProperties: o.importPlugins.injectMetadata?.properties,
-    injectIgnoreRoles: o.importPlugins.injectMetadata?.ignoreUserRoles ?? ["admin"],
-    maxWebDownloads: o.maxUploads,
-  });
+  const { images, auth, imports, metrics, gc } = service;
   // The local admin token: whoever can read the data directory owns its data anyway.
   const localToken = randomBytes(32).toString("base64url");
   await note(log, join(o.dataDir, LOCAL_TOKEN_FILE), `${localToken}\n`, 0o600);
   const inflight: Inflight = { uploads: new Set(), downloads: new Set() };
-  const metrics = createMetrics(images);
-  const gc = startGcSchedule(
-    engine,
-    {
-      intervalSeconds: o.gcIntervalSeconds,
-      graceSeconds: o.gcGraceSeconds,
-      onReport: metrics.gc,
-      onProgress: metrics.gcProgress,
-    },
-    log,
-  );
-  const scrub = startScrubSchedule(
-    engine,
-    {
-      intervalSeconds: o.scrubIntervalSeconds,
-      bytesPerSecond: o.scrubBytesPerSecond,
-      onReport: metrics.scrub,
-      onProgress: metrics.scrubProgress,
-    },
-    log,
-  );
   const app = createApp(images, {
     limits: {
       defaultLimit: o.limitParamDefault,
@@ -275,13 +146,9 @@ async function listen(
       await closed;
       // Let handlers that were cut off settle their catalog updates before the store closes.
       await waitFor(() => inflight.uploads.size === 0 && inflight.downloads.size === 0, 10_000, 10);
-      await imports.close();
-      await gc.stop();
-      await scrub.stop();
       await rm(join(o.dataDir, SERVER_URL_FILE), { force: true });
       await rm(join(o.dataDir, LOCAL_TOKEN_FILE), { force: true });
-      auth.close?.();
-      await engine.close();
+      await service.close();
       log.info("stopped");
       await finish();
     })();

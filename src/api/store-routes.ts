@@ -3,7 +3,7 @@
  * removing an image's data from one store (DELETE /v2/stores/{store}/{image}). Tessera always
  * runs Glance's multi-store mode: even one store has a name (Glance's enabled_backends).
  */
-import type { Hono } from "hono";
+import { Hono } from "hono";
 import type { StoreDescription } from "../engine/stores.js";
 import { ConflictError } from "../errors.js";
 import type { ImageService } from "../images/images.js";
@@ -30,7 +30,8 @@ function storeDetailView(s: StoreDescription): Record<string, unknown> {
   return { ...storeView(s), type: GLANCE_TYPES[s.type], properties };
 }
 
-export function addStoreRoutes(app: Hono<Env>, images: ImageService, policy: AccessPolicy): void {
+export function storeRoutes(images: ImageService, policy: AccessPolicy): Hono<Env> {
+  const app = new Hono<Env>();
   app.get("/v2/info/stores", (c) => c.json({ stores: images.stores().map(storeView) }));
 
   // Glance's policy (stores_info_detail) shows the detail to admins only.
@@ -52,6 +53,7 @@ export function addStoreRoutes(app: Hono<Env>, images: ImageService, policy: Acc
     await images.removeFromStore(c.req.param("id"), store, access);
     return c.body(null, 204);
   });
+  return app;
 }
 
 /** The header Glance's image creation answers with in multi-store mode. */

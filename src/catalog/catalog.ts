@@ -1,51 +1,37 @@
 /**
- * The catalog: an LMDB environment with one database per kind of record.
+ * The catalog's contract: what the engine and the image service may ask of it, whatever
+ * database keeps it (LMDB here, in catalog/lmdb/; a shared SQL database for several nodes).
+ * Every method is async, so a remote database fits behind it; the conformance suite in
+ * test/catalog/catalog-conformance.ts holds every implementation to these comments.
  *
- *   meta       string → JSON          the store format this catalog was built for, its layout
- *   chunks@S   chunk id (32 B) → 32 B  pack id (16) | offset u32 | length u32 | flags u32 | refs u32
- *   packs@S    pack id (16 B) → JSON   { size, chunks, createdAt }
- *   manifests  manifest id → bytes     the binary manifest (see manifest.ts)
- *   objects    manifest id → JSON      { size, chunkCount, hashes, stores, createdAt }
- *   images     image id → record       the image records of the API (see image-records.ts)
- *   image_by_K [value, image id] → ""  one sort index per sortable image attribute K
- *   members    [image id, project] → JSON  an image's members and their status (member-records.ts)
- *   usage      owner → JSON           each owner's images, bytes and uploads (quota tallies)
- *   tasks      task id → JSON         import tasks (task-records.ts), and task_by_image [image, task]
+ * What it keeps:
+ * - per store S, the chunk index (where each chunk of S sits in S's packs, and how many
+ *   manifests held in S list it), the packs, the trash (objects GC will delete) and the
+ *   condemned chunks (unreferenced, out of the index, still in their packs);
+ * - manifests and their object records (the same whichever stores hold them; `stores` counts
+ *   the holders in each);
+ * - the image service's records: images with their sort indexes and owners' usage, members,
+ *   tasks (types in image-records.ts, member-records.ts, task-records.ts);
+ * - leases: the writes in progress, in every process, that GC must not delete from under.
  *
- * Chunks and packs are per store S (store-index.ts): each store holds its own copy of the
- * chunks its objects need. Manifests and objects are not: an object is the same whichever
- * stores hold it, and its record says which (`stores`: holders by store name).
+ * Consistency: a unit of work (`transact`) is atomic and serializable against every other unit
+ * of work, in any process; what it writes is visible to readers all at once after it resolves,
+ * and not at all if it throws. Reads outside a unit of work see some committed state, never a
+ * unit of work's writes before it commits.
  *
- * Reference counts: a chunk's `refs` in store S is the number of manifests present in S that
- * list it (once per manifest, however often it repeats); an object's holders in S are the
- * ingests and copies into S not yet released. Everything a commit writes is one write
- * transaction, so a reader sees all of it or none of it. Reads are synchronous (LMDB reads are
- * memory-mapped).
+ * The GC rule (docs/format.md): GC condemns unreferenced chunks and trashes packs and orphaned
+ * objects, each stamped with the catalog's sequence number; it deletes a trashed object only once
+ * no live lease began before that stamp. A write takes its lease before it looks anything up, so
+ * whatever it found or wrote outlives it; its commit revives a condemned chunk it relies on, and
+ * fails (ChunkVanishedError, LeaseLostError) rather than reference anything gone.
  */
-import { type Database, open, type RootDatabase } from "lmdb";
-import { CatalogUnwritableError, ChunkVanishedError } from "../errors.js";
 import type { ChunkLocation } from "../store/pack-writer.js";
-import {
-  IMAGE_SORT_KEYS,
-  type ImageRecord,
-  type ImageSortKey,
-  type OwnerUsage,
-  tallyAll,
-} from "./image-records.js";
-import { catalogWriteError, dropLmdbCommitEchoes } from "./lmdb-errors.js";
-import { decodeManifest, distinctChunkIds } from "./manifest.js";
-import type { MemberRecord } from "./member-records.js";
-import { SpaceReserve } from "./space-reserve.js";
-import {
-  decodeChunkRecord,
-  encodeChunkRecord,
-  type PackRecord,
-  StoreIndex,
-  type TrashEntry,
-} from "./store-index.js";
+import type { ImageRecord, ImageSortKey, IndexValue, OwnerUsage } from "./image-records.js";
+import type { Member } from "./member-records.js";
+import type { ChunkRecord, PackRecord, TrashEntry } from "./store-index.js";
 import type { TaskRecord } from "./task-records.js";
 
-export { type ChunkRecord, decodeChunkRecord, encodeChunkRecord, type PackRecord } from "./store-index.js";
+export type { ChunkRecord, PackRecord, TrashEntry } from "./store-index.js";
 
 export interface ObjectRecord {
   size: number;
@@ -67,17 +53,26 @@ export interface StoreHoldings {
   logicalBytes: number;
 }
 
+/** All holders of an object, over every store. */
+export function holders(obj: ObjectRecord): number {
+  let n = 0;
+  for (const k in obj.stores) n += obj.stores[k] as number;
+  return n;
+}
+
 /** What a commit adds to a store: the chunks written there and the packs they went into. */
 export interface StoreWrite {
+  /** The lease the write held while it wrote; the commit fails if it has lapsed. */
+  lease: number;
   /** Chunks written, by hex id. */
   written: Map<string, ChunkLocation>;
   packs: { id: Buffer; size: number; chunks: number }[];
   /**
-   * Runs inside the commit's transaction after the object is recorded (the image service
+   * Runs inside the commit's unit of work after the object is recorded (the image service
    * flips its image to active here, so the image and its data become visible together).
    * Throwing aborts the whole commit.
    */
-  alsoInTransaction?: () => void;
+  alsoInTransaction?: (tx: CatalogTx) => Promise<void>;
 }
 
 /** What one ingest commits. */
@@ -88,292 +83,230 @@ export interface IngestCommit extends StoreWrite {
 }
 
 /**
- * Version of the catalog's layout (upgradeLayout): 2 since stores are named, 3 since owners'
- * usage is tallied.
+ * A chunk's move inside one store's index (repack, fsck repair): applied only if the chunk is
+ * still where it was (`from`; absent: still not indexed), so a move never undoes a commit or a
+ * drop that happened meanwhile.
  */
-const LAYOUT = 3;
-
-/** The record without the `restored` mark: holders changed on purpose are no guess any more. */
-function settled(obj: ObjectRecord): ObjectRecord {
-  const { restored: _, ...rest } = obj;
-  return rest;
+export interface ChunkMove {
+  id: Buffer;
+  from?: { pack: Buffer; offset: number };
+  /** The new place. Absent: only report whether the chunk is still at `from`. */
+  to?: ChunkLocation;
+  /** References of a chunk not indexed before (fsck: the manifests that list it). */
+  refs?: number;
 }
 
-/** All holders of an object, over every store. */
-export function holders(obj: ObjectRecord): number {
-  let n = 0;
-  for (const k in obj.stores) n += obj.stores[k] as number;
-  return n;
+/** A write in progress, as recorded for every process to see. */
+export interface LeaseRecord {
+  id: number;
+  /** Who holds it: host, process id and what it is doing. */
+  holder: { host: string; pid: number; what: string };
+  /** The catalog's sequence number when it began: anything stamped later is newer than it. */
+  seq: number;
+  since: number;
+  /** Ms since the epoch past which it is dead unless renewed before. */
+  until: number;
 }
 
-export class Catalog {
-  private constructor(
-    private readonly root: RootDatabase,
-    private readonly reserve: SpaceReserve,
-    readonly meta: Database<unknown, string>,
-    readonly manifests: Database<Buffer, Buffer>,
-    readonly objects: Database<ObjectRecord, Buffer>,
-    readonly images: Database<ImageRecord, string>,
-    readonly imageIndexes: Record<ImageSortKey, Database<Buffer, (string | number | boolean)[]>>,
-    readonly members: Database<MemberRecord, [string, string]>,
-    readonly usage: Database<OwnerUsage, string>,
-    readonly tasks: Database<TaskRecord, string>,
-    readonly taskByImage: Database<string, [string, string]>,
-  ) {}
+/** One store's chunk index, packs and trash, for reading. */
+export interface ChunkIndex {
+  readonly store: string;
+  /**
+   * One answer per id, in order: where the chunk sits, or undefined when it is not indexed
+   * (never stored here, dropped, or condemned by GC). One call answers a whole batch, as one
+   * round trip to a remote database.
+   */
+  lookup(ids: readonly Uint8Array[]): Promise<(ChunkRecord | undefined)[]>;
+  /** Every indexed chunk, in id order; commits made during the scan may or may not show. */
+  scanChunks(): AsyncIterable<{ id: Buffer; rec: ChunkRecord }>;
+  scanPacks(): AsyncIterable<{ id: Buffer; rec: PackRecord }>;
+  hasPack(id: Buffer): Promise<boolean>;
+  scanTrash(): AsyncIterable<{ name: string; entry: TrashEntry }>;
+  inTrash(name: string): Promise<boolean>;
+}
 
-  /** Opens (creating if needed) the catalog in directory `path`. */
-  static open(path: string, options: { durable?: boolean } = {}): Catalog {
-    dropLmdbCommitEchoes();
-    const root = open({ path, maxDbs: 256, noSync: options.durable === false });
-    const reserve = new SpaceReserve(path);
-    const bin = { keyEncoding: "binary", encoding: "binary" } as const;
-    const indexes = {} as Record<ImageSortKey, Database<Buffer, (string | number | boolean)[]>>;
-    for (const k of IMAGE_SORT_KEYS) indexes[k] = root.openDB({ name: `image_by_${k}`, encoding: "binary" });
-    return new Catalog(
-      root,
-      reserve,
-      root.openDB({ name: "meta", encoding: "json" }),
-      root.openDB<Buffer, Buffer>({ name: "manifests", ...bin }),
-      root.openDB<ObjectRecord, Buffer>({ name: "objects", keyEncoding: "binary", encoding: "json" }),
-      root.openDB<ImageRecord, string>({ name: "images", encoding: "msgpack" }),
-      indexes,
-      root.openDB<MemberRecord, [string, string]>({ name: "members", encoding: "json" }),
-      root.openDB<OwnerUsage, string>({ name: "usage", encoding: "json" }),
-      root.openDB<TaskRecord, string>({ name: "tasks", encoding: "json" }),
-      root.openDB<string, [string, string]>({ name: "task_by_image", encoding: "json" }),
-    );
-  }
+/** The image service's records, for reading. */
+export interface RecordsReader {
+  getImage(id: string): Promise<ImageRecord | undefined>;
+  /**
+   * Image ids in the order of one sort index, starting at `from` (every id with that value
+   * included) and walking in `dir`, lazily: a page reads only as far as it needs.
+   */
+  scanImages(
+    key: ImageSortKey,
+    dir: "asc" | "desc",
+    from?: IndexValue,
+  ): AsyncIterable<{ value: IndexValue; id: string }>;
+  /** What an owner has (quota tallies), kept with every image write. */
+  ownerUsage(owner: string | null): Promise<OwnerUsage>;
+  getMember(imageId: string, project: string): Promise<Member | undefined>;
+  /** An image's members, by project id. */
+  listMembers(imageId: string): Promise<Member[]>;
+  countMembers(imageId: string): Promise<number>;
+  getTask(id: string): Promise<TaskRecord | undefined>;
+  /** Every task, newest first. */
+  listTasks(): Promise<TaskRecord[]>;
+  /** An image's tasks, newest first. */
+  tasksOfImage(imageId: string): Promise<TaskRecord[]>;
+}
 
-  private readonly storeIndexes = new Map<string, StoreIndex>();
+/** The image service's records, inside a unit of work. */
+export interface RecordsWriter extends RecordsReader {
+  /** Writes a record, moving its sort index entries and its owner's usage from `prev`'s. */
+  putImage(rec: ImageRecord, prev?: ImageRecord): Promise<void>;
+  /** Removes a record, its index entries, its usage and its members. */
+  removeImage(rec: ImageRecord): Promise<void>;
+  putMember(m: Member): Promise<void>;
+  removeMember(imageId: string, project: string): Promise<void>;
+  putTask(t: TaskRecord): Promise<void>;
+  removeTask(t: TaskRecord): Promise<void>;
+}
 
-  /** The chunk and pack index of the store named `name` (opened, or created, on first use). */
-  store(name: string): StoreIndex {
-    let s = this.storeIndexes.get(name);
-    if (!s) {
-      s = new StoreIndex(
-        name,
-        this.root.openDB<Buffer, Buffer>({
-          name: `chunks@${name}`,
-          keyEncoding: "binary",
-          encoding: "binary",
-        }),
-        this.root.openDB<PackRecord, Buffer>({
-          name: `packs@${name}`,
-          keyEncoding: "binary",
-          encoding: "json",
-        }),
-        this.root.openDB<TrashEntry, string>({ name: `trash@${name}`, encoding: "json" }),
-      );
-      this.storeIndexes.set(name, s);
-    }
-    return s;
-  }
-
-  getManifest(id: Buffer): Buffer | undefined {
-    return this.manifests.get(id);
-  }
-
-  getObject(id: Buffer): ObjectRecord | undefined {
-    return this.objects.get(id);
-  }
+/**
+ * A unit of work. Its methods may be called only until the function given to `transact`
+ * settles, and it must await nothing but them: an implementation may hold a lock meanwhile.
+ */
+export interface CatalogTx extends RecordsWriter {
+  getObject(id: Buffer): Promise<ObjectRecord | undefined>;
+  getManifest(id: Buffer): Promise<Buffer | undefined>;
+  getMeta<T>(key: string): Promise<T | undefined>;
+  setMeta(key: string, value: unknown): Promise<void>;
 
   /**
-   * The commit point of an ingest into store `store`: in one transaction, record the manifest
-   * and object if they are new, then add a holder in that store (holdInStore). Resolves when
-   * the transaction is durable; returns whether the manifest was new.
+   * The commit point of an ingest into `store`: records the manifest and object if new (else
+   * merges digests the earlier upload lacked), then holds it in `store` (see commitCopy).
+   * Returns whether the object was new.
    */
-  async commitIngest(store: string, c: IngestCommit): Promise<{ created: boolean }> {
-    const now = new Date().toISOString();
-    return this.run(() => {
-      const existing = this.objects.get(c.manifestId);
-      if (existing) {
-        // A second upload may carry digests the first did not compute.
-        this.objects.putSync(c.manifestId, {
-          ...existing,
-          hashes: { ...c.object.hashes, ...existing.hashes },
-        });
-      } else {
-        this.manifests.putSync(c.manifestId, c.manifest);
-        this.objects.putSync(c.manifestId, { ...c.object, stores: {}, createdAt: now });
-      }
-      this.holdInStore(store, c.manifestId, c);
-      c.alsoInTransaction?.();
-      return { created: !existing };
-    });
-  }
+  commitIngest(store: string, c: IngestCommit): Promise<{ created: boolean }>;
+  /**
+   * The commit point of a copy of a known object into `store`: records its packs, and gives
+   * the object a holder there. The first holder in a store adds a reference there to every
+   * distinct chunk of the manifest: an indexed chunk, a chunk this write wrote, or a condemned
+   * one (revived, its pack taken back out of the trash). A chunk none of these is gone, and the
+   * whole unit of work fails with ChunkVanishedError; a lapsed lease fails it with
+   * LeaseLostError.
+   */
+  commitCopy(store: string, manifestId: Buffer, c: StoreWrite): Promise<void>;
+  /**
+   * Drops one holder of an object in `store`. With the store's last, each of its chunks there
+   * loses the manifest's reference (a chunk at zero stays indexed until GC condemns it); with
+   * the last holder anywhere, the manifest and object go. Returns whether they went.
+   */
+  releaseObject(store: string, manifestId: Buffer): Promise<{ removed: boolean }>;
+  /** Marks an object damaged (fsck --repair found a chunk of it bad everywhere). */
+  markDamaged(manifestId: Buffer): Promise<void>;
+
+  /** Records packs written to `store` (repack, repair). */
+  recordPacks(store: string, packs: readonly { id: Buffer; size: number; chunks: number }[]): Promise<void>;
+  /** Applies each move that still holds (ChunkMove); answers, per move, whether it held. */
+  relocate(store: string, lease: number, moves: readonly ChunkMove[]): Promise<boolean[]>;
+  /**
+   * GC: each of `ids` still indexed with no reference leaves the index for the condemned list,
+   * stamped with a new sequence number. Returns how many, their stored bytes, and the stamp.
+   */
+  condemn(store: string, ids: readonly Buffer[]): Promise<{ condemned: number; bytes: number }>;
+  /**
+   * GC: packs of `store` it found without a live chunk leave the pack records for the trash,
+   * stamped with a new sequence number; `at` is when (ms), for the grace period. A pack a
+   * commit revived a chunk in after sequence number `countedAt` (when the collection counted
+   * what is live) stays. Returns how many went.
+   */
+  trashPacks(
+    store: string,
+    packs: readonly { name: string; size: number }[],
+    at: number,
+    countedAt: number,
+  ): Promise<number>;
+  /**
+   * GC: objects found on the store's backend that the catalog does not know go to the trash,
+   * stamped likewise, except any a commit has recorded since they were listed. Returns how many.
+   */
+  trashOrphans(
+    store: string,
+    objects: readonly { name: string; size: number }[],
+    at: number,
+  ): Promise<number>;
+  /** GC: an object wanted again leaves the trash. */
+  untrash(store: string, name: string): Promise<void>;
+  /**
+   * GC, just before deleting `name` from the store's backend: if it is still in the trash, not
+   * wanted again (a pack recorded, a manifest whose object the store holds: then it just leaves
+   * the trash) and no lease alive at `now` began before it was trashed, it leaves the trash with the condemned
+   * chunks it holds (nothing can revive them any more) and the answer is its entry; otherwise
+   * undefined, and it must not be deleted. `ignoreLeases` (unsafe; for the test that shows the
+   * rule matters) skips the lease check.
+   */
+  claimForDeletion(
+    store: string,
+    name: string,
+    now: number,
+    options?: { ignoreLeases?: boolean },
+  ): Promise<TrashEntry | undefined>;
+  /** Whether a lease alive at `now` began before sequence number `seq`. */
+  leasesBefore(seq: number, now: number): Promise<boolean>;
+  /** The next sequence number (every stamp and lease takes one). */
+  nextSeq(): Promise<number>;
 
   /**
-   * The commit point of a copy of a known object into store `store`: its chunks written there
-   * are indexed and it gains a holder there (holdInStore).
+   * rebuild-index: replaces `store`'s chunk index and packs with what its packs hold, restores
+   * the manifests it carries that the catalog lacks (their objects held once there, marked
+   * restored), adopts restored objects it also carries, and recounts every reference there.
    */
-  async commitCopy(store: string, manifestId: Buffer, c: StoreWrite): Promise<void> {
-    await this.run(() => {
-      this.holdInStore(store, manifestId, c);
-      c.alsoInTransaction?.();
-    });
-  }
+  rebuildStore(store: string, input: RebuildInput): Promise<RebuildCounts>;
+}
 
-  /**
-   * Inside a transaction: records the packs and chunk locations written to `store`, and adds a
-   * holder of the object there. The first holder in a store adds a reference in that store to
-   * every distinct chunk the manifest lists; a chunk neither indexed in the store nor written
-   * by this commit was collected meanwhile, and the whole transaction aborts with
-   * ChunkVanishedError.
-   */
-  private holdInStore(store: string, manifestId: Buffer, c: StoreWrite): void {
-    const idx = this.store(store);
-    const obj = this.objects.get(manifestId);
-    const manifest = this.manifests.get(manifestId);
-    if (!obj || !manifest) throw new ChunkVanishedError(`manifest ${manifestId.toString("hex")}`);
-    idx.recordPacks(c.packs);
-    const held = obj.stores[store] ?? 0;
-    // Held there already: the chunks are referenced, and whatever this commit wrote
-    // duplicates indexed ones (garbage for GC).
-    if (held === 0) {
-      for (const [hex, id] of distinctChunkIds(decodeManifest(manifest))) {
-        const cur = idx.chunks.get(id);
-        if (cur) {
-          const rec = decodeChunkRecord(cur);
-          rec.refs++;
-          idx.chunks.putSync(id, encodeChunkRecord(rec));
-          continue;
-        }
-        const loc = c.written.get(hex);
-        if (!loc) throw new ChunkVanishedError(hex);
-        idx.chunks.putSync(id, encodeChunkRecord({ ...loc, refs: 1 }));
-      }
-    }
-    this.objects.putSync(manifestId, { ...settled(obj), stores: { ...obj.stores, [store]: held + 1 } });
-  }
+export interface RebuildInput {
+  packs: {
+    id: Buffer;
+    rec: PackRecord;
+    entries: { id: Buffer; offset: number; length: number; flags: number }[];
+  }[];
+  /** Manifests found in the store that the catalog lacked, with their records. */
+  missing: { id: Buffer; bytes: Buffer; hashes: Record<string, string> }[];
+  /** Restored objects (by an earlier rebuild, from another store) this store carries too. */
+  adopted: Buffer[];
+}
 
-  /**
-   * Drops one holder of an object in `store`. When the store's last goes, each chunk there
-   * loses the manifest's reference (chunks reaching zero stay indexed, and stored, until
-   * garbage collection); when no store holds it any more, the manifest and object are removed.
-   * Returns whether the manifest was removed.
-   */
-  async releaseObject(store: string, manifestId: Buffer): Promise<{ removed: boolean }> {
-    return this.run(() => this.releaseObjectInTransaction(store, manifestId), true);
-  }
+export interface RebuildCounts {
+  packs: number;
+  chunks: number;
+  manifests: number;
+  manifestsRestored: number;
+}
 
-  /** releaseObject's body, for callers that release as part of a larger transaction. */
-  releaseObjectInTransaction(store: string, manifestId: Buffer): { removed: boolean } {
-    const obj = this.objects.get(manifestId);
-    const held = obj?.stores[store] ?? 0;
-    if (!obj || held === 0) return { removed: false };
-    const stores = { ...obj.stores, [store]: held - 1 };
-    if (held === 1) {
-      delete stores[store];
-      const manifest = this.manifests.get(manifestId);
-      const idx = this.store(store);
-      if (manifest) {
-        for (const id of distinctChunkIds(decodeManifest(manifest)).values()) {
-          const cur = idx.chunks.get(id);
-          if (!cur) continue;
-          const rec = decodeChunkRecord(cur);
-          rec.refs = Math.max(0, rec.refs - 1);
-          idx.chunks.putSync(id, encodeChunkRecord(rec));
-        }
-      }
-    }
-    if (Object.keys(stores).length > 0) {
-      this.objects.putSync(manifestId, { ...settled(obj), stores });
-      return { removed: false };
-    }
-    this.manifests.removeSync(manifestId);
-    this.objects.removeSync(manifestId);
-    return { removed: true };
-  }
-
+export interface Catalog {
+  getObject(id: Buffer): Promise<ObjectRecord | undefined>;
+  getManifest(id: Buffer): Promise<Buffer | undefined>;
+  /** Every object record, by manifest id. */
+  scanObjects(): AsyncIterable<{ id: Buffer; obj: ObjectRecord }>;
   /** What each store holds by the object records: objects, holders, their logical bytes. */
-  holdingsByStore(): Map<string, StoreHoldings> {
-    const out = new Map<string, StoreHoldings>();
-    for (const { value } of this.objects.getRange()) {
-      for (const [name, n] of Object.entries(value.stores)) {
-        const h = out.get(name) ?? { objects: 0, holders: 0, logicalBytes: 0 };
-        h.objects++;
-        h.holders += n;
-        h.logicalBytes += n * value.size;
-        out.set(name, h);
-      }
-    }
-    return out;
-  }
+  holdingsByStore(): Promise<Map<string, StoreHoldings>>;
+  getMeta<T>(key: string): Promise<T | undefined>;
+  /** The chunk index of store `name` (created on first use). */
+  chunkIndex(name: string): ChunkIndex;
+  readonly records: RecordsReader;
 
   /**
-   * Catalogs written before stores had names kept one chunk and pack index, plain holder
-   * counts and no image stores: all of it becomes store `name`'s. Once, in one transaction.
+   * Runs `fn` as one unit of work (see CatalogTx), retried whole where the implementation
+   * must (so `fn` may run more than once, and must keep no state of its own across runs).
+   * A commit refused for lack of space is CatalogUnwritableError. `useReserve`: the unit
+   * frees space (a delete, a collection) or puts things back after a failure, and may use
+   * space kept back for that on a full disk.
    */
-  async upgradeLayout(name: string): Promise<void> {
-    const layout = this.meta.get("layout");
-    if (layout === LAYOUT) return;
-    if (this.meta.get("format") === undefined) {
-      await this.meta.put("layout", LAYOUT); // a new catalog
-      return;
-    }
-    if (layout === 2) {
-      await this.run(() => {
-        tallyAll(this);
-        this.meta.putSync("layout", LAYOUT);
-      });
-      return;
-    }
-    const bin = { keyEncoding: "binary", encoding: "binary" } as const;
-    const oldChunks = this.root.openDB<Buffer, Buffer>({ name: "chunks", ...bin });
-    const oldPacks = this.root.openDB<PackRecord, Buffer>({
-      name: "packs",
-      keyEncoding: "binary",
-      encoding: "json",
-    });
-    const idx = this.store(name);
-    await this.run(() => {
-      for (const { key, value } of oldChunks.getRange()) idx.chunks.putSync(key, value);
-      for (const { key, value } of oldPacks.getRange()) idx.packs.putSync(key, value);
-      oldChunks.clearSync();
-      oldPacks.clearSync();
-      for (const { key, value } of [...this.objects.getRange()]) {
-        const { refs, ...rest } = value as ObjectRecord & { refs?: number };
-        if (refs !== undefined)
-          this.objects.putSync(key, { ...rest, stores: refs > 0 ? { [name]: refs } : {} });
-      }
-      for (const { key, value } of [...this.images.getRange()]) {
-        if (!value.stores) this.images.putSync(key, { ...value, stores: value.object ? [name] : [] });
-      }
-      tallyAll(this);
-      this.meta.putSync("layout", LAYOUT);
-    });
-  }
+  transact<T>(fn: (tx: CatalogTx) => Promise<T>, options?: { useReserve?: boolean }): Promise<T>;
 
-  async close(): Promise<void> {
-    await this.root.close();
-  }
-
+  /** Begins a lease for `ttlMs` (a write about to start); `what` says what for. */
+  beginLease(what: string, ttlMs: number): Promise<LeaseRecord>;
   /**
-   * Runs `fn` in one write transaction; a commit refused for lack of space is a
-   * CatalogUnwritableError. `useReserve`: the transaction frees space (a delete, a collection)
-   * or puts things back after a failure (an upload or import that failed, recovery at start),
-   * and may use the space reserve on a full disk: those must work when nothing else can.
+   * Extends a live lease to `ttlMs` from now. False when it has lapsed or ended: a lapsed
+   * lease never lives again, and its write must fail.
    */
-  transaction<T>(fn: () => T, options: { useReserve?: boolean } = {}): Promise<T> {
-    return this.run(fn, options.useReserve);
-  }
+  renewLease(id: number, ttlMs: number): Promise<boolean>;
+  endLease(id: number): Promise<void>;
+  /** Leases alive now (their holders' processes may have died: see until). */
+  liveLeases(): Promise<LeaseRecord[]>;
 
-  private async run<T>(fn: () => T, useReserve = false): Promise<T> {
-    try {
-      const result = await this.root.transaction(fn);
-      this.reserve.retake();
-      return result;
-    } catch (e) {
-      const err = await catalogWriteError(e);
-      // The disk is full: the reserve makes room for this commit (a delete, most likely).
-      if (useReserve && err instanceof CatalogUnwritableError && this.reserve.release()) {
-        try {
-          return await this.root.transaction(fn);
-        } catch (again) {
-          throw await catalogWriteError(again);
-        }
-      }
-      throw err;
-    }
-  }
+  /** Brings an older layout up to date (once); `store` is the name for unnamed old data. */
+  upgradeLayout(store: string): Promise<void>;
+  close(): Promise<void>;
 }

@@ -7,11 +7,9 @@
  * keys, so a null value is indexed as `false`, which orders before every number and string,
  * as NULL does in SQL.
  *
- * Writers call these inside a catalog transaction (Catalog.transaction), so a record and its
- * index entries change together.
+ * The catalog keeps a record, its index entries and its owner's usage in one unit of work
+ * (RecordsWriter in catalog.ts); this module is the records' shape and the rules they follow.
  */
-import type { Catalog } from "./catalog.js";
-import { removeMembers } from "./member-records.js";
 
 export const IMAGE_STATUSES = [
   "queued",
@@ -91,20 +89,12 @@ export interface OwnerUsage {
 }
 
 /** Statuses in which an image's data is on its way in (Glance's image_count_uploading). */
-const UPLOADING = new Set<ImageStatus>(["saving", "uploading", "importing"]);
+export const UPLOADING = new Set<ImageStatus>(["saving", "uploading", "importing"]);
 
-const NO_USAGE: OwnerUsage = { images: 0, bytes: 0, uploading: 0, staged: 0 };
+export const NO_USAGE: OwnerUsage = { images: 0, bytes: 0, uploading: 0, staged: 0 };
 
-/** The usage key of an owner (LMDB keys cannot be empty or null). */
-function ownerKey(owner: string | null): string {
-  return `o:${owner ?? ""}`;
-}
-
-export function ownerUsage(cat: Catalog, owner: string | null): OwnerUsage {
-  return cat.usage.get(ownerKey(owner)) ?? NO_USAGE;
-}
-
-function share(rec: ImageRecord): OwnerUsage {
+/** One image's part of its owner's usage. */
+export function usageShare(rec: ImageRecord): OwnerUsage {
   return {
     images: 1,
     bytes: rec.size ?? 0,
@@ -113,84 +103,8 @@ function share(rec: ImageRecord): OwnerUsage {
   };
 }
 
-function addUsage(cat: Catalog, owner: string | null, u: OwnerUsage, sign: 1 | -1): void {
-  const cur = ownerUsage(cat, owner);
-  const next = {
-    images: cur.images + sign * u.images,
-    bytes: cur.bytes + sign * u.bytes,
-    uploading: cur.uploading + sign * u.uploading,
-    staged: (cur.staged ?? 0) + sign * (u.staged ?? 0),
-  };
-  if (next.images <= 0) cat.usage.removeSync(ownerKey(owner));
-  else cat.usage.putSync(ownerKey(owner), next);
-}
-
-/** Recomputes every owner's usage from the records (inside a transaction; layout upgrades). */
-export function tallyAll(cat: Catalog): void {
-  cat.usage.clearSync();
-  const all = new Map<string | null, OwnerUsage>();
-  for (const { value } of cat.images.getRange()) {
-    const u = all.get(value.owner) ?? { ...NO_USAGE };
-    const s = share(value);
-    u.images += s.images;
-    u.bytes += s.bytes;
-    u.uploading += s.uploading;
-    u.staged = (u.staged ?? 0) + (s.staged ?? 0);
-    all.set(value.owner, u);
-  }
-  for (const [owner, u] of all) cat.usage.putSync(ownerKey(owner), u);
-}
-
+/** The value a record has in sort index `key`: null orders first, as `false`. */
 export function indexValue(rec: ImageRecord, key: ImageSortKey): IndexValue {
   const v = rec[key];
   return v === null ? false : v;
-}
-
-const EMPTY = Buffer.alloc(0);
-
-export function getImage(cat: Catalog, id: string): ImageRecord | undefined {
-  return cat.images.get(id);
-}
-
-/** Writes a record and moves its index entries from `prev`'s values (inside a transaction). */
-export function putImage(cat: Catalog, rec: ImageRecord, prev?: ImageRecord): void {
-  for (const k of IMAGE_SORT_KEYS) {
-    const v = indexValue(rec, k);
-    if (prev) {
-      const old = indexValue(prev, k);
-      if (old === v) continue;
-      cat.imageIndexes[k].removeSync([old, rec.id]);
-    }
-    cat.imageIndexes[k].putSync([v, rec.id], EMPTY);
-  }
-  if (prev) addUsage(cat, prev.owner, share(prev), -1);
-  addUsage(cat, rec.owner, share(rec), 1);
-  cat.images.putSync(rec.id, rec);
-}
-
-/** Removes a record and its index entries (inside a transaction). */
-export function removeImage(cat: Catalog, rec: ImageRecord): void {
-  for (const k of IMAGE_SORT_KEYS) cat.imageIndexes[k].removeSync([indexValue(rec, k), rec.id]);
-  addUsage(cat, rec.owner, share(rec), -1);
-  removeMembers(cat, rec.id);
-  cat.images.removeSync(rec.id);
-}
-
-/**
- * Image ids in the order of one sort index, starting at `from` (inclusive of every id with
- * that value) and walking in `dir`. Lazily: a page reads only as far as it needs.
- */
-export function* scanImageIndex(
-  cat: Catalog,
-  key: ImageSortKey,
-  dir: "asc" | "desc",
-  from?: IndexValue,
-): Generator<{ value: IndexValue; id: string }> {
-  const reverse = dir === "desc";
-  // Ids are ASCII, so "\uffff" sorts after every id with the same value.
-  const start = from === undefined ? undefined : reverse ? [from, "\uffff"] : [from];
-  for (const k of cat.imageIndexes[key].getKeys({ start, reverse })) {
-    const [value, id] = k as [IndexValue, string];
-    yield { value, id };
-  }
 }

@@ -31,8 +31,9 @@ function instantiate(): GearScan {
 }
 
 /**
- * Receives each chunk. `chunk` is a view into the chunker's own buffer and is only valid
- * during the call: copy what must outlive it.
+ * Receives each chunk. `chunk` is a view into the chunker's own buffer: it stays valid until
+ * the next push or finish when the piece pushed was at most `stablePiece` bytes, else only
+ * during the call. Copy what must outlive that.
  */
 export type ChunkSink = (chunk: Uint8Array) => void;
 
@@ -77,8 +78,15 @@ export class Chunker {
     this.zeroRunsCutAtMax = firstCutJs(this.zeros, 0, params.max, params) === params.max;
   }
 
+  /** The largest piece whose chunks all stay valid until the next push or finish. */
+  get stablePiece(): number {
+    return this.cap - this.params.max;
+  }
+
   /** Feeds the next piece of the stream; calls `sink` for every chunk it completes. */
   push(piece: Uint8Array, sink: ChunkSink): void {
+    // Room made before anything is cut, so that no chunk of this piece moves under its view.
+    if (this.end + piece.length > this.cap) this.compact();
     let off = 0;
     while (off < piece.length) {
       if (this.end === this.cap) this.compact();

@@ -6,11 +6,11 @@
  */
 import { stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { Engine } from "../engine/engine.js";
+import { type Composed, compose, type Parts } from "../compose.js";
+import type { ServerConfig } from "../config/server-config.js";
 import { TesseraError } from "../errors.js";
 import { STORE_FORMAT_OBJECT } from "../store/names.js";
 import { openBackend } from "../store/open-store.js";
-import { chunkerOf, nodeHashName, type ServerConfig } from "./config.js";
 
 /** The catalog's LMDB file: present in every data directory an engine has opened. */
 const CATALOG_FILE = join("catalog", "data.mdb");
@@ -59,37 +59,31 @@ export async function requireDataDir(cfg: ServerConfig, orStore?: string): Promi
   throw new NoDataDirError(cfg.dataDir, `no catalog, and store ${orStore} has no format record`);
 }
 
-/** The engine over the configuration's stores. */
-export function openEngine(cfg: ServerConfig): Promise<Engine> {
-  return Engine.openDir(cfg.dataDir, {
-    stores: cfg.stores,
-    defaultStore: cfg.defaultStore,
-    readOrder: cfg.storeReadOrder.length > 0 ? cfg.storeReadOrder : undefined,
-    durable: cfg.fsync,
-    hashAlgorithms: ["md5", nodeHashName(cfg.osHashAlgo)],
-    chunker: chunkerOf(cfg),
-  });
-}
-
 /**
- * Runs `fn` on the engine of the configured directory, then closes it and calls `unlock` (the
- * release of the directory lock the caller took, or NO_LOCK for read-only work).
+ * Runs `fn` on `parts` of the configured directory (compose.ts), then closes them and calls
+ * `unlock`, even when opening failed: the release of the directory lock the caller took, or
+ * NO_LOCK.
  */
-export async function withEngine<T>(
+export async function withService<P extends Parts, T>(
   cfg: ServerConfig,
+  parts: P,
   unlock: () => Promise<void>,
-  fn: (engine: Engine) => Promise<T>,
+  fn: (service: Composed<P>) => Promise<T>,
 ): Promise<T> {
   try {
-    const engine = await openEngine(cfg);
+    const service = await compose(cfg, parts);
     try {
-      return await fn(engine);
+      return await fn(service);
     } finally {
-      await engine.close();
+      await service.close();
     }
   } finally {
     await unlock();
   }
 }
 
+/**
+ * The release of no lock, for commands that may run beside a server: those that only read, and
+ * ingest, whose new objects the trash's grace period protects from the server's collections.
+ */
 export const NO_LOCK = async () => {};

@@ -6,15 +6,19 @@ import type { Engine } from "../engine/engine.js";
 import { imageStats } from "../images/images.js";
 
 /** The report for the whole directory, or for one image's unique and shared bytes. */
-export function statsText(engine: Engine, image: ImageRecord | undefined, json: boolean): string {
+export async function statsText(
+  engine: Engine,
+  image: ImageRecord | undefined,
+  json: boolean,
+): Promise<string> {
   if (image) {
-    const st = imageStats(engine, image);
+    const st = await imageStats(engine, image);
     if (json) return `${JSON.stringify(st)}\n`;
     return Object.entries(st)
       .map(([k, v]) => `${k.padEnd(20)} ${v}\n`)
       .join("");
   }
-  const report = engine.stats();
+  const report = await engine.stats();
   if (json) return `${JSON.stringify(report)}\n`;
   const rows = [
     ["store", "objects", "images", "logical", "stored", "packs", "dedup"],

@@ -11,6 +11,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import type { CatalogTx } from "../catalog/catalog.js";
 import { type Inspection, inspectStream } from "../formats/inspect-stream.js";
 import type { RuleName } from "../formats/inspector.js";
 import { type ConversionLimits, DEFAULT_CONVERSION_LIMITS, qemuImgConvert } from "../formats/qemu-img.js";
@@ -51,7 +52,7 @@ export interface ConvertOptions {
   /** The store the result goes to (default: the default store). */
   store?: string;
   /** Runs inside the commit of the result, with its inspection; throwing commits nothing. */
-  inCommit?: (object: CommittedObject, inspection: Inspection) => void;
+  inCommit?: (tx: CatalogTx, object: CommittedObject, inspection: Inspection) => Promise<void>;
 }
 
 export interface ConvertResult {
@@ -87,10 +88,10 @@ export async function convertObject(
     const object = await engine.ingest(out.pieces, {
       ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}),
       ...(o.store !== undefined ? { store: o.store } : {}),
-      inCommit: (obj) => {
+      inCommit: async (tx, obj) => {
         inspection = out.result();
         if (inspection.violations.length > 0) throw new FormatRejectedError(inspection.violations);
-        o.inCommit?.(obj, inspection);
+        await o.inCommit?.(tx, obj, inspection);
       },
     });
     return { object, inspection: inspection as Inspection };

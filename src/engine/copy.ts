@@ -8,21 +8,20 @@
  * catalog commit, where the object gains a holder in the target; until then the target's
  * index is unchanged.
  */
-import { chunkIdOf, distinctChunkIds } from "../catalog/manifest.js";
+import type { CatalogTx } from "../catalog/catalog.js";
+import { chunkIdOf, type Manifest } from "../catalog/manifest.js";
 import { encodeManifestObject } from "../catalog/manifest-object.js";
 import { CorruptDataError, NotFoundError } from "../errors.js";
-import { manifestName } from "../store/names.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import { type ChunkRun, RunBuilder, readRun, writeRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
-import type { ActiveWrite } from "./gc.js";
 import { putManifest } from "./ingest.js";
 import { loadManifest } from "./read.js";
-import { locateChunk, type Store } from "./stores.js";
+import { locateChunks, type Store } from "./stores.js";
 
 export interface CopyOptions {
   /** Runs inside the commit's transaction; throwing aborts the copy (nothing is indexed). */
-  inCommit?: () => void;
+  inCommit?: (tx: CatalogTx) => Promise<void>;
 }
 
 export interface CopyResult {
@@ -35,34 +34,41 @@ export interface CopyResult {
   packsWritten: number;
 }
 
+/** Chunks looked up per catalog call. */
+const LOCATE_BATCH = 512;
+
 /** Runs of reads in flight at once. */
 const RUNS_IN_FLIGHT = 8;
 
-export async function copyObject(
+export function copyObject(
   engine: Engine,
   id: Buffer,
   target: Store,
   options: CopyOptions,
 ): Promise<CopyResult> {
-  const m = loadManifest(engine, id);
+  // The lease keeps what the copy finds in the target and what it writes there until its commit.
+  return engine.leased(`copy ${id.toString("hex")} to ${target.name}`, (lease) =>
+    copyLeased(engine, id, target, options, lease),
+  );
+}
+
+async function copyLeased(
+  engine: Engine,
+  id: Buffer,
+  target: Store,
+  options: CopyOptions,
+  lease: number,
+): Promise<CopyResult> {
+  const m = await loadManifest(engine, id);
   const runs = planRuns(engine, m, target);
   const packs = new PackWriter(target.backend, { packSize: target.packSize, buffers: target.packBuffers });
   const written = new Map<string, ChunkLocation>();
   const result: CopyResult = { chunksCopied: 0, bytesMoved: 0, bytesPlain: 0, packsWritten: 0 };
   const inFlight: Promise<{ run: ChunkRun; data: Buffer }>[] = [];
-  // Garbage collection spares every chunk of the object in the target (those found there are
-  // referenced at the commit) and what this copy writes.
-  const manifestObject = manifestName(id.toString("hex"));
-  const active: ActiveWrite = {
-    store: target.name,
-    pinned: () => distinctChunkIds(m).values(),
-    objects: () => [...packs.names(), manifestObject],
-  };
-  engine.activeWrites.add(active);
   try {
     for (;;) {
       while (inFlight.length < RUNS_IN_FLIGHT) {
-        const next = runs.next();
+        const next = await runs.next();
         if (next.done) break;
         const p = readRun(engine, next.value);
         p.catch(() => {});
@@ -76,17 +82,20 @@ export async function copyObject(
       result.bytesMoved += run.stored;
       await packs.drain();
     }
-    const obj = engine.catalog.getObject(id);
-    if (!obj) throw new NotFoundError(`object ${id.toString("hex")} (released during the copy)`);
+    const obj = await engine.catalog.getObject(id);
+    const manifest = await engine.catalog.getManifest(id);
+    if (!obj || !manifest) throw new NotFoundError(`object ${id.toString("hex")} (released during the copy)`);
     const { size, chunkCount, hashes } = obj;
-    const manifest = engine.catalog.getManifest(id) as Buffer;
     await putManifest(target, packs, id, encodeManifestObject(manifest, { size, chunkCount, hashes }));
     const packList = await packs.finish();
-    await engine.catalog.commitCopy(target.name, id, {
-      written,
-      packs: packList,
-      alsoInTransaction: options.inCommit,
-    });
+    await engine.catalog.transact((tx) =>
+      tx.commitCopy(target.name, id, {
+        lease,
+        written,
+        packs: packList,
+        alsoInTransaction: options.inCommit,
+      }),
+    );
     result.chunksCopied = written.size;
     result.packsWritten = packList.length;
     return result;
@@ -94,26 +103,42 @@ export async function copyObject(
     await Promise.allSettled(inFlight);
     await packs.abort();
     throw e;
-  } finally {
-    engine.activeWrites.delete(active);
   }
 }
 
 /** The distinct chunks of `m` that `target` lacks, grouped into runs of their source packs. */
-function* planRuns(engine: Engine, m: ReturnType<typeof loadManifest>, target: Store): Generator<ChunkRun> {
+async function* planRuns(engine: Engine, m: Manifest, target: Store): AsyncGenerator<ChunkRun> {
   const seen = new Set<string>();
   const runs = new RunBuilder(engine.readSegmentBytes);
-  for (let i = 0; i < m.count; i++) {
-    const id = chunkIdOf(m, i);
-    if (!id || target.index.hasChunk(id)) continue;
-    const hex = id.toString("hex");
-    if (seen.has(hex)) continue;
-    seen.add(hex);
-    const from = locateChunk(engine.stores.values(), id, target);
-    if (!from) throw new CorruptDataError(`chunk ${hex} is in no store's index`);
-    const { store, rec } = from;
-    const closed = runs.add(store, rec, { id, hex, stored: rec.length, plain: m.lengths[i] as number });
-    if (closed) yield closed;
+  for (let base = 0; base < m.count; base += LOCATE_BATCH) {
+    // The batch's distinct chunks, then which the target lacks, then where the others are.
+    const batch: { id: Buffer; hex: string; plain: number }[] = [];
+    for (let i = base; i < Math.min(m.count, base + LOCATE_BATCH); i++) {
+      const id = chunkIdOf(m, i);
+      if (!id) continue;
+      const hex = id.toString("hex");
+      if (seen.has(hex)) continue;
+      seen.add(hex);
+      batch.push({ id, hex, plain: m.lengths[i] as number });
+    }
+    const inTarget = await target.index.lookup(batch.map((c) => c.id));
+    const lacking = batch.filter((_, k) => !inTarget[k]);
+    const from = await locateChunks(
+      engine.stores.values(),
+      lacking.map((c) => c.id),
+      target,
+    );
+    for (const [k, c] of lacking.entries()) {
+      const at = from[k];
+      if (!at) throw new CorruptDataError(`chunk ${c.hex} is in no store's index`);
+      const closed = runs.add(at.store, at.rec, {
+        id: c.id,
+        hex: c.hex,
+        stored: at.rec.length,
+        plain: c.plain,
+      });
+      if (closed) yield closed;
+    }
   }
   const last = runs.finish();
   if (last) yield last;

@@ -6,7 +6,8 @@
 
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { Catalog } from "../catalog/catalog.js";
+import type { Catalog } from "../catalog/catalog.js";
+import { openCatalog } from "../catalog/open.js";
 import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../chunker/params.js";
 import { MissingStoreError, NotFoundError, UnknownStoreError } from "../errors.js";
 import { ChunkVerifier } from "../hash/chunk-verifier.js";
@@ -23,8 +24,9 @@ import {
 } from "../store/open-store.js";
 import { type CopyOptions, type CopyResult, copyObject } from "./copy.js";
 import { type FsckOptions, type FsckReport, fsck } from "./fsck.js";
-import { type ActiveWrite, collectGarbage, type GcOptions, type GcReport } from "./gc.js";
+import { collectGarbage, type GcOptions, type GcReport } from "./gc.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
+import { DEFAULT_LEASE_MS, withLease } from "./lease.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
 import { ReadBudget } from "./read-budget.js";
@@ -71,6 +73,11 @@ export interface EngineOptions {
    * others in the order given). Stores left out are tried last.
    */
   readOrder?: string[];
+  /**
+   * How long a write's lease lives unless renewed (default 5 minutes, renewed every quarter of
+   * it): a write stalled longer than this fails at its commit (docs/format.md, the GC rule).
+   */
+  leaseMs?: number;
 }
 
 /** The name of the one store of an engine opened on a bare backend. */
@@ -104,6 +111,7 @@ export class Engine {
     this.stores = new Map(stores.map((s) => [s.name, s]));
     this.defaultStore = defaultStore;
     this.hashAlgorithms = options.hashAlgorithms ?? ["md5", "sha512"];
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.hashers = new HasherPool(this.hashAlgorithms);
     this.verifyOnRead = options.verifyOnRead ?? true;
     this.readAheadBytes = Math.max(...stores.map((s) => s.readAheadBytes));
@@ -149,7 +157,7 @@ export class Engine {
       ? { [DEFAULT_STORE_NAME]: { backend: stores } }
       : stores;
     await mkdir(catalogDir, { recursive: true });
-    const catalog = Catalog.open(catalogDir);
+    const catalog = openCatalog(catalogDir);
     try {
       let chunker = options.chunker;
       let format: StoreFormat | undefined;
@@ -166,7 +174,7 @@ export class Engine {
         readAheadBytes: options.readAheadBytes ?? 8 * 1024 * 1024,
       });
       await catalog.upgradeLayout(defaultStore.name);
-      assertStoresKnown(catalog, setups);
+      await assertStoresKnown(catalog, setups);
       return new Engine(catalog, list, defaultStore, format, options);
     } catch (e) {
       await catalog.close();
@@ -211,9 +219,6 @@ export class Engine {
     }
   }
 
-  /** Ingests and copies in progress, and what each depends on (garbage collection spares it). */
-  readonly activeWrites = new Set<ActiveWrite>();
-
   /** Ingests a byte stream (into the default store unless options.store says); see ingest.ts. */
   ingest(source: AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<IngestResult> {
     return this.writing(() => ingest(this, source, options));
@@ -235,14 +240,24 @@ export class Engine {
   }
 
   /** Logical against physical bytes per store and in total; see stats.ts. */
-  stats(): StatsReport {
+  stats(): Promise<StatsReport> {
     return allStats(this);
   }
 
   /** What one object references alone and shares, in a store; see stats.ts. */
-  objectStats(manifestId: Buffer | string, store?: string): ObjectStats {
+  objectStats(manifestId: Buffer | string, store?: string): Promise<ObjectStats> {
     return objectStats(this, toId(manifestId), store);
   }
+
+  /**
+   * Runs `fn` under a lease in the catalog (lease.ts): what it finds indexed or writes on a
+   * backend outlives it, whichever process collects garbage.
+   */
+  leased<T>(what: string, fn: (lease: number) => Promise<T>): Promise<T> {
+    return withLease(this.catalog, what, this.leaseMs, fn);
+  }
+
+  private readonly leaseMs: number;
 
   /** Runs a write (ingest, copy); an engine that none is using gives back its pack buffers. */
   private async writing<T>(fn: () => Promise<T>): Promise<T> {
@@ -271,8 +286,8 @@ export class Engine {
   }
 
   /** The size and hashes recorded for an object. */
-  stat(manifestId: Buffer | string) {
-    const rec = this.catalog.getObject(toId(manifestId));
+  async stat(manifestId: Buffer | string) {
+    const rec = await this.catalog.getObject(toId(manifestId));
     if (!rec) throw new NotFoundError(`object ${String(manifestId)}`);
     return rec;
   }
@@ -282,7 +297,8 @@ export class Engine {
    * become collectable when none is left.
    */
   release(manifestId: Buffer | string, store?: string): Promise<{ removed: boolean }> {
-    return this.catalog.releaseObject(this.store(store).name, toId(manifestId));
+    const name = this.store(store).name;
+    return this.catalog.transact((tx) => tx.releaseObject(name, toId(manifestId)), { useReserve: true });
   }
 
   /** Rebuilds a store's chunk index (default store's) from its packs alone; see rebuild-index.ts. */
@@ -303,8 +319,8 @@ export class Engine {
  * A store that holds objects must be configured: without it their data would be unreachable,
  * and a renamed store would look empty. Refused at open, before anything is served.
  */
-function assertStoresKnown(catalog: Catalog, setups: Record<string, StoreSetup>): void {
-  const missing = [...catalog.holdingsByStore()].filter(([name]) => !setups[name]);
+async function assertStoresKnown(catalog: Catalog, setups: Record<string, StoreSetup>): Promise<void> {
+  const missing = [...(await catalog.holdingsByStore())].filter(([name]) => !setups[name]);
   if (missing.length === 0) return;
   const list = missing.map(([name, h]) => `"${name}" (${h.objects} objects)`).join(", ");
   throw new MissingStoreError(
@@ -335,7 +351,7 @@ async function settleFormat(
   requested: ChunkerParams | undefined,
 ): Promise<StoreFormat> {
   const onBackend = await readBackendFormat(backend);
-  const inCatalog = catalog.meta.get("format") as StoreFormat | undefined;
+  const inCatalog = await catalog.getMeta<StoreFormat>("format");
   const existing = onBackend ?? inCatalog;
   const wanted = makeStoreFormat(requested ?? existing?.chunker ?? DEFAULT_CHUNKER_PARAMS);
   if (onBackend) assertSameFormat(onBackend, wanted, "the store");
@@ -343,6 +359,6 @@ async function settleFormat(
   if (!onBackend) {
     await backend.put(STORE_FORMAT_OBJECT, [Buffer.from(`${JSON.stringify(wanted, null, 2)}\n`)]);
   }
-  if (!inCatalog) await catalog.meta.put("format", wanted);
+  if (!inCatalog) await catalog.transact((tx) => tx.setMeta("format", wanted));
   return wanted;
 }

@@ -8,8 +8,8 @@
  *
  * Memory: the index entries of one store, grouped by pack (~100 bytes per chunk).
  */
+import type { ChunkMove, ChunkRecord } from "../catalog/catalog.js";
 import { decodeManifest, distinctChunkIds } from "../catalog/manifest.js";
-import { type ChunkRecord, decodeChunkRecord, encodeChunkRecord } from "../catalog/store-index.js";
 import { CorruptDataError, NotFoundError } from "../errors.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import { readOne, readRun, runsOf, writeRun } from "./chunk-runs.js";
@@ -79,12 +79,11 @@ async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise
     damagedObjects: [],
   };
   const byPack = new Map<string, Entry[]>();
-  for (const { key, value } of store.index.chunks.getRange()) {
-    const rec = decodeChunkRecord(value as Buffer);
-    const pack = rec.pack.toString("hex");
+  for await (const e of store.index.scanChunks()) {
+    const pack = e.rec.pack.toString("hex");
     const list = byPack.get(pack) ?? [];
     if (list.length === 0) byPack.set(pack, list);
-    list.push({ id: Buffer.from(key), rec });
+    list.push(e);
   }
   /** Bad chunks (hex) and where the index had them: undefined for chunks it lacks. */
   const bad = new Map<string, Entry | undefined>();
@@ -138,14 +137,17 @@ async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise
   // Manifests held here: every chunk they list must be indexed here.
   const needed = new Map<string, number>(); // missing chunk → manifests listing it (its refs)
   const users = new Map<string, string[]>(); // bad or missing chunk → objects listing it
-  for (const { key, value } of engine.catalog.objects.getRange()) {
-    if (!(value.stores[store.name] ?? 0)) continue;
-    const manifest = engine.catalog.manifests.get(key);
+  for await (const { id: key, obj } of engine.catalog.scanObjects()) {
+    if (!(obj.stores[store.name] ?? 0)) continue;
+    const manifest = await engine.catalog.getManifest(key);
     if (!manifest) continue;
     report.manifestsChecked++;
-    const object = Buffer.from(key).toString("hex");
-    for (const [hex, id] of distinctChunkIds(decodeManifest(manifest))) {
-      const indexed = store.index.hasChunk(id);
+    const object = key.toString("hex");
+    const ids = distinctChunkIds(decodeManifest(manifest));
+    const found = await store.index.lookup([...ids.values()]);
+    let k = 0;
+    for (const hex of ids.keys()) {
+      const indexed = found[k++] !== undefined;
       if (!indexed) needed.set(hex, (needed.get(hex) ?? 0) + 1);
       if (bad.has(hex) || !indexed) {
         const list = users.get(hex) ?? [];
@@ -157,7 +159,22 @@ async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise
   report.missingChunks = needed.size;
   for (const hex of needed.keys()) bad.set(hex, undefined);
   if (!repair || bad.size === 0) return report;
+  // What the repair writes is held by a lease until its commit, as any write's.
+  return engine.leased(`repair of ${store.name}`, (lease) =>
+    repairStore(engine, store, report, bad, needed, users, lease),
+  );
+}
 
+/** Each bad or missing chunk from the first other store that has it whole; the rest damaged. */
+async function repairStore(
+  engine: Engine,
+  store: Store,
+  report: StoreFsckReport,
+  bad: Map<string, Entry | undefined>,
+  needed: Map<string, number>,
+  users: Map<string, string[]>,
+  lease: number,
+): Promise<StoreFsckReport> {
   // Repair: each bad or missing chunk from the first other store that has it whole.
   const writer = new PackWriter(store.backend, { packSize: store.packSize, buffers: store.packBuffers });
   const written = new Map<string, ChunkLocation>();
@@ -166,7 +183,7 @@ async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise
       const id = Buffer.from(hex, "hex");
       for (const other of engine.stores.values()) {
         if (other === store) continue;
-        const rec = other.index.getChunk(id);
+        const [rec] = await other.index.lookup([id]);
         const got = rec && (await readOne(engine, other, rec, { id, hex, stored: rec.length }));
         if (!got) continue;
         await writeRun(engine, store, got.run, got.data, writer, written);
@@ -174,33 +191,22 @@ async function checkStore(engine: Engine, store: Store, o: FsckOptions): Promise
       }
     }
     const fresh = await writer.finish();
+    // Only where the index still has the chunk where it was found bad (or still lacks it).
+    const moves: ChunkMove[] = [];
+    for (const [hex, was] of bad) {
+      const to = written.get(hex);
+      if (to) moves.push({ id: Buffer.from(hex, "hex"), from: was?.rec, to, refs: needed.get(hex) ?? 0 });
+    }
     const damaged = new Set<string>();
-    await engine.catalog.transaction(() => {
-      store.index.recordPacks(fresh);
-      for (const [hex, was] of bad) {
-        const id = Buffer.from(hex, "hex");
-        const to = written.get(hex);
-        const cur = store.index.chunks.get(id);
-        const rec = cur ? decodeChunkRecord(cur) : undefined;
-        if (to) {
-          // Only if the index still has it where it was found bad (or still lacks it).
-          const same = was && rec ? rec.pack.equals(was.rec.pack) && rec.offset === was.rec.offset : !rec;
-          if (!same) continue;
-          store.index.chunks.putSync(
-            id,
-            encodeChunkRecord({ ...to, refs: rec?.refs ?? needed.get(hex) ?? 0 }),
-          );
-          report.repaired++;
-          continue;
-        }
-        for (const object of users.get(hex) ?? []) damaged.add(object);
-      }
-      for (const object of damaged) {
-        const key = Buffer.from(object, "hex");
-        const obj = engine.catalog.objects.get(key);
-        if (obj) engine.catalog.objects.putSync(key, { ...obj, damaged: true });
-      }
+    for (const [hex] of bad)
+      if (!written.has(hex)) for (const object of users.get(hex) ?? []) damaged.add(object);
+    const held = await engine.catalog.transact(async (tx) => {
+      await tx.recordPacks(store.name, fresh);
+      const applied = await tx.relocate(store.name, lease, moves);
+      for (const object of damaged) await tx.markDamaged(Buffer.from(object, "hex"));
+      return applied;
     });
+    report.repaired += held.filter(Boolean).length;
     report.damagedObjects = [...damaged];
   } catch (err) {
     await writer.abort();

@@ -1,26 +1,22 @@
 /**
- * Garbage collection, online: runs beside ingests, copies, downloads and deletes of the same
- * process. Per store:
+ * Garbage collection, online: runs beside ingests, copies, downloads and deletes, in this
+ * process or any other on the same catalog. Per store:
  *
- * 1. Chunks whose refs are 0 leave the index, in write transactions that re-check refs and
- *    spare every chunk an ingest or copy in progress may still reference (ActiveWrite.pinned):
- *    an ingest adds a chunk's id to its manifest before it looks the chunk up, and both happen
- *    in one turn of the event loop, which a transaction's body never interleaves with. So an
- *    ingest either found the chunk (and it is pinned) or did not (and writes its own copy).
- * 2. Packs with no indexed chunk left leave the catalog and go to the store's trash, after the
- *    manifests they carry for objects the store still holds are put on their own. The packs
- *    considered are those the catalog knew before liveness was counted: a pack's live chunks
- *    only ever decrease, so one seen empty stays empty.
+ * 1. Chunks whose refs are 0 are condemned: out of the index (new writes store them again),
+ *    still in their packs, stamped with the catalog's sequence number.
+ * 2. Packs with no indexed chunk left go to the trash, after the manifests they carry for
+ *    objects the store still holds are put on their own; packs mostly dead are repacked first.
  * 3. Objects on the backend the catalog does not know (packs and manifests of failed or
- *    unfinished writes) go to the trash too, unless a write in progress here is making them.
- * 4. Trash older than the grace period is deleted, unless it came back meanwhile (a pack an
- *    ingest of another process committed, a manifest its object needs again).
+ *    unfinished writes) go to the trash too.
+ * 4. Trash whose grace period is over is deleted, unless it is wanted again (a pack a commit
+ *    revived, a manifest its object needs again) or a lease alive now began before it was
+ *    trashed: a write that found a chunk, or is writing a pack, holds what it needs (catalog.ts,
+ *    the GC rule). The grace period covers downloads still reading a pack that just went.
  *
- * The grace period covers what this process cannot see: downloads still reading a pack that
- * just lost its last chunk, and writes of other processes on the same store. docs/format.md
- * has the rules.
+ * docs/format.md has the rules.
  */
-import { type ChunkRecord, decodeChunkRecord, encodeChunkRecord, trashDue } from "../catalog/store-index.js";
+import type { ChunkMove, ChunkRecord } from "../catalog/catalog.js";
+import { type TrashEntry, trashDue } from "../catalog/store-index.js";
 import { StoreFullError } from "../errors.js";
 import { manifestIdFromName, manifestName, packIdFromName, packName } from "../store/names.js";
 import { readPackEntries } from "../store/pack-entries.js";
@@ -29,15 +25,6 @@ import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import { readRun, runsOf, writeRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
 import type { Store } from "./stores.js";
-
-/** An ingest or copy in progress, as garbage collection must see it. */
-export interface ActiveWrite {
-  store: string;
-  /** Chunk ids it may reference at its commit (views are fine: read at once). */
-  pinned(): Iterable<Buffer>;
-  /** Names of the objects it has written or is writing on the store's backend. */
-  objects(): Iterable<string>;
-}
 
 export interface GcOptions {
   /** Seconds unreferenced packs and manifest objects wait in the trash (default 3600). */
@@ -50,14 +37,22 @@ export interface GcOptions {
   repackBelow?: number;
   /** Told how far each step has come (for progress bars). */
   onProgress?: (step: string, done: number, total: number) => void;
+  /**
+   * Delete what is due even where a lease forbids it. Unsafe: it exists so that a test can
+   * show that the lease rule is what keeps writes in other processes whole.
+   */
+  unsafeIgnoreLeases?: boolean;
 }
 
 export interface StoreGcReport {
   store: string;
-  /** Unreferenced chunks dropped from the index, and their stored bytes. */
+  /** Unreferenced chunks dropped from the index (condemned), and their stored bytes. */
   chunksDropped: number;
   bytesDropped: number;
-  /** Unreferenced chunks kept because a write in progress may reference them. */
+  /**
+   * Of those, the chunks dropped while a write was in progress (a lease alive): their packs
+   * stay until it ends, in case it found them before they went.
+   */
   chunksPinned: number;
   /** Packs left without a live chunk, now in the trash. */
   packsTrashed: number;
@@ -111,6 +106,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   const dry = o.dryRun === true;
   const graceMs = (o.graceSeconds ?? DEFAULT_GRACE_SECONDS) * 1000;
   const { index } = store;
+  const cat = engine.catalog;
   const report: StoreGcReport = {
     store: store.name,
     chunksDropped: 0,
@@ -125,60 +121,44 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     trashWaiting: 0,
   };
 
-  // 1. Unreferenced chunks out of the index.
+  // Revivals after this are not in the counts below: the packs they touch are not trashed.
+  const countedAt = dry ? 0 : await cat.transact((tx) => tx.nextSeq(), USE_RESERVE);
+
+  // 1. Unreferenced chunks condemned.
   const dead: Buffer[] = [];
-  for await (const { key, value } of politely(index.chunks.getRange())) {
-    if ((value as Buffer).readUInt32LE(28) === 0) dead.push(Buffer.from(key));
+  const deadBytes = new Map<string, number>();
+  for await (const { id, rec } of index.scanChunks()) {
+    if (rec.refs !== 0) continue;
+    dead.push(id);
+    if (dry) deadBytes.set(id.toString("hex"), rec.length);
   }
-  // A dry run drops nothing; the chunks it would drop, to count as dead below.
-  const dropped = new Set<string>();
   const tell = o.onProgress ?? (() => {});
   tell(`${store.name}: unreferenced chunks`, 0, dead.length);
+  const writing = (await cat.liveLeases()).length > 0;
   for (let at = 0; at < dead.length; at += DROP_BATCH) {
     const batch = dead.slice(at, at + DROP_BATCH);
-    const counts = { pinned: 0, dropped: 0, bytes: 0 };
-    const decide = () => {
-      // Counted afresh on each call: the catalog may run a transaction again (space reserve).
-      counts.pinned = 0;
-      counts.dropped = 0;
-      counts.bytes = 0;
-      const pins = pinned(engine, store.name);
-      for (const id of batch) {
-        const cur = index.chunks.get(id);
-        if (!cur) continue;
-        const rec = decodeChunkRecord(cur);
-        if (rec.refs !== 0) continue;
-        const hex = id.toString("hex");
-        if (pins.has(hex)) {
-          counts.pinned++;
-          continue;
+    const { condemned, bytes } = dry
+      ? {
+          condemned: batch.length,
+          bytes: batch.reduce((n, id) => n + (deadBytes.get(id.toString("hex")) ?? 0), 0),
         }
-        if (dry) dropped.add(hex);
-        else index.chunks.removeSync(id);
-        counts.dropped++;
-        counts.bytes += rec.length;
-      }
-    };
-    if (dry) decide();
-    else await engine.catalog.transaction(decide, USE_RESERVE);
-    report.chunksPinned += counts.pinned;
-    report.chunksDropped += counts.dropped;
-    report.bytesDropped += counts.bytes;
+      : await cat.transact((tx) => tx.condemn(store.name, batch), USE_RESERVE);
+    report.chunksDropped += condemned;
+    report.bytesDropped += bytes;
+    if (writing) report.chunksPinned += condemned;
     tell(`${store.name}: unreferenced chunks`, Math.min(at + DROP_BATCH, dead.length), dead.length);
   }
 
   // 2. Packs with no live chunk: their records out, the packs into the trash. Packs mostly
   // dead: their live chunks moved to new packs first (repack), then the same.
-  const known = [...index.packs.getRange()].map(({ key, value }) => ({
-    id: Buffer.from(key),
-    size: value.size,
-  }));
+  const known: { id: Buffer; size: number }[] = [];
+  for await (const { id, rec } of index.scanPacks()) known.push({ id, size: rec.size });
   const liveBytes = new Map<string, number>();
-  for await (const { key, value } of politely(index.chunks.getRange())) {
-    // In a dry run the dropped chunks are still indexed: count them dead all the same.
-    if (dry && dropped.has(Buffer.from(key).toString("hex"))) continue;
-    const pack = (value as Buffer).subarray(0, 16).toString("hex");
-    liveBytes.set(pack, (liveBytes.get(pack) ?? 0) + (value as Buffer).readUInt32LE(20));
+  for await (const { id, rec } of index.scanChunks()) {
+    // In a dry run the dead chunks are still indexed: count them dead all the same.
+    if (dry && deadBytes.has(id.toString("hex"))) continue;
+    const pack = rec.pack.toString("hex");
+    liveBytes.set(pack, (liveBytes.get(pack) ?? 0) + rec.length);
   }
   const repackBelow = o.repackBelow ?? DEFAULT_REPACK_BELOW;
   const sparse = known.filter((p) => {
@@ -200,59 +180,58 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
       tell(`${store.name}: packs`, i, going.length);
       await rescueManifests(engine, store, packName(p.id.toString("hex")), p.size);
     }
-    await engine.catalog.transaction(() => {
-      for (const p of going) {
-        index.packs.removeSync(p.id);
-        index.trash.putSync(packName(p.id.toString("hex")), { at: now, after: now + graceMs, size: p.size });
-      }
-    }, USE_RESERVE);
+    const names = going.map((p) => ({ name: packName(p.id.toString("hex")), size: p.size }));
+    if (names.length > 0)
+      await cat.transact((tx) => tx.trashPacks(store.name, names, now, countedAt), USE_RESERVE);
   }
 
-  // 3. Objects the catalog does not know, unless a write here is making them.
-  const making = objectsBeingWritten(engine, store.name);
+  // 3. Objects the catalog does not know (a write in progress may be making them: its lease
+  // keeps them, step 4).
   const orphans: { name: string; size: number }[] = [];
   for (const prefix of ["packs/", "manifests/"]) {
     for await (const obj of store.backend.list(prefix)) {
-      if (making.has(obj.name) || index.trash.doesExist(obj.name) || wanted(engine, store, obj.name))
-        continue;
+      if ((await index.inTrash(obj.name)) || (await wanted(engine, store, obj.name))) continue;
       orphans.push(obj);
     }
   }
   report.orphansTrashed = orphans.length;
   if (!dry && orphans.length > 0) {
-    await engine.catalog.transaction(() => {
-      for (const obj of orphans) {
-        index.trash.putSync(obj.name, { at: now, after: now + graceMs, size: obj.size });
-      }
-    }, USE_RESERVE);
+    report.orphansTrashed = await cat.transact(
+      (tx) => tx.trashOrphans(store.name, orphans, now),
+      USE_RESERVE,
+    );
   }
 
-  // 4. Trash whose grace period is over, unless it is wanted again.
+  // 4. Trash whose grace period is over, unless it is wanted again or a lease holds it.
+  const trash: { name: string; entry: TrashEntry }[] = [];
+  for await (const t of index.scanTrash()) trash.push(t);
   if (dry) {
-    for (const { value } of index.trash.getRange()) {
-      if (trashDue(value, graceMs, now)) report.objectsDeleted++;
+    for (const { entry } of trash) {
+      if (trashDue(entry, graceMs, now)) report.objectsDeleted++;
       else report.trashWaiting++;
     }
     return report;
   }
-  const busy = objectsBeingWritten(engine, store.name);
-  const trash = [...index.trash.getRange()];
   let trashSeen = 0;
-  for (const { key, value } of trash) {
+  for (const { name, entry } of trash) {
     tell(`${store.name}: deleting`, trashSeen++, trash.length);
-    const name = key as string;
-    if (wanted(engine, store, name)) {
-      await engine.catalog.transaction(() => index.trash.removeSync(name), USE_RESERVE);
+    if (await wanted(engine, store, name)) {
+      await cat.transact((tx) => tx.untrash(store.name, name), USE_RESERVE);
       continue;
     }
-    if (!trashDue(value, graceMs, Date.now()) || busy.has(name)) {
+    const claimed =
+      trashDue(entry, graceMs, Date.now()) &&
+      (await cat.transact(
+        (tx) => tx.claimForDeletion(store.name, name, Date.now(), { ignoreLeases: o.unsafeIgnoreLeases }),
+        USE_RESERVE,
+      ));
+    if (!claimed) {
       report.trashWaiting++;
       continue;
     }
     await store.backend.delete(name);
-    await engine.catalog.transaction(() => index.trash.removeSync(name), USE_RESERVE);
     report.objectsDeleted++;
-    report.bytesDeleted += value.size;
+    report.bytesDeleted += claimed.size;
   }
   return report;
 }
@@ -267,7 +246,7 @@ async function repackUnlessFull(
   packs: { id: Buffer; size: number }[],
 ): Promise<Set<string>> {
   try {
-    return await repack(engine, store, packs);
+    return await engine.leased(`repack in ${store.name}`, (lease) => repack(engine, store, packs, lease));
   } catch (e) {
     if (!(e instanceof StoreFullError)) throw e;
     return new Set(packs.map((p) => p.id.toString("hex")));
@@ -276,7 +255,7 @@ async function repackUnlessFull(
 
 /**
  * Moves the live chunks of `packs` into new packs of the same store: read and checked, written
- * as stored, then in one transaction every index entry still pointing at its old place is
+ * as stored, then in one unit of work every index entry still pointing at its old place is
  * switched to the new one. The old packs stay where they are (readers may be using them) for
  * the caller to trash; a chunk that died meanwhile leaves an unindexed copy behind. Returns
  * the packs (hex ids) that still hold a live chunk it could not move: not to be trashed.
@@ -285,14 +264,11 @@ async function repack(
   engine: Engine,
   store: Store,
   packs: { id: Buffer; size: number }[],
+  lease: number,
 ): Promise<Set<string>> {
-  const { index } = store;
   const wanted = new Set(packs.map((p) => p.id.toString("hex")));
   const entries: { id: Buffer; rec: ChunkRecord }[] = [];
-  for await (const { key, value } of politely(index.chunks.getRange())) {
-    const rec = decodeChunkRecord(value as Buffer);
-    if (wanted.has(rec.pack.toString("hex"))) entries.push({ id: Buffer.from(key), rec });
-  }
+  for await (const e of store.index.scanChunks()) if (wanted.has(e.rec.pack.toString("hex"))) entries.push(e);
   entries.sort((x, y) => Buffer.compare(x.rec.pack, y.rec.pack) || x.rec.offset - y.rec.offset);
   const writer = new PackWriter(store.backend, { packSize: store.packSize, buffers: store.packBuffers });
   const written = new Map<string, ChunkLocation>();
@@ -304,19 +280,19 @@ async function repack(
       await writer.drain();
     }
     const fresh = await writer.finish();
-    const stuck = new Set<string>();
-    await engine.catalog.transaction(() => {
-      index.recordPacks(fresh);
-      for (const e of entries) {
-        const cur = index.chunks.get(e.id);
-        if (!cur) continue;
-        const rec = decodeChunkRecord(cur);
-        if (!rec.pack.equals(e.rec.pack) || rec.offset !== e.rec.offset) continue;
-        const to = written.get(e.id.toString("hex"));
-        if (to) index.chunks.putSync(e.id, encodeChunkRecord({ ...to, refs: rec.refs }));
-        else stuck.add(rec.pack.toString("hex"));
-      }
+    const moves: ChunkMove[] = entries.map((e) => ({
+      id: e.id,
+      from: e.rec,
+      to: written.get(e.id.toString("hex")),
+    }));
+    const held = await engine.catalog.transact(async (tx) => {
+      await tx.recordPacks(store.name, fresh);
+      return tx.relocate(store.name, lease, moves);
     }, USE_RESERVE);
+    const stuck = new Set<string>();
+    moves.forEach((m, k) => {
+      if (held[k] && !m.to) stuck.add((m.from as ChunkRecord).pack.toString("hex"));
+    });
     return stuck;
   } catch (err) {
     await writer.abort();
@@ -324,41 +300,13 @@ async function repack(
   }
 }
 
-/**
- * The entries of a scan, with a pause every few thousand for the requests this process is
- * serving: a million-chunk scan would otherwise hold the event loop for a second.
- */
-async function* politely<T>(entries: Iterable<T>): AsyncGenerator<T> {
-  let n = 0;
-  for (const e of entries) {
-    yield e;
-    if (++n % 5000 === 0) await new Promise((r) => setImmediate(r));
-  }
-}
-
-/** Hex ids of every chunk the writes in progress on `store` may reference. */
-function pinned(engine: Engine, store: string): Set<string> {
-  const out = new Set<string>();
-  for (const w of engine.activeWrites) {
-    if (w.store !== store) continue;
-    for (const id of w.pinned()) out.add(id.toString("hex"));
-  }
-  return out;
-}
-
-/** Names of the objects the writes in progress on `store` are putting on its backend. */
-function objectsBeingWritten(engine: Engine, store: string): Set<string> {
-  const out = new Set<string>();
-  for (const w of engine.activeWrites) if (w.store === store) for (const n of w.objects()) out.add(n);
-  return out;
-}
-
 /** Whether the catalog needs object `name` on `store`: a pack it indexes, a manifest it holds. */
-function wanted(engine: Engine, store: Store, name: string): boolean {
+async function wanted(engine: Engine, store: Store, name: string): Promise<boolean> {
   const pack = packIdFromName(name);
-  if (pack) return store.index.packs.doesExist(Buffer.from(pack, "hex"));
+  if (pack) return store.index.hasPack(Buffer.from(pack, "hex"));
   const manifest = manifestIdFromName(name);
-  if (manifest) return (engine.catalog.getObject(Buffer.from(manifest, "hex"))?.stores[store.name] ?? 0) > 0;
+  if (manifest)
+    return ((await engine.catalog.getObject(Buffer.from(manifest, "hex")))?.stores[store.name] ?? 0) > 0;
   return true; // not ours to collect (the store's format record, anything else)
 }
 
@@ -369,7 +317,7 @@ function wanted(engine: Engine, store: Store, name: string): boolean {
 async function rescueManifests(engine: Engine, store: Store, name: string, size: number): Promise<void> {
   for (const e of await readPackEntries(store.backend, name, size)) {
     if (!(e.flags & ENTRY_FLAG_MANIFEST)) continue;
-    if (!((engine.catalog.getObject(e.id)?.stores[store.name] ?? 0) > 0)) continue;
+    if (!(((await engine.catalog.getObject(e.id))?.stores[store.name] ?? 0) > 0)) continue;
     const bytes = await store.backend.get(name, e.offset, e.length);
     await store.backend.put(manifestName(e.id.toString("hex")), [bytes]);
   }

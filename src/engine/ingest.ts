@@ -8,6 +8,7 @@
  * Until the commit nothing is visible; if anything fails or the process dies before it, the
  * catalog and every refcount are as they were, and what was written is unreferenced garbage.
  */
+import type { CatalogTx } from "../catalog/catalog.js";
 import { ManifestBuilder } from "../catalog/manifest.js";
 import { encodeManifestObject } from "../catalog/manifest-object.js";
 import { Chunker } from "../chunker/chunker.js";
@@ -17,7 +18,6 @@ import { looksCompressible } from "../store/chunk-codec.js";
 import { manifestName } from "../store/names.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import type { Engine } from "./engine.js";
-import type { ActiveWrite } from "./gc.js";
 import type { Store } from "./stores.js";
 import { isAllZero } from "./zero.js";
 
@@ -51,10 +51,10 @@ export interface CommittedObject {
 
 export interface IngestOptions {
   /**
-   * Runs inside the catalog's commit transaction with the object's id, size and hashes; what
-   * it writes commits with the object or not at all. Throwing aborts the ingest.
+   * Runs inside the catalog's commit (its unit of work `tx`) with the object's id, size and
+   * hashes; what it writes commits with the object or not at all. Throwing aborts the ingest.
    */
-  inCommit?: (object: CommittedObject) => void;
+  inCommit?: (tx: CatalogTx, object: CommittedObject) => Promise<void>;
   /** Refuse a stream longer than this many bytes (TooLargeError), before storing the excess. */
   maxBytes?: number;
   /** The store to write to (default: the engine's default store). */
@@ -72,14 +72,27 @@ const MAX_SLICE = 1024 * 1024;
 /** Batches of new chunks (a slice each) being compressed at once. */
 const MAX_BATCHES_IN_FLIGHT = 4;
 
-export async function ingest(
+export function ingest(
   engine: Engine,
   source: AsyncIterable<Uint8Array>,
   options: IngestOptions = {},
 ): Promise<IngestResult> {
+  const store = engine.store(options.store);
+  // The lease comes first: whatever the ingest finds indexed or writes outlives it.
+  return engine.leased(`ingest into ${store.name}`, (lease) =>
+    ingestLeased(engine, store, source, options, lease),
+  );
+}
+
+async function ingestLeased(
+  engine: Engine,
+  store: Store,
+  source: AsyncIterable<Uint8Array>,
+  options: IngestOptions,
+  lease: number,
+): Promise<IngestResult> {
   const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
   const writeThrough = options.writeThrough === true;
-  const store = engine.store(options.store);
   let total = 0;
   const hasher = engine.hashers.acquire();
   const chunker = new Chunker(engine.chunkerParams);
@@ -87,15 +100,7 @@ export async function ingest(
   const manifest = new ManifestBuilder();
   const written = new Map<string, ChunkLocation>();
   const stats = { zeroChunks: 0, zeroBytes: 0, bytesNew: 0, bytesStored: 0, bytesDeduplicated: 0 };
-  let manifestObject: string | undefined;
-  // Garbage collection spares what this ingest found indexed (every id in its manifest so far)
-  // and what it wrote: it adds the id to the manifest before looking it up, in one go.
-  const active: ActiveWrite = {
-    store: store.name,
-    pinned: () => manifest.chunkIds(),
-    objects: () => (manifestObject ? [...packs.names(), manifestObject] : packs.names()),
-  };
-  engine.activeWrites.add(active);
+  const slice = Math.min(MAX_SLICE, chunker.stablePiece);
 
   // New chunks wait here for compression (on the codec's workers), a slice's worth at a time;
   // a few batches are in flight while the chunker goes on, and they reach the packs in order.
@@ -104,6 +109,9 @@ export async function ingest(
   const compressing: Promise<void>[] = [];
   let appended: Promise<void> = Promise.resolve();
 
+  // A piece's chunks wait here (views into the chunker, valid until its next push) for one
+  // batched lookup in the store's index.
+  let cut: { id: Buffer; chunk: Uint8Array }[] = [];
   const onChunk = (chunk: Uint8Array): void => {
     if (isAllZero(chunk)) {
       manifest.addZero(chunk.length);
@@ -113,8 +121,18 @@ export async function ingest(
     }
     const id = chunkId(chunk);
     manifest.add(id, chunk.length);
+    cut.push({ id, chunk });
+  };
+  /** Stores the chunks just cut that neither this ingest nor the store's index has. */
+  const place = async (): Promise<void> => {
+    const mine = cut;
+    cut = [];
+    const indexed = writeThrough ? [] : await store.index.lookup(mine.map((c) => c.id));
+    for (const [k, c] of mine.entries()) keep(c.id, c.chunk, indexed[k] !== undefined);
+  };
+  const keep = (id: Buffer, chunk: Uint8Array, indexed: boolean): void => {
     const hex = id.toString("hex");
-    if (written.has(hex) || pendingIds.has(hex) || (!writeThrough && store.index.hasChunk(id))) {
+    if (indexed || written.has(hex) || pendingIds.has(hex)) {
       stats.bytesDeduplicated += chunk.length;
       return;
     }
@@ -156,15 +174,17 @@ export async function ingest(
       total += bytes.length;
       if (total > maxBytes) throw new TooLargeError(`the stream exceeds the limit of ${maxBytes} bytes`);
       // A huge piece would seal several packs before the next drain; feed it in slices.
-      for (let at = 0; at < bytes.length; at += MAX_SLICE) {
-        const slice = bytes.subarray(at, at + MAX_SLICE);
-        await hasher.update(slice);
-        chunker.push(slice, onChunk);
+      for (let at = 0; at < bytes.length; at += slice) {
+        const part = bytes.subarray(at, at + slice);
+        await hasher.update(part);
+        chunker.push(part, onChunk);
+        await place();
         await flush();
         await packs.drain();
       }
     }
     chunker.finish(onChunk);
+    await place();
     await flush();
     await appended;
     const hashes = await hasher.digest();
@@ -173,19 +193,22 @@ export async function ingest(
     const hex = id.toString("hex");
     const object = { size: manifest.size, chunkCount: manifest.count, hashes };
     // Each store carries the manifests of the objects it holds, to rebuild its index from.
-    if (!(engine.catalog.getObject(id)?.stores[store.name] ?? 0)) {
-      manifestObject = manifestName(hex);
+    if (!((await engine.catalog.getObject(id))?.stores[store.name] ?? 0)) {
       await putManifest(store, packs, id, encodeManifestObject(bytes, object));
     }
     const packList = await packs.finish();
-    const { created } = await engine.catalog.commitIngest(store.name, {
-      manifestId: id,
-      manifest: bytes,
-      object,
-      written,
-      packs: packList,
-      alsoInTransaction: options.inCommit && (() => options.inCommit?.({ manifestId: hex, ...object })),
-    });
+    const inCommit = options.inCommit;
+    const { created } = await engine.catalog.transact((tx) =>
+      tx.commitIngest(store.name, {
+        lease,
+        manifestId: id,
+        manifest: bytes,
+        object,
+        written,
+        packs: packList,
+        alsoInTransaction: inCommit && ((tx) => inCommit(tx, { manifestId: hex, ...object })),
+      }),
+    );
     return {
       manifestId: hex,
       size: manifest.size,
@@ -201,7 +224,6 @@ export async function ingest(
     await packs.abort();
     throw e;
   } finally {
-    engine.activeWrites.delete(active);
     engine.hashers.release(hasher, finished);
   }
 }

@@ -14,7 +14,7 @@ import type { ChunkSpan } from "../hash/chunk-verifier.js";
 import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD } from "../store/pack-format.js";
 import type { Engine } from "./engine.js";
-import { locateChunk, type Store } from "./stores.js";
+import { locateChunks, type Store } from "./stores.js";
 import { zeroBytes } from "./zero.js";
 
 export interface ReadOptions {
@@ -56,14 +56,14 @@ interface Segment {
 }
 
 /** Loads and decodes a manifest, or throws NotFoundError (DamagedDataError for a damaged object). */
-export function loadManifest(engine: Engine, id: Buffer): Manifest {
+export async function loadManifest(engine: Engine, id: Buffer): Promise<Manifest> {
   const key = id.toString("hex");
-  const obj = engine.catalog.getObject(id);
+  const obj = await engine.catalog.getObject(id);
   if (!obj) throw new NotFoundError(`object ${key}`);
   if (obj.damaged) throw new DamagedDataError(`object ${key}`);
   const cached = engine.manifests.get(key);
   if (cached) return cached;
-  const bytes = engine.catalog.getManifest(id);
+  const bytes = await engine.catalog.getManifest(id);
   if (!bytes) throw new NotFoundError(`object ${key}`);
   const m = decodeManifest(bytes);
   engine.manifests.set(key, m);
@@ -82,11 +82,27 @@ function chunkAt(m: Manifest, pos: number): number {
   return lo;
 }
 
-function* planSegments(engine: Engine, m: Manifest, from: number, to: number): Generator<Segment> {
+/** Chunks located per catalog lookup: one round trip per this many, while reading. */
+const LOCATE_BATCH = 512;
+
+async function* planSegments(engine: Engine, m: Manifest, from: number, to: number): AsyncGenerator<Segment> {
   let seg: Segment | undefined;
   // The read budget's segment size, taken when a segment starts (not once per chunk).
   let limit = 0;
+  let located: Awaited<ReturnType<typeof locateChunks>> = [];
+  let batchEnd = from - 1;
+  let k = 0;
   for (let i = from; i <= to; i++) {
+    if (i > batchEnd) {
+      batchEnd = Math.min(to, i + LOCATE_BATCH - 1);
+      const ids: Buffer[] = [];
+      for (let j = i; j <= batchEnd; j++) {
+        const id = chunkIdOf(m, j);
+        if (id) ids.push(id);
+      }
+      located = await locateChunks(engine.stores.values(), ids);
+      k = 0;
+    }
     const id = chunkIdOf(m, i);
     const len = m.lengths[i];
     let store: Store | undefined;
@@ -95,7 +111,7 @@ function* planSegments(engine: Engine, m: Manifest, from: number, to: number): G
     let stored = len;
     let compressed = false;
     if (id) {
-      const at = locateChunk(engine.stores.values(), id);
+      const at = located[k++];
       if (!at) throw new CorruptDataError(`chunk ${id.toString("hex")} is missing from the index`);
       const { rec } = at;
       store = at.store;
@@ -174,7 +190,7 @@ export async function* readPieces(
   options: ReadOptions,
   pooled: boolean,
 ): AsyncGenerator<ReadPiece> {
-  const m = loadManifest(engine, id);
+  const m = await loadManifest(engine, id);
   const start = options.start ?? 0;
   const end = options.end ?? m.size;
   if (
@@ -201,9 +217,9 @@ export async function* readPieces(
     budget.release(n);
   };
 
-  const fill = () => {
+  const fill = async () => {
     while (!planned && (queue.length === 0 || (queued < budget.ahead && budget.room))) {
-      const next = plan.next();
+      const next = await plan.next();
       if (next.done) {
         planned = true;
         break;
@@ -233,7 +249,7 @@ export async function* readPieces(
 
   async function* drain(): AsyncGenerator<ReadPiece> {
     for (;;) {
-      fill();
+      await fill();
       const item = queue.shift();
       if (!item) return;
       queued -= item.seg.length;

@@ -12,9 +12,8 @@
  * left as it is: its manifest here is a removed copy awaiting collection.) A chunk stored in several packs (two
  * concurrent ingests of the same new data) is indexed at the first pack in name order.
  */
-import { decodeChunkRecord, encodeChunkRecord, type PackRecord } from "../catalog/catalog.js";
-import { decodeManifest, distinctChunkIds } from "../catalog/manifest.js";
-import { decodeManifestObject, type ManifestObjectRecord } from "../catalog/manifest-object.js";
+import type { PackRecord, RebuildInput } from "../catalog/catalog.js";
+import { decodeManifestObject } from "../catalog/manifest-object.js";
 import { CorruptDataError } from "../errors.js";
 import { chunkId } from "../hash/chunk-id.js";
 import { manifestIdFromName, packIdFromName } from "../store/names.js";
@@ -34,7 +33,7 @@ export interface RebuildResult {
 
 export async function rebuildIndex(engine: Engine, store: Store): Promise<RebuildResult> {
   const { catalog } = engine;
-  const { backend, index } = store;
+  const { backend } = store;
   const result: RebuildResult = { packs: 0, chunks: 0, manifests: 0, manifestsRestored: 0, badPacks: [] };
 
   const packObjects: { name: string; id: string; size: number }[] = [];
@@ -71,71 +70,29 @@ export async function rebuildIndex(engine: Engine, store: Store): Promise<Rebuil
     }
   }
 
-  const missing = new Map<string, { id: Buffer; bytes: Buffer; record: ManifestObjectRecord }>();
+  const missing = new Map<string, RebuildInput["missing"][number]>();
   // Objects an earlier rebuild restored (from another store) that this store also carries.
-  const adopted = new Set<string>();
+  const adopted = new Map<string, Buffer>();
   for (const m of manifestSources) {
     const hex = m.id.toString("hex");
-    const known = catalog.getObject(m.id);
-    if (known?.restored && !(known.stores[store.name] ?? 0)) adopted.add(hex);
-    if (missing.has(hex) || catalog.getManifest(m.id)) continue;
+    const known = await catalog.getObject(m.id);
+    if (known?.restored && !(known.stores[store.name] ?? 0)) adopted.set(hex, m.id);
+    if (missing.has(hex) || (await catalog.getManifest(m.id))) continue;
     try {
       const { manifest, record } = decodeManifestObject(await m.read());
       if (!chunkId(manifest).equals(m.id)) continue; // a damaged manifest object restores nothing
-      missing.set(hex, { id: m.id, bytes: manifest, record });
+      missing.set(hex, { id: m.id, bytes: manifest, hashes: record.hashes ?? {} });
     } catch (e) {
       if (!(e instanceof CorruptDataError || e instanceof SyntaxError)) throw e;
     }
   }
 
-  await catalog.transaction(() => {
-    index.chunks.clearSync();
-    index.packs.clearSync();
-    for (const { id, bytes, record } of missing.values()) {
-      const m = decodeManifest(bytes);
-      catalog.manifests.putSync(id, bytes);
-      if (!catalog.objects.get(id)) {
-        catalog.objects.putSync(id, {
-          size: m.size,
-          chunkCount: m.count,
-          hashes: record.hashes ?? {},
-          stores: { [store.name]: 1 },
-          createdAt: new Date().toISOString(),
-          restored: true,
-        });
-      }
-      result.manifestsRestored++;
-    }
-    for (const hex of adopted) {
-      const id = Buffer.from(hex, "hex");
-      const obj = catalog.objects.get(id);
-      if (obj) catalog.objects.putSync(id, { ...obj, stores: { ...obj.stores, [store.name]: 1 } });
-    }
-    for (const p of packsIndexed) {
-      index.packs.putSync(p.id, p.rec);
-      for (const e of p.entries) {
-        if (index.chunks.doesExist(e.id)) continue;
-        index.chunks.putSync(
-          e.id,
-          encodeChunkRecord({ pack: p.id, offset: e.offset, length: e.length, flags: e.flags, refs: 0 }),
-        );
-        result.chunks++;
-      }
-      result.packs++;
-    }
-    for (const { key, value } of catalog.objects.getRange()) {
-      if (!(value.stores[store.name] ?? 0)) continue;
-      const manifest = catalog.manifests.get(key);
-      if (!manifest) continue;
-      result.manifests++;
-      for (const id of distinctChunkIds(decodeManifest(manifest)).values()) {
-        const cur = index.chunks.get(id);
-        if (!cur) continue; // fsck reports manifests whose chunks are gone
-        const rec = decodeChunkRecord(cur);
-        rec.refs++;
-        index.chunks.putSync(id, encodeChunkRecord(rec));
-      }
-    }
-  });
-  return result;
+  const counts = await catalog.transact((tx) =>
+    tx.rebuildStore(store.name, {
+      packs: packsIndexed,
+      missing: [...missing.values()],
+      adopted: [...adopted.values()],
+    }),
+  );
+  return { ...result, ...counts };
 }

@@ -45,16 +45,16 @@ export interface ObjectStats {
   maxSharers: number;
 }
 
-function storeStats(store: Store, held: StoreHoldings): StoreStats {
+async function storeStats(store: Store, held: StoreHoldings): Promise<StoreStats> {
   let chunks = 0;
   let storedBytes = 0;
-  for (const { value } of store.index.chunks.getRange()) {
-    if ((value as Buffer).readUInt32LE(28) === 0) continue; // garbage awaiting collection
+  for await (const { rec } of store.index.scanChunks()) {
+    if (rec.refs === 0) continue; // garbage awaiting collection
     chunks++;
-    storedBytes += (value as Buffer).readUInt32LE(20);
+    storedBytes += rec.length;
   }
   let packBytes = 0;
-  for (const { value } of store.index.packs.getRange()) packBytes += value.size;
+  for await (const { rec } of store.index.scanPacks()) packBytes += rec.size;
   return {
     store: store.name,
     ...held,
@@ -70,10 +70,14 @@ function dedupRatio(logical: number, stored: number): number {
 }
 
 /** The accounting of one object in `store` (default: the first store holding it). */
-export function objectStats(engine: Engine, manifestId: Buffer, storeName?: string): ObjectStats {
+export async function objectStats(
+  engine: Engine,
+  manifestId: Buffer,
+  storeName?: string,
+): Promise<ObjectStats> {
   const hex = manifestId.toString("hex");
-  const obj = engine.catalog.getObject(manifestId);
-  const bytes = engine.catalog.getManifest(manifestId);
+  const obj = await engine.catalog.getObject(manifestId);
+  const bytes = await engine.catalog.getManifest(manifestId);
   if (!obj || !bytes) throw new NotFoundError(`object ${hex}`);
   const store = engine.store(storeName ?? Object.keys(obj.stores)[0]);
   const m = decodeManifest(bytes);
@@ -89,6 +93,7 @@ export function objectStats(engine: Engine, manifestId: Buffer, storeName?: stri
     maxSharers: 0,
   };
   const alone = holders(obj) === 1;
+  const distinct: Buffer[] = [];
   for (let i = 0; i < m.count; i++) {
     const id = chunkIdOf(m, i);
     if (!id) {
@@ -98,7 +103,9 @@ export function objectStats(engine: Engine, manifestId: Buffer, storeName?: stri
     const key = id.toString("hex");
     if (seen.has(key)) continue;
     seen.add(key);
-    const rec = store.index.getChunk(id);
+    distinct.push(id);
+  }
+  for (const rec of await store.index.lookup(distinct)) {
     if (!rec) continue;
     out.chunks++;
     out.storedBytes += rec.length;
@@ -115,10 +122,11 @@ export interface StatsReport {
   total: { logicalBytes: number; storedBytes: number; packBytes: number; dedupRatio: number };
 }
 
-export function allStats(engine: Engine): StatsReport {
-  const held = engine.catalog.holdingsByStore();
+export async function allStats(engine: Engine): Promise<StatsReport> {
+  const held = await engine.catalog.holdingsByStore();
   const none: StoreHoldings = { objects: 0, holders: 0, logicalBytes: 0 };
-  const stores = [...engine.stores.values()].map((s) => storeStats(s, held.get(s.name) ?? none));
+  const stores: StoreStats[] = [];
+  for (const s of engine.stores.values()) stores.push(await storeStats(s, held.get(s.name) ?? none));
   const sum = (f: (s: StoreStats) => number) => stores.reduce((n, s) => n + f(s), 0);
   const logicalBytes = sum((s) => s.logicalBytes);
   const storedBytes = sum((s) => s.storedBytes);

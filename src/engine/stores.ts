@@ -3,8 +3,7 @@
  * and its own settings (pack size, compression, read-ahead), since a local disk and an S3
  * bucket want different ones.
  */
-import type { Catalog } from "../catalog/catalog.js";
-import type { ChunkRecord, StoreIndex } from "../catalog/store-index.js";
+import type { Catalog, ChunkIndex, ChunkRecord } from "../catalog/catalog.js";
 import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
 import type { StoreConfig } from "../store/open-store.js";
@@ -24,7 +23,7 @@ export interface Store {
   name: string;
   backend: ObjectBackend;
   /** This store's chunk and pack index. */
-  index: StoreIndex;
+  index: ChunkIndex;
   packSize: number;
   /** Whether new chunks written here are compressed (when they shrink). */
   compression: boolean;
@@ -70,7 +69,7 @@ export function openStores(
     return {
       name,
       backend: s.backend,
-      index: catalog.store(name),
+      index: catalog.chunkIndex(name),
       packSize,
       compression: (s.compression ?? d.compression) === "zstd",
       readAheadBytes: s.readAheadBytes ?? d.readAheadBytes,
@@ -122,22 +121,27 @@ export function describeStore(s: Store, isDefault: boolean): StoreDescription {
 }
 
 /**
- * Where to read chunk `id` from: the first of `stores` (in read order) holding it for someone,
- * else the first holding it at all (a copy released there, indexed until garbage collection),
- * skipping `except`; undefined when none has it.
+ * Where to read each chunk of `ids` from: the first of `stores` (in read order) holding it for
+ * someone, else the first holding it at all (a copy released there, indexed until garbage
+ * collection), skipping `except`; undefined when none has it. One batched lookup per store.
  */
-export function locateChunk(
+export async function locateChunks(
   stores: Iterable<Store>,
-  id: Uint8Array,
+  ids: readonly Uint8Array[],
   except?: Store,
-): { store: Store; rec: ChunkRecord } | undefined {
-  let found: { store: Store; rec: ChunkRecord } | undefined;
+): Promise<({ store: Store; rec: ChunkRecord } | undefined)[]> {
+  const found: ({ store: Store; rec: ChunkRecord } | undefined)[] = new Array(ids.length).fill(undefined);
+  let open = ids.map((_, i) => i);
   for (const store of stores) {
-    if (store === except) continue;
-    const rec = store.index.getChunk(id);
-    if (!rec || (found && rec.refs === 0)) continue;
-    found = { store, rec };
-    if (rec.refs > 0) break;
+    if (store === except || open.length === 0) continue;
+    const recs = await store.index.lookup(open.map((i) => ids[i] as Uint8Array));
+    const still: number[] = [];
+    open.forEach((i, k) => {
+      const rec = recs[k];
+      if (rec && !(found[i] && rec.refs === 0)) found[i] = { store, rec };
+      if (!(found[i] && (found[i]?.rec.refs ?? 0) > 0)) still.push(i);
+    });
+    open = still;
   }
   return found;
 }

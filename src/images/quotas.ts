@@ -6,8 +6,7 @@
  * it in full, whatever deduplication saves the operator.
  */
 
-import type { Catalog } from "../catalog/catalog.js";
-import { ownerUsage } from "../catalog/image-records.js";
+import type { RecordsReader } from "../catalog/catalog.js";
 import { TooLargeError } from "../errors.js";
 
 export const QUOTA_NAMES = [
@@ -52,21 +51,22 @@ export class Quotas {
     return v === undefined || v < 0 ? undefined : v;
   }
 
-  /** Inside a transaction: one more image for `owner` must fit image_count_total. */
-  checkNewImage(cat: Catalog, owner: string | null): void {
+  /** Inside a unit of work (`records` its tx): one more image for `owner` must fit image_count_total. */
+  async checkNewImage(records: RecordsReader, owner: string | null): Promise<void> {
     const limit = this.limit(owner, "image_count_total");
     if (limit === undefined) return;
-    const used = ownerUsage(cat, owner).images;
+    const used = (await records.ownerUsage(owner)).images;
     if (used + 1 > limit) throw new QuotaExceededError(owner, "image_count_total", limit, used, 1);
   }
 
   /**
-   * Inside the transaction that starts an upload (or a stage, `staging`): one more upload must
-   * fit image_count_uploading, and the owner must be under image_size_total (and, staging,
-   * image_stage_total). Returns how many bytes the upload may bring (Infinity without limits).
+   * Inside the unit of work (`records` its tx) that starts an upload (or a stage, `staging`): one more
+   * upload must fit image_count_uploading, and the owner must be under image_size_total (and,
+   * staging, image_stage_total). Returns how many bytes the upload may bring (Infinity without
+   * limits).
    */
-  checkUploadStart(cat: Catalog, owner: string | null, staging = false): number {
-    const usage = ownerUsage(cat, owner);
+  async checkUploadStart(records: RecordsReader, owner: string | null, staging = false): Promise<number> {
+    const usage = await records.ownerUsage(owner);
     const uploads = this.limit(owner, "image_count_uploading");
     if (uploads !== undefined && usage.uploading + 1 > uploads) {
       throw new QuotaExceededError(owner, "image_count_uploading", uploads, usage.uploading, 1);
@@ -75,9 +75,14 @@ export class Quotas {
     return staging ? Math.min(room, this.roomFor(owner, "image_stage_total", usage.staged ?? 0, 0)) : room;
   }
 
-  /** Inside the commit of an upload (or stage) of `size` bytes: it must still fit. */
-  checkUploadCommit(cat: Catalog, owner: string | null, size: number, staging = false): void {
-    const usage = ownerUsage(cat, owner);
+  /** Inside the commit (`records` its tx) of an upload (or stage) of `size` bytes: it must still fit. */
+  async checkUploadCommit(
+    records: RecordsReader,
+    owner: string | null,
+    size: number,
+    staging = false,
+  ): Promise<void> {
+    const usage = await records.ownerUsage(owner);
     this.roomFor(owner, "image_size_total", usage.bytes, size);
     if (staging) this.roomFor(owner, "image_stage_total", usage.staged ?? 0, size);
   }
@@ -94,9 +99,12 @@ export class Quotas {
   }
 
   /** GET /v2/info/usage: each quota's limit and the owner's usage (sizes in MiB, as Glance). */
-  usage(cat: Catalog, owner: string | null): Partial<Record<QuotaName, { limit: number; usage: number }>> {
+  async usage(
+    records: RecordsReader,
+    owner: string | null,
+  ): Promise<Partial<Record<QuotaName, { limit: number; usage: number }>>> {
     if (!this.enabled) return {};
-    const u = ownerUsage(cat, owner);
+    const u = await records.ownerUsage(owner);
     const used: Record<QuotaName, number> = {
       image_size_total: Math.floor(u.bytes / MIB),
       image_stage_total: Math.floor((u.staged ?? 0) / MIB),

@@ -145,7 +145,7 @@ describe("format policy from the configuration", () => {
     await other.close();
     const engine = await Engine.openDir(s.dataDir, { durable: false });
     try {
-      expect(() => engine.stat(manifestId)).toThrow(/not found/);
+      await expect(engine.stat(manifestId)).rejects.toThrow(/not found/);
     } finally {
       await engine.close();
       await rm(scratch, { recursive: true, force: true });

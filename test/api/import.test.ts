@@ -7,8 +7,7 @@ import { randomBytes } from "node:crypto";
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { getImage, type ImageRecord, putImage } from "../../src/catalog/image-records.js";
-import { putTask } from "../../src/catalog/task-records.js";
+import type { ImageRecord } from "../../src/catalog/image-records.js";
 import { type S3rver, startS3rver } from "../helpers/s3.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { waitFor } from "../helpers/wait.js";
@@ -503,11 +502,11 @@ describe("the import lock", () => {
     for (const holder of ["stale", "missing"]) {
       const id = await newImage();
       await stage(id, randomBytes(1000));
-      await cat.transaction(() => {
-        const rec = getImage(cat, id) as ImageRecord;
-        if (holder === "stale") putTask(cat, { ...staleTask, image_id: id });
+      await cat.transact(async (tx) => {
+        const rec = (await tx.getImage(id)) as ImageRecord;
+        if (holder === "stale") await tx.putTask({ ...staleTask, image_id: id });
         const lock = holder === "stale" ? staleTask.id : "99999999-0000-0000-0000-000000000000";
-        putImage(cat, { ...rec, properties: { ...rec.properties, os_glance_import_task: lock } }, rec);
+        await tx.putImage({ ...rec, properties: { ...rec.properties, os_glance_import_task: lock } }, rec);
       });
       const res = await call("POST", `/v2/images/${id}/import`, { method: { name: "glance-direct" } });
       expect(res.status, holder).toBe(202);

@@ -207,7 +207,9 @@ describe("removal from one store", () => {
       }
       const after = await Engine.openDir(s.dataDir, { stores, durable: false });
       try {
-        expect([...after.catalog.objects.getKeys()]).toEqual([]);
+        const objects: Buffer[] = [];
+        for await (const { id } of after.catalog.scanObjects()) objects.push(id);
+        expect(objects).toEqual([]);
       } finally {
         await after.close();
       }

@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { StaticTokens } from "../../src/auth/static-tokens.js";
 import { TrustedHeaders } from "../../src/auth/trusted-headers.js";
-import { ConfigError, loadConfig } from "../../src/cli/config.js";
+import { loadConfig } from "../../src/config/load.js";
+import { ConfigError } from "../../src/config/server-config.js";
 import { runAsync } from "../helpers/run.js";
 import { sharedServer, startTestServer, type TestServer } from "../helpers/server.js";
 

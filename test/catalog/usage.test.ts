@@ -5,7 +5,6 @@
 import { join } from "node:path";
 import { open as openLmdb } from "lmdb";
 import { afterEach, expect, it } from "vitest";
-import { ownerUsage } from "../../src/catalog/image-records.js";
 import { Engine } from "../../src/engine/engine.js";
 import { ImageService } from "../../src/images/images.js";
 import { prng } from "../helpers/data.js";
@@ -26,27 +25,32 @@ it("tracks each owner's images, bytes and uploads through create, upload, owner 
   await svc.create({ ...fields, owner: "beta" });
   await svc.upload(a.id, pieces(prng(1, 100_000)));
   await svc.upload(b.id, pieces(prng(1, 100_000)));
-  expect(ownerUsage(t.engine.catalog, "alpha")).toEqual({
+  expect(await t.engine.catalog.records.ownerUsage("alpha")).toEqual({
     images: 2,
     bytes: 200_000,
     uploading: 0,
     staged: 0,
   });
   await svc.update(b.id, (r) => ({ ...r, owner: "beta" }));
-  expect(ownerUsage(t.engine.catalog, "alpha")).toEqual({
+  expect(await t.engine.catalog.records.ownerUsage("alpha")).toEqual({
     images: 1,
     bytes: 100_000,
     uploading: 0,
     staged: 0,
   });
-  expect(ownerUsage(t.engine.catalog, "beta")).toEqual({
+  expect(await t.engine.catalog.records.ownerUsage("beta")).toEqual({
     images: 2,
     bytes: 100_000,
     uploading: 0,
     staged: 0,
   });
   await svc.remove(a.id);
-  expect(ownerUsage(t.engine.catalog, "alpha")).toEqual({ images: 0, bytes: 0, uploading: 0, staged: 0 });
+  expect(await t.engine.catalog.records.ownerUsage("alpha")).toEqual({
+    images: 0,
+    bytes: 0,
+    uploading: 0,
+    staged: 0,
+  });
 });
 
 it("a catalog of layout 2 gets its tallies computed from the image records on first open", async () => {
@@ -69,6 +73,11 @@ it("a catalog of layout 2 gets its tallies computed from the image records on fi
   await root.close();
   const e = await Engine.openDir(t.dir, { durable: false, packSize: 1024 * 1024 });
   cleanups.push(() => e.close());
-  expect(ownerUsage(e.catalog, "alpha")).toEqual({ images: 2, bytes: 300_000, uploading: 0, staged: 0 });
-  expect(e.catalog.meta.get("layout")).toBe(3);
+  expect(await e.catalog.records.ownerUsage("alpha")).toEqual({
+    images: 2,
+    bytes: 300_000,
+    uploading: 0,
+    staged: 0,
+  });
+  expect(await e.catalog.getMeta("layout")).toBe(3);
 });

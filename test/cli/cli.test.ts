@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
+import { chunksOf, packsOf } from "../helpers/catalog.js";
 import { prng } from "../helpers/data.js";
 import { makeRawData, qemuCreate } from "../helpers/disk-images.js";
 
@@ -123,11 +124,14 @@ describe("tessera CLI", () => {
     await new Promise((r) => child.on("exit", r));
     const engine = await Engine.openDir(dataDir);
     try {
-      expect([...engine.catalog.objects.getKeys()].length).toBe(1);
-      expect([...engine.store().index.packs.getKeys()].length).toBe(before);
+      let objects = 0;
+      for await (const _ of engine.catalog.scanObjects()) objects++;
+      expect(objects).toBe(1);
+      expect((await packsOf(engine)).length).toBe(before);
+      const chunks = await chunksOf(engine);
       let refs = 0;
-      for (const { value } of engine.store().index.chunks.getRange()) refs += value.readUInt32LE(28);
-      expect(refs).toBe([...engine.store().index.chunks.getKeys()].length);
+      for (const { rec } of chunks) refs += rec.refs;
+      expect(refs).toBe(chunks.length);
     } finally {
       await engine.close();
     }

@@ -2,7 +2,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, DEFAULT_CONFIG, loadConfig, nodeHashName } from "../../src/cli/config.js";
+import { nodeHashName } from "../../src/config/hash-names.js";
+import { loadConfig } from "../../src/config/load.js";
+import { ConfigError, DEFAULT_CONFIG } from "../../src/config/server-config.js";
 
 async function withFile(content: string, fn: (path: string) => void): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "tessera-config-"));

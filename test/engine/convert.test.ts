@@ -71,8 +71,8 @@ describe("converting stored images with qemu-img", () => {
         checksum: createHash("md5").update(rawBytes).digest("hex"),
         object: plain.object,
       });
-      expect(images.get(q.id)).toEqual(converted);
-      expect(() => engine.stat(before)).toThrow(/not found/);
+      expect(await images.get(q.id)).toEqual(converted);
+      await expect(engine.stat(before)).rejects.toThrow(/not found/);
       expect((await readAll(engine, converted.object as string)).equals(rawBytes)).toBe(true);
     } finally {
       await engine.close();
@@ -108,7 +108,7 @@ describe("converting stored images with qemu-img", () => {
       const err = await images.convert(img.id, "raw").catch((e: unknown) => e);
       expect(err).toBeInstanceOf(FormatRejectedError);
       expect((err as Error).message).toContain("[qcow2-backing-file]");
-      expect(images.get(img.id)).toEqual(img);
+      expect(await images.get(img.id)).toEqual(img);
     } finally {
       await engine.close();
     }
@@ -124,7 +124,7 @@ describe("converting stored images with qemu-img", () => {
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConversionError);
       expect((err as Error).message).toMatch(/qemu-img convert qcow2 → raw failed/);
-      expect(images.get(img.id)).toEqual(img);
+      expect(await images.get(img.id)).toEqual(img);
     } finally {
       await engine.close();
     }

@@ -3,18 +3,19 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { CorruptDataError, StoreFormatError } from "../../src/errors.js";
+import { chunksOf, packsOf } from "../helpers/catalog.js";
 import { prng } from "../helpers/data.js";
 import { collect, pieces, tempStores } from "../helpers/store.js";
 
 const store = tempStores();
 
-/** Every key and value of every catalog database, to compare whole states. */
-function snapshot(engine: Engine): string {
-  const c = engine.catalog;
-  const dump = (db: { getRange(): Iterable<{ key: unknown; value: unknown }> }) =>
-    [...db.getRange()].map(({ key, value }) => JSON.stringify([key, value]));
-  const idx = engine.store().index;
-  return JSON.stringify([dump(idx.chunks), dump(idx.packs), dump(c.manifests), dump(c.objects)]);
+/** Every chunk, pack, manifest and object the catalog has, to compare whole states. */
+async function snapshot(engine: Engine): Promise<string> {
+  const objects: unknown[] = [];
+  for await (const { id, obj } of engine.catalog.scanObjects()) {
+    objects.push([id.toString("hex"), obj, (await engine.catalog.getManifest(id))?.toString("hex")]);
+  }
+  return JSON.stringify([await chunksOf(engine), await packsOf(engine), objects]);
 }
 
 async function* failingAfter(data: Uint8Array, failAt: number): AsyncGenerator<Uint8Array> {
@@ -32,13 +33,13 @@ describe("failures", () => {
     const { engine } = await store();
     const base = prng(20, 3 * 1024 * 1024);
     await engine.ingest(pieces(base));
-    const before = snapshot(engine);
+    const before = await snapshot(engine);
     const data = Buffer.concat([base, prng(21, 5 * 1024 * 1024)]);
     const rand = prng(22, 64);
     for (let k = 0; k < 8; k++) {
       const failAt = new DataView(rand.buffer).getUint32(k * 4, true) % data.length;
       await expect(engine.ingest(failingAfter(data, failAt))).rejects.toThrow("client went away");
-      expect(snapshot(engine)).toBe(before);
+      expect(await snapshot(engine)).toBe(before);
     }
     // the store still works, and the aborted ingests' chunks do not count as stored
     const r = await engine.ingest(pieces(data));
@@ -83,7 +84,7 @@ describe("failures", () => {
 describe("backend failures", () => {
   it("commits nothing when the backend fails a pack write mid-ingest, and works again after", async () => {
     const { engine } = await store();
-    const before = snapshot(engine);
+    const before = await snapshot(engine);
     const backend = engine.store().backend;
     const realPut = backend.put.bind(backend);
     let puts = 0;
@@ -92,7 +93,7 @@ describe("backend failures", () => {
       return realPut(name, parts);
     };
     await expect(engine.ingest(pieces(prng(40, 4 * 1024 * 1024)))).rejects.toThrow("disk full");
-    expect(snapshot(engine)).toBe(before);
+    expect(await snapshot(engine)).toBe(before);
     backend.put = realPut;
     const r = await engine.ingest(pieces(prng(40, 4 * 1024 * 1024)));
     expect((await collect(engine.read(r.manifestId))).length).toBe(4 * 1024 * 1024);

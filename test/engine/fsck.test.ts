@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Engine } from "../../src/engine/engine.js";
 import { DamagedDataError } from "../../src/errors.js";
 import { packName } from "../../src/store/names.js";
+import { chunkRecord, chunksOf, dropChunk, loseIndex, packsOf } from "../helpers/catalog.js";
 import { prng } from "../helpers/data.js";
 import { type S3rver, startS3rver } from "../helpers/s3.js";
 import { collect, pieces, tempStores } from "../helpers/store.js";
@@ -71,7 +72,7 @@ describe("fsck", () => {
     expect(totals(fixed, "local")).toMatchObject({ badChunks: 1, repaired: 1, damagedObjects: [] });
     expect(totals(await engine.fsck(), "local")).toMatchObject({ badChunks: 0, missingChunks: 0 });
     // Served from local again (its copy mended), every byte right.
-    await engine.store("edge").index.chunks.clearAsync();
+    await loseIndex(engine, "edge");
     expect((await collect(engine.read(a.manifestId))).equals(data)).toBe(true);
   });
 
@@ -81,8 +82,8 @@ describe("fsck", () => {
     });
     const data = Buffer.from(prng(3, 3 * MiB));
     const a = await engine.ingest(pieces(data), { store: "central" });
-    const [pack] = [...engine.store("central").index.packs.getKeys()];
-    await engine.store("central").backend.delete(packName(Buffer.from(pack as Buffer).toString("hex")));
+    const [pack] = await packsOf(engine, "central");
+    await engine.store("central").backend.delete(packName(pack?.id.toString("hex") as string));
     const r = await engine.fsck({ repair: true });
     const central = totals(r, "central");
     expect(central?.missingPacks).toBe(1);
@@ -101,8 +102,8 @@ describe("fsck", () => {
     const data = Buffer.from(prng(7, 3 * MiB));
     const a = await engine.ingest(pieces(data), { store: "central" });
     await engine.copy(a.manifestId, "local");
-    const [pack] = [...engine.store("central").index.packs.getKeys()];
-    await engine.store("central").backend.delete(packName(Buffer.from(pack as Buffer).toString("hex")));
+    const [pack] = await packsOf(engine, "central");
+    await engine.store("central").backend.delete(packName(pack?.id.toString("hex") as string));
     const r = totals(await engine.fsck({ store: "central", repair: true }), "central");
     expect(r?.missingPacks).toBe(1);
     expect(r?.repaired).toBe(r?.badChunks);
@@ -112,7 +113,7 @@ describe("fsck", () => {
       missingPacks: 0,
     });
     // Served by central alone: local's copy out of the way.
-    await engine.store("local").index.chunks.clearAsync();
+    await loseIndex(engine, "local");
     expect((await collect(engine.read(a.manifestId))).equals(data)).toBe(true);
   });
 
@@ -124,15 +125,12 @@ describe("fsck", () => {
     const a = await engine.ingest(pieces(data), { store: "local" });
     const b = await engine.ingest(pieces(data.subarray(0, MiB)), { store: "local" });
     await engine.copy(a.manifestId, "edge");
-    const idx = engine.store("local").index;
-    const [victim] = [...idx.chunks.getRange()].filter(
-      ({ value }) => (value as Buffer).readUInt32LE(28) === 2,
-    );
+    const [victim] = (await chunksOf(engine, "local")).filter(({ rec }) => rec.refs === 2);
     expect(victim).toBeDefined();
-    await idx.chunks.remove(victim?.key as Buffer);
+    await dropChunk(engine, victim?.id as Buffer, "local");
     const r = await engine.fsck({ store: "local", repair: true });
     expect(totals(r, "local")).toMatchObject({ missingChunks: 1, repaired: 1 });
-    expect(idx.getChunk(victim?.key as Buffer)?.refs).toBe(2);
+    expect((await chunkRecord(engine, victim?.id as Buffer, "local"))?.refs).toBe(2);
     expect((await collect(engine.read(b.manifestId))).equals(data.subarray(0, MiB))).toBe(true);
   });
 

@@ -17,7 +17,7 @@ describe("dedup accounting", () => {
     const ra = await engine.ingest(pieces(a));
     await engine.ingest(pieces(a)); // a second holder of the same object
     const rb = await engine.ingest(pieces(b));
-    const st = engine.stats();
+    const st = await engine.stats();
     const local = st.stores[0];
     expect(local).toMatchObject({
       store: "local",
@@ -32,12 +32,12 @@ describe("dedup accounting", () => {
       Math.round(((2 * a.length + b.length) / (ra.bytesStored + rb.bytesStored)) * 100) / 100,
     );
 
-    const ob = engine.objectStats(rb.manifestId);
+    const ob = await engine.objectStats(rb.manifestId);
     expect(ob.uniqueBytes).toBe(rb.bytesStored);
     expect(ob.uniqueBytes + ob.sharedBytes).toBe(ob.storedBytes);
     expect(ob.maxSharers).toBe(1);
     // Two holders of the same data: nothing of it is only theirs.
-    const oa = engine.objectStats(ra.manifestId);
+    const oa = await engine.objectStats(ra.manifestId);
     expect(oa).toMatchObject({
       size: a.length,
       zeroBytes: ra.zeroBytes,
@@ -48,6 +48,10 @@ describe("dedup accounting", () => {
     // Released and collected: the figures follow.
     await engine.release(rb.manifestId);
     await engine.gc({ graceSeconds: 0 });
-    expect(engine.stats().stores[0]).toMatchObject({ objects: 1, holders: 2, storedBytes: ra.bytesStored });
+    expect((await engine.stats()).stores[0]).toMatchObject({
+      objects: 1,
+      holders: 2,
+      storedBytes: ra.bytesStored,
+    });
   });
 });

@@ -13,6 +13,7 @@ import { CorruptDataError, UnknownStoreError } from "../../src/errors.js";
 import { CountingBackend } from "../../src/store/counting-backend.js";
 import { FsBackend } from "../../src/store/fs-backend.js";
 import { CHUNK_FLAG_ZSTD } from "../../src/store/pack-format.js";
+import { chunksOf, loseIndex, packsOf } from "../helpers/catalog.js";
 import { prng, textLike } from "../helpers/data.js";
 import { collect, pieces } from "../helpers/store.js";
 
@@ -56,10 +57,8 @@ async function twoStores(
   return { engine, dir, counts };
 }
 
-function chunkCount(engine: Engine, store: string): number {
-  let n = 0;
-  for (const _ of engine.store(store).index.chunks.getKeys()) n++;
-  return n;
+async function chunkCount(engine: Engine, store: string): Promise<number> {
+  return (await chunksOf(engine, store)).length;
 }
 
 /** A "base image" and a "derived" one: the base with 3 stretches of 64 KiB rewritten. */
@@ -76,10 +75,10 @@ describe("several stores", () => {
     const data = prng(2, 3 * MiB);
     const localPuts = counts.local?.counts.puts; // the store's format record, at open
     const r = await engine.ingest(pieces(data), { store: "edge" });
-    expect(chunkCount(engine, "edge")).toBe(r.newChunks);
-    expect(chunkCount(engine, "local")).toBe(0);
+    expect(await chunkCount(engine, "edge")).toBe(r.newChunks);
+    expect(await chunkCount(engine, "local")).toBe(0);
     expect(counts.local?.counts.puts).toBe(localPuts);
-    expect(engine.stat(r.manifestId).stores).toEqual({ edge: 1 });
+    expect((await engine.stat(r.manifestId)).stores).toEqual({ edge: 1 });
     expect((await collect(engine.read(r.manifestId))).equals(data)).toBe(true);
     await expect(engine.ingest(pieces(data), { store: "nowhere" })).rejects.toBeInstanceOf(UnknownStoreError);
   });
@@ -92,7 +91,7 @@ describe("several stores", () => {
     expect(b.manifestId).toBe(a.manifestId);
     expect(b.newChunks).toBe(a.newChunks);
     expect(b.createdObject).toBe(false);
-    expect(engine.stat(a.manifestId).stores).toEqual({ local: 1, edge: 1 });
+    expect((await engine.stat(a.manifestId)).stores).toEqual({ local: 1, edge: 1 });
   });
 
   it("copies a derived image to a store holding its base by moving about the bytes that differ", async () => {
@@ -109,7 +108,7 @@ describe("several stores", () => {
     expect(c.bytesMoved).toBeLessThan(8 * differing);
     expect((counts.local?.counts.bytesGot ?? 0) - readBefore).toBe(c.bytesMoved);
     expect((counts.edge?.counts.bytesPut ?? 0) - putBefore).toBeLessThan(c.bytesMoved + 64 * 1024);
-    expect(engine.stat(d.manifestId).stores).toEqual({ local: 1, edge: 1 });
+    expect((await engine.stat(d.manifestId)).stores).toEqual({ local: 1, edge: 1 });
   });
 
   it("serves an object from the store first in the read order that holds each chunk", async () => {
@@ -139,12 +138,12 @@ describe("several stores", () => {
     await engine.close();
     await rm(join(dir, "local"), { recursive: true, force: true });
     const again = await twoStores({ dir, readOrder: ["local", "edge"] });
-    expect(chunkCount(again.engine, "edge")).toBeGreaterThan(0);
+    expect(await chunkCount(again.engine, "edge")).toBeGreaterThan(0);
     // local's index still lists the (now unreferenced) chunks; the test for "edge alone" is
     // that with local's chunks dropped from its index the edge store serves every byte.
-    await again.engine.store("local").index.chunks.clearAsync();
+    await loseIndex(again.engine, "local");
     expect((await collect(again.engine.read(r.manifestId))).equals(data)).toBe(true);
-    expect(again.engine.stat(r.manifestId).stores).toEqual({ edge: 1 });
+    expect((await again.engine.stat(r.manifestId)).stores).toEqual({ edge: 1 });
   });
 
   it("moves compressed frames as they are and compresses raw ones for a store that compresses", async () => {
@@ -152,21 +151,19 @@ describe("several stores", () => {
     const data = textLike(7, 4 * MiB);
     const r = await engine.ingest(pieces(data), { store: "local" });
     const c = await engine.copy(r.manifestId, "edge");
-    const zstdIn = (store: string) =>
-      [...engine.store(store).index.chunks.getRange()].filter(
-        ({ value }) => (value as Buffer).readUInt32LE(24) & CHUNK_FLAG_ZSTD,
-      ).length;
-    expect(zstdIn("local")).toBe(0);
-    expect(zstdIn("edge")).toBe(c.chunksCopied);
+    const zstdIn = async (store: string) =>
+      (await chunksOf(engine, store)).filter(({ rec }) => rec.flags & CHUNK_FLAG_ZSTD).length;
+    expect(await zstdIn("local")).toBe(0);
+    expect(await zstdIn("edge")).toBe(c.chunksCopied);
     expect(counts.edge?.counts.bytesPut).toBeLessThan(c.bytesMoved / 2);
     // And back: edge's frames come back to local as they are, though local does not compress.
     await engine.release(r.manifestId, "local");
-    await engine.store("local").index.chunks.clearAsync();
+    await loseIndex(engine, "local");
     const back = await engine.copy(r.manifestId, "local");
     expect(back.bytesMoved).toBeLessThan(data.length / 2);
-    expect(zstdIn("local")).toBe(back.chunksCopied);
+    expect(await zstdIn("local")).toBe(back.chunksCopied);
     await engine.release(r.manifestId, "edge");
-    await engine.store("edge").index.chunks.clearAsync();
+    await loseIndex(engine, "edge");
     expect((await collect(engine.read(r.manifestId))).equals(data)).toBe(true);
   });
 
@@ -181,8 +178,8 @@ describe("several stores", () => {
       return b;
     };
     await expect(engine.copy(r.manifestId, "edge")).rejects.toBeInstanceOf(CorruptDataError);
-    expect(chunkCount(engine, "edge")).toBe(0);
-    expect(engine.stat(r.manifestId).stores).toEqual({ local: 1 });
+    expect(await chunkCount(engine, "edge")).toBe(0);
+    expect((await engine.stat(r.manifestId)).stores).toEqual({ local: 1 });
   });
 
   it("commits nothing when the target fails mid-copy, and copies cleanly after", async () => {
@@ -197,11 +194,11 @@ describe("several stores", () => {
       return realPut(name, parts);
     };
     await expect(engine.copy(r.manifestId, "edge")).rejects.toThrow("bucket full");
-    expect(chunkCount(engine, "edge")).toBe(0);
-    expect(engine.stat(r.manifestId).stores).toEqual({ local: 1 });
+    expect(await chunkCount(engine, "edge")).toBe(0);
+    expect((await engine.stat(r.manifestId)).stores).toEqual({ local: 1 });
     backend.put = realPut;
     const c = await engine.copy(r.manifestId, "edge");
-    expect(chunkCount(engine, "edge")).toBe(c.chunksCopied);
+    expect(await chunkCount(engine, "edge")).toBe(c.chunksCopied);
   });
 
   it("drops a store's chunk references with its last holder there, and the object with its last holder anywhere", async () => {
@@ -209,31 +206,28 @@ describe("several stores", () => {
     const r = await engine.ingest(pieces(prng(10, 2 * MiB)), { store: "local" });
     await engine.copy(r.manifestId, "edge");
     await engine.copy(r.manifestId, "edge");
-    const refs = (store: string) =>
-      [...engine.store(store).index.chunks.getRange()].map(({ value }) => (value as Buffer).readUInt32LE(28));
-    expect(engine.stat(r.manifestId).stores).toEqual({ local: 1, edge: 2 });
+    const refs = async (store: string) => (await chunksOf(engine, store)).map(({ rec }) => rec.refs);
+    expect((await engine.stat(r.manifestId)).stores).toEqual({ local: 1, edge: 2 });
     await engine.release(r.manifestId, "edge");
-    expect(refs("edge").every((n) => n === 1)).toBe(true);
+    expect((await refs("edge")).every((n) => n === 1)).toBe(true);
     await engine.release(r.manifestId, "edge");
-    expect(refs("edge").every((n) => n === 0)).toBe(true);
-    expect(refs("local").every((n) => n === 1)).toBe(true);
+    expect((await refs("edge")).every((n) => n === 0)).toBe(true);
+    expect((await refs("local")).every((n) => n === 1)).toBe(true);
     expect(await engine.release(r.manifestId, "local")).toEqual({ removed: true });
-    expect(() => engine.stat(r.manifestId)).toThrow();
+    await expect(engine.stat(r.manifestId)).rejects.toThrow();
   });
 
   it("rebuilds one store's index from its own packs and manifests, leaving the other's alone", async () => {
     const { engine } = await twoStores();
     const a = await engine.ingest(pieces(prng(11, 2 * MiB)), { store: "local" });
     const b = await engine.ingest(pieces(prng(12, 2 * MiB)), { store: "edge" });
-    const before = [...engine.store("edge").index.chunks.getRange()].map(({ key, value }) => [key, value]);
-    await engine.store("edge").index.chunks.clearAsync();
-    const localBefore = chunkCount(engine, "local");
+    const before = await chunksOf(engine, "edge");
+    await loseIndex(engine, "edge");
+    const localBefore = await chunkCount(engine, "local");
     const result = await engine.rebuildIndex("edge");
     expect(result.manifests).toBe(1);
-    expect([...engine.store("edge").index.chunks.getRange()].map(({ key, value }) => [key, value])).toEqual(
-      before,
-    );
-    expect(chunkCount(engine, "local")).toBe(localBefore);
+    expect(await chunksOf(engine, "edge")).toEqual(before);
+    expect(await chunkCount(engine, "local")).toBe(localBefore);
     expect((await collect(engine.read(b.manifestId))).length).toBe(2 * MiB);
     expect((await collect(engine.read(a.manifestId))).length).toBe(2 * MiB);
   });
@@ -250,20 +244,18 @@ describe("a wholly lost catalog of several stores", () => {
     const again = await twoStores({ dir });
     expect((await again.engine.rebuildIndex("local")).manifestsRestored).toBe(2);
     expect((await again.engine.rebuildIndex("edge")).manifestsRestored).toBe(0);
-    expect(again.engine.stat(both.manifestId).stores).toEqual({ local: 1, edge: 1 });
-    expect(again.engine.stat(localOnly.manifestId).stores).toEqual({ local: 1 });
-    const edgeRefs = [...again.engine.store("edge").index.chunks.getRange()].map(({ value }) =>
-      (value as Buffer).readUInt32LE(28),
-    );
+    expect((await again.engine.stat(both.manifestId)).stores).toEqual({ local: 1, edge: 1 });
+    expect((await again.engine.stat(localOnly.manifestId)).stores).toEqual({ local: 1 });
+    const edgeRefs = (await chunksOf(again.engine, "edge")).map(({ rec }) => rec.refs);
     expect(edgeRefs.length).toBeGreaterThan(0);
     expect(edgeRefs.every((n) => n === 1)).toBe(true);
     // A copy removed in normal operation leaves its manifest behind until collection; a
     // rebuild of that store's index does not give it a holder back.
     await again.engine.release(both.manifestId, "edge");
-    await again.engine.store("edge").index.chunks.clearAsync();
+    await loseIndex(again.engine, "edge");
     const rebuiltAgain = await again.engine.rebuildIndex("edge");
     expect(rebuiltAgain.manifests).toBe(0);
-    expect(again.engine.stat(both.manifestId).stores).toEqual({ local: 1 });
+    expect((await again.engine.stat(both.manifestId)).stores).toEqual({ local: 1 });
   });
 });
 
@@ -306,9 +298,9 @@ describe("a catalog of the one-store layout", () => {
     const e = await Engine.openDir(dir, { durable: false, packSize: MiB });
     try {
       expect((await collect(e.read(id))).equals(data)).toBe(true);
-      expect(e.stat(id).stores).toEqual({ local: 2 });
-      expect(e.catalog.images.get("img-1")?.stores).toEqual(["local"]);
-      expect([...e.store("local").index.packs.getKeys()].length).toBeGreaterThan(0);
+      expect((await e.stat(id)).stores).toEqual({ local: 2 });
+      expect((await e.catalog.records.getImage("img-1"))?.stores).toEqual(["local"]);
+      expect((await packsOf(e, "local")).length).toBeGreaterThan(0);
     } finally {
       await e.close();
     }
@@ -332,7 +324,7 @@ describe("a store the configuration no longer lists", () => {
     await again.engine.release(r.manifestId, "edge");
     await again.engine.close();
     const without = await open();
-    expect(without.stat(r.manifestId).stores).toEqual({ local: 1 });
+    expect((await without.stat(r.manifestId)).stores).toEqual({ local: 1 });
     await without.close();
   });
 });

@@ -7,10 +7,10 @@ import { rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
 import { expect } from "vitest";
-import { decodeChunkRecord } from "../../src/catalog/catalog.js";
 import { Engine } from "../../src/engine/engine.js";
 import { packName } from "../../src/store/names.js";
 import type { StoreConfig } from "../../src/store/open-store.js";
+import { chunksOf } from "./catalog.js";
 import { prng } from "./data.js";
 import { client, startTestServer } from "./server.js";
 
@@ -58,9 +58,7 @@ export async function uploadThroughOutage(
   const engine = await Engine.openDir(s.dataDir, { stores: { central: store }, durable: false });
   try {
     const packs = new Set<string>();
-    for (const { value } of engine.store().index.chunks.getRange()) {
-      packs.add(packName(decodeChunkRecord(value as Buffer).pack.toString("hex")));
-    }
+    for (const { rec } of await chunksOf(engine)) packs.add(packName(rec.pack.toString("hex")));
     expect(packs.size).toBeGreaterThan(0);
     for (const name of packs) expect(await engine.store().backend.stat(name), name).toBeDefined();
   } finally {
@@ -87,7 +85,7 @@ export async function rebuildFromStoreAlone(store: StoreConfig, size: number, se
   }
   try {
     const engine = await Engine.openDir(s.dataDir, { stores: { central: store }, durable: false });
-    const object = (engine.catalog.images.get(id) as { object: string }).object;
+    const object = ((await engine.catalog.records.getImage(id)) as { object: string }).object;
     await engine.close();
     await rm(join(s.dataDir, "catalog"), { recursive: true });
     const cfg = join(s.dataDir, "tessera.json");

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
 import { type RunningServer, type ServerOptions, startServer } from "../../src/api/server.js";
-import { DEFAULT_CONFIG } from "../../src/cli/config.js";
+import { DEFAULT_CONFIG } from "../../src/config/server-config.js";
 
 export type TestServer = RunningServer & { dataDir: string };
 

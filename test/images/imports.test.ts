@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
-import { getTask, putTask, type TaskRecord } from "../../src/catalog/task-records.js";
+import type { TaskRecord } from "../../src/catalog/task-records.js";
 import { Engine } from "../../src/engine/engine.js";
 import { ImageService } from "../../src/images/images.js";
 import { Imports } from "../../src/images/imports.js";
@@ -42,16 +42,16 @@ it("removes expired tasks at start, and at an import's start once an hour has pa
   const svc = await ImageService.open(t.engine);
   const past = new Date(Date.now() - 1000);
   const future = new Date(Date.now() + 3600 * 1000);
-  await cat.transaction(() => {
-    putTask(cat, ended("11111111-1111-1111-1111-111111111111", past));
-    putTask(cat, ended("22222222-2222-2222-2222-222222222222", future));
+  await cat.transact(async (tx) => {
+    await tx.putTask(ended("11111111-1111-1111-1111-111111111111", past));
+    await tx.putTask(ended("22222222-2222-2222-2222-222222222222", future));
   });
   const imports = await Imports.open(svc);
-  expect(getTask(cat, "11111111-1111-1111-1111-111111111111")).toBeUndefined();
-  expect(getTask(cat, "22222222-2222-2222-2222-222222222222")).toBeDefined();
+  expect(await cat.records.getTask("11111111-1111-1111-1111-111111111111")).toBeUndefined();
+  expect(await cat.records.getTask("22222222-2222-2222-2222-222222222222")).toBeDefined();
 
   // The server runs on; another task expires; an hour after the last prune, an import begins.
-  await cat.transaction(() => putTask(cat, ended("33333333-3333-3333-3333-333333333333", past)));
+  await cat.transact(async (tx) => tx.putTask(ended("33333333-3333-3333-3333-333333333333", past)));
   (imports as unknown as { lastPrune: number }).lastPrune = Date.now() - 2 * 3600 * 1000;
   const img = await svc.create({ disk_format: "raw", container_format: "bare" });
   await svc.stage(img.id, pieces(Buffer.alloc(1000, 1)));
@@ -61,8 +61,8 @@ it("removes expired tasks at start, and at an import's start once an hour has pa
     { projectId: null, userId: null, roles: new Set(), requestId: null },
     undefined,
   );
-  expect(getTask(cat, "33333333-3333-3333-3333-333333333333")).toBeUndefined();
-  expect(getTask(cat, "22222222-2222-2222-2222-222222222222")).toBeDefined();
+  expect(await cat.records.getTask("33333333-3333-3333-3333-333333333333")).toBeUndefined();
+  expect(await cat.records.getTask("22222222-2222-2222-2222-222222222222")).toBeDefined();
   await imports.close();
 });
 
@@ -117,11 +117,11 @@ it("a restart after an import into two stores was cut off past activation keeps 
   await svc.stage(img.id, pieces(data));
   await importIntoBoth(svc, img.id);
   await copyStarted;
-  expect(svc.get(img.id).status).toBe("active");
+  expect((await svc.get(img.id)).status).toBe("active");
 
   // The restart: a new runner over the same catalog finds the task still processing.
   await Imports.open(svc);
-  const after = svc.get(img.id);
+  const after = await svc.get(img.id);
   expect(after).toMatchObject({ status: "active", stores: ["local"], size: data.length });
   expect(after.properties).toMatchObject({
     os_glance_failed_import: "extra",
@@ -153,7 +153,7 @@ it("a restart after a copy committed but before its bookkeeping lists no store t
   await importIntoBoth(svc, img.id);
   await done;
   await Imports.open(svc);
-  const after = svc.get(img.id);
+  const after = await svc.get(img.id);
   expect(after).toMatchObject({ status: "active", stores: ["local", "extra"] });
   expect(after.properties).toMatchObject({ os_glance_failed_import: "", os_glance_importing_to_stores: "" });
   die(new Error("the test is over"));

@@ -109,9 +109,10 @@ export async function runConfig(
       }
     }
     const downloadSeconds = (performance.now() - t1) / 1000;
-    const stats = engine.stats().stores[0];
+    const stats = (await engine.stats()).stores[0];
     if (!stats) throw new Error("the store has no figures");
-    const packs = [...engine.store().index.packs.getKeys()].length;
+    let packs = 0;
+    for await (const _ of engine.store().index.scanPacks()) packs++;
     const requests = { ...(counter as CountingBackend).counts };
     const ops = requests.puts + requests.gets + requests.stats + requests.deletes + requests.lists;
     return {
@@ -133,7 +134,7 @@ export async function runConfig(
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       ...(options.analyze
         ? {
-            analysis: analyze(
+            analysis: await analyze(
               engine,
               ids,
               images.map((i) => i.name),
@@ -155,7 +156,7 @@ export async function runConfig(
 }
 
 /** The chunk-size histogram and sharing matrix of the ingested images. */
-function analyze(engine: Engine, ids: string[], names: string[], cfg: EvalConfig): Analysis {
+async function analyze(engine: Engine, ids: string[], names: string[], cfg: EvalConfig): Promise<Analysis> {
   const { min, max } = cfg.chunker;
   const bins = 16;
   const width = (max - min) / bins;
@@ -164,7 +165,7 @@ function analyze(engine: Engine, ids: string[], names: string[], cfg: EvalConfig
   // Per image: its chunks (hex id, or "zero:<len>" for all-zero chunks) in order, with lengths.
   const chunkLists: { keys: string[]; lengths: Uint32Array; size: number }[] = [];
   for (const id of ids) {
-    const m = decodeManifest(engine.catalog.getManifest(Buffer.from(id, "hex")) as Buffer);
+    const m = decodeManifest((await engine.catalog.getManifest(Buffer.from(id, "hex"))) as Buffer);
     const keys: string[] = [];
     for (let i = 0; i < m.count; i++) {
       const len = m.lengths[i] as number;

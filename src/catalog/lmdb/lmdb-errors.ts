@@ -3,7 +3,7 @@
  * (ENOSPC, EDQUOT, EIO, or the map full) is a CatalogUnwritableError: the transaction did
  * nothing, and the same write succeeds once space is freed. Anything else passes through as it was.
  */
-import { CatalogUnwritableError } from "../errors.js";
+import { CatalogUnwritableError } from "../../errors.js";
 
 // EIO too: a full tmpfs answers LMDB's page writes with it.
 const NO_SPACE = new Set<unknown>([5, 28, 122, "EIO", "ENOSPC", "EDQUOT", -30792 /* MDB_MAP_FULL */]);

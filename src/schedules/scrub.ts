@@ -8,6 +8,10 @@ import type { Engine } from "../engine/engine.js";
 import type { FsckOptions, FsckReport } from "../engine/fsck.js";
 import { every } from "./every.js";
 
+/**
+ * Starts scrubbing every `intervalSeconds` (0: never) at `bytesPerSecond`; each finished run's
+ * report goes to `onReport`. `stop` aborts a run in progress and resolves once it has ended.
+ */
 export function startScrubSchedule(
   engine: Engine,
   o: {

@@ -1,7 +1,7 @@
 /**
  * Garbage collection on a schedule, inside the server: one run every interval, and runs on
- * demand between them (the engine runs them on a store one after another). Shutdown waits for a run in progress to finish, so
- * the store is never closed under it.
+ * demand between them (the engine runs them on a store one after another). Shutdown waits for
+ * a run in progress to finish, so the store is never closed under it.
  */
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.js";
@@ -15,6 +15,10 @@ export interface GcSchedule {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts collecting every `intervalSeconds` (0: only on demand) with `graceSeconds`; a run's
+ * report goes to `onReport` unless it was a dry run. Runs that fail are logged, not thrown.
+ */
 export function startGcSchedule(
   engine: Engine,
   o: {

@@ -1,0 +1,292 @@
+/**
+ * The catalog in LMDB (the embedded default): one environment in a directory, its databases
+ * in tables.ts.
+ *
+ * A unit of work is one LMDB child transaction inside a write transaction, so a throw rolls
+ * back everything it wrote; LMDB's writer lock serializes units of work across processes.
+ * The write transaction stays open while the unit's function runs (it awaits only this
+ * catalog's already-settled promises), and lmdb-js would let this process's other reads see
+ * its writes meanwhile: reads outside a unit of work therefore wait at a gate until no unit of
+ * work is running, so they see committed data only.
+ */
+import { CatalogUnwritableError } from "../../errors.js";
+import type {
+  Catalog,
+  CatalogTx,
+  ChunkIndex,
+  LeaseRecord,
+  ObjectRecord,
+  RecordsReader,
+  StoreHoldings,
+} from "../catalog.js";
+import type { PackRecord } from "../store-index.js";
+import { decodeChunkRecord } from "./chunk-record.js";
+import { beginLease, liveLeases, renewLease } from "./leases.js";
+import { catalogWriteError, dropLmdbCommitEchoes } from "./lmdb-errors.js";
+import { recordsReader, unitOfWork } from "./lmdb-tx.js";
+import { holdingsByStore } from "./objects.js";
+import { tallyAll } from "./records.js";
+import { SpaceReserve } from "./space-reserve.js";
+import { getChunk } from "./store-ops.js";
+import { openTables, type Tables } from "./tables.js";
+
+/**
+ * Version of the catalog's layout (upgradeLayout): 2 since stores are named, 3 since owners'
+ * usage is tallied.
+ */
+const LAYOUT = 3;
+
+/** Entries a scan hands out between pauses for the requests this process serves. */
+const SCAN_STRIDE = 5000;
+
+export class LmdbCatalog implements Catalog {
+  private readonly tables: Tables;
+  private readonly reserve: SpaceReserve;
+  private readonly tx: CatalogTx;
+  readonly records: RecordsReader;
+  /** Units of work running now, and who waits for them to end. */
+  private running = 0;
+  private waiting: (() => void)[] = [];
+  private readonly indexes = new Map<string, ChunkIndex>();
+
+  /** Opens (creating if needed) the catalog in directory `path`. */
+  constructor(path: string, options: { durable?: boolean } = {}) {
+    dropLmdbCommitEchoes();
+    this.tables = openTables(path, options.durable !== false);
+    this.reserve = new SpaceReserve(path);
+    this.tx = unitOfWork(this.tables);
+    this.records = recordsReader(this.tables, this.gate);
+  }
+
+  /** Resolves once no unit of work is running (undefined when none is: no await needed). */
+  private readonly gate = (): Promise<void> | undefined => {
+    if (this.running === 0) return undefined;
+    return new Promise<void>((resolve) => this.waiting.push(resolve)).then(() => this.gate());
+  };
+
+  async getObject(id: Buffer): Promise<ObjectRecord | undefined> {
+    await this.gate();
+    return this.tables.objects.get(id);
+  }
+
+  async getManifest(id: Buffer): Promise<Buffer | undefined> {
+    await this.gate();
+    return this.tables.manifests.get(id);
+  }
+
+  async *scanObjects(): AsyncIterable<{ id: Buffer; obj: ObjectRecord }> {
+    yield* this.scan(this.tables.objects.getRange(), ({ key, value }) => ({
+      id: Buffer.from(key),
+      obj: value,
+    }));
+  }
+
+  async holdingsByStore(): Promise<Map<string, StoreHoldings>> {
+    await this.gate();
+    return holdingsByStore(this.tables);
+  }
+
+  async getMeta<T>(key: string): Promise<T | undefined> {
+    await this.gate();
+    return this.tables.meta.get(key) as T | undefined;
+  }
+
+  chunkIndex(name: string): ChunkIndex {
+    let idx = this.indexes.get(name);
+    if (idx) return idx;
+    // Resolved per call: a store first opened by a unit of work that rolled back is reopened.
+    const s = () => this.tables.store(name);
+    const cat = this;
+    idx = {
+      store: name,
+      async lookup(ids) {
+        await cat.gate();
+        return ids.map((id) => getChunk(s(), id));
+      },
+      scanChunks: () =>
+        this.scan(s().chunks.getRange(), ({ key, value }) => ({
+          id: Buffer.from(key),
+          rec: decodeChunkRecord(value),
+        })),
+      scanPacks: () =>
+        this.scan(s().packs.getRange(), ({ key, value }) => ({
+          id: Buffer.from(key),
+          rec: value as PackRecord,
+        })),
+      async hasPack(id) {
+        await cat.gate();
+        return s().packs.doesExist(id);
+      },
+      scanTrash: () =>
+        this.scan(s().trash.getRange(), ({ key, value }) => ({ name: key as string, entry: value })),
+      async inTrash(name) {
+        await cat.gate();
+        return s().trash.doesExist(name);
+      },
+    };
+    this.indexes.set(name, idx);
+    return idx;
+  }
+
+  /**
+   * A scan, mapped, with a pause every few thousand entries (a million-entry scan would
+   * otherwise hold the event loop for a second) and the gate before each stride.
+   */
+  private async *scan<E, T>(entries: Iterable<E>, map: (e: E) => T): AsyncGenerator<T> {
+    await this.gate();
+    let n = 0;
+    for (const e of entries) {
+      yield map(e);
+      if (++n % SCAN_STRIDE === 0) {
+        await new Promise((r) => setImmediate(r));
+        await this.gate();
+      }
+    }
+  }
+
+  transact<T>(fn: (tx: CatalogTx) => Promise<T>, options: { useReserve?: boolean } = {}): Promise<T> {
+    const { root } = this.tables;
+    const body = () =>
+      root.transaction(() =>
+        root.childTransaction(async () => {
+          this.running++;
+          // The unit's own view of the tables: once it has settled, a stray call through it
+          // would write outside any transaction, so it throws instead.
+          let open = true;
+          const tx = new Proxy(this.tx, {
+            get: (target, prop, receiver) => {
+              if (!open) throw new Error("a unit of work's tx was used after the unit ended");
+              return Reflect.get(target, prop, receiver);
+            },
+          });
+          try {
+            return await fn(tx);
+          } finally {
+            open = false;
+            if (--this.running === 0) for (const w of this.waiting.splice(0)) w();
+          }
+        }),
+      ) as Promise<T>;
+    const known = new Set(this.tables.storeNames());
+    return this.run(body, options.useReserve === true).catch((e: unknown) => {
+      this.tables.forgetStores(this.tables.storeNames().filter((n) => !known.has(n)));
+      throw e;
+    });
+  }
+
+  async beginLease(what: string, ttlMs: number): Promise<LeaseRecord> {
+    return this.run(() => this.tables.root.transaction(() => beginLease(this.tables, what, ttlMs)), false);
+  }
+
+  async renewLease(id: number, ttlMs: number): Promise<boolean> {
+    return this.run(() => this.tables.root.transaction(() => renewLease(this.tables, id, ttlMs)), true);
+  }
+
+  async endLease(id: number): Promise<void> {
+    await this.run(() => this.tables.root.transaction(() => this.tables.leases.removeSync(id)), true);
+  }
+
+  async liveLeases(): Promise<LeaseRecord[]> {
+    await this.gate();
+    return liveLeases(this.tables, Date.now());
+  }
+
+  /**
+   * Catalogs written before stores had names kept one chunk and pack index, plain holder
+   * counts and no image stores: all of it becomes store `name`'s. Once, in one transaction.
+   */
+  async upgradeLayout(name: string): Promise<void> {
+    const t = this.tables;
+    const layout = t.meta.get("layout");
+    if (layout === LAYOUT) return;
+    if (t.meta.get("format") === undefined) {
+      await t.meta.put("layout", LAYOUT); // a new catalog
+      return;
+    }
+    if (layout === 2) {
+      await this.run(
+        () =>
+          t.root.transaction(() => {
+            tallyAll(t);
+            t.meta.putSync("layout", LAYOUT);
+          }),
+        false,
+      );
+      return;
+    }
+    const bin = { keyEncoding: "binary", encoding: "binary" } as const;
+    const oldChunks = t.root.openDB<Buffer, Buffer>({ name: "chunks", ...bin });
+    const oldPacks = t.root.openDB<PackRecord, Buffer>({
+      name: "packs",
+      keyEncoding: "binary",
+      encoding: "json",
+    });
+    const s = t.store(name);
+    await this.run(
+      () =>
+        t.root.transaction(() => {
+          for (const { key, value } of oldChunks.getRange()) s.chunks.putSync(key, value);
+          for (const { key, value } of oldPacks.getRange()) s.packs.putSync(key, value);
+          oldChunks.clearSync();
+          oldPacks.clearSync();
+          for (const { key, value } of [...t.objects.getRange()]) {
+            const { refs, ...rest } = value as ObjectRecord & { refs?: number };
+            if (refs !== undefined)
+              t.objects.putSync(key, { ...rest, stores: refs > 0 ? { [name]: refs } : {} });
+          }
+          for (const { key, value } of [...t.images.getRange()]) {
+            if (!value.stores) t.images.putSync(key, { ...value, stores: value.object ? [name] : [] });
+          }
+          tallyAll(t);
+          t.meta.putSync("layout", LAYOUT);
+        }),
+      false,
+    );
+  }
+
+  /**
+   * Damage on purpose, as a lost or corrupted index would: for the tests and drills of
+   * rebuild-index and fsck. Never used by the service.
+   */
+  readonly damage = {
+    /** Forgets every chunk and pack of `store`, as if its index were lost. */
+    loseIndex: async (store: string): Promise<void> => {
+      const s = this.tables.store(store);
+      await this.tables.root.transaction(() => {
+        s.chunks.clearSync();
+        s.packs.clearSync();
+      });
+    },
+    /** Forgets where one chunk of `store` is. */
+    dropChunk: async (store: string, id: Buffer): Promise<void> => {
+      await this.tables.store(store).chunks.remove(id);
+    },
+  };
+
+  async close(): Promise<void> {
+    await this.tables.root.close();
+  }
+
+  /**
+   * Runs a write; a commit refused for lack of space is CatalogUnwritableError. With
+   * `useReserve` the space reserve is given up for one more try (the write frees space, or
+   * puts things back after a failure: those must work when nothing else can).
+   */
+  private async run<T>(write: () => Promise<T>, useReserve: boolean): Promise<T> {
+    try {
+      const result = await write();
+      this.reserve.retake();
+      return result;
+    } catch (e) {
+      const err = await catalogWriteError(e);
+      if (useReserve && err instanceof CatalogUnwritableError && this.reserve.release()) {
+        try {
+          return await write();
+        } catch (again) {
+          throw await catalogWriteError(again);
+        }
+      }
+      throw err;
+    }
+  }
+}

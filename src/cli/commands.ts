@@ -1,0 +1,38 @@
+/**
+ * The `tessera` subcommands, in the order the usage text lists them, and the text itself.
+ */
+import type { Command } from "./command.js";
+import { evaluate, evaluateOne } from "./commands/evaluate.js";
+import { fsck } from "./commands/fsck.js";
+import { gc } from "./commands/gc.js";
+import { convert, copyImage } from "./commands/image-commands.js";
+import { inspect } from "./commands/inspect.js";
+import { cat, ingest, rebuildIndex, stat } from "./commands/objects.js";
+import { serve } from "./commands/serve.js";
+import { stats } from "./commands/stats.js";
+
+export const COMMANDS: Command[] = [
+  serve,
+  ingest,
+  cat,
+  stat,
+  rebuildIndex,
+  inspect,
+  convert,
+  gc,
+  fsck,
+  stats,
+  copyImage,
+  evaluate,
+  evaluateOne,
+];
+
+const OPTIONS = `options:
+  --data DIR      the store's directory (default ./data, or $TESSERA_DATA)
+  --config FILE   the server's configuration (its stores, hash algorithm, format rules)
+  --store S       the store to use (default: the configuration's defaultStore)
+  --no-fsync      do not fsync packs (faster, not crash-safe; for benchmarks)`;
+
+export const USAGE = ["usage:", ...COMMANDS.filter((c) => c.usage !== "").map((c) => c.usage), OPTIONS].join(
+  "\n",
+);

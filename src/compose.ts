@@ -1,0 +1,170 @@
+/**
+ * The composition root: the one place a loaded configuration becomes a running service
+ * (stores and catalog inside the engine, the image service, imports, authentication, the
+ * background schedules), so that every setting reaches `tessera serve` and the offline
+ * commands alike. Only src/cli and src/api/server.ts import it; it may import anything.
+ *
+ * It builds only as far as asked, because opening the image service writes (an upload a crash
+ * cut off goes back to queued) and opening imports fails interrupted tasks: commands that only
+ * read stop at the engine and may run beside a server; the rest take the directory's lock first.
+ */
+import pino, { type Logger } from "pino";
+import { createMetrics, type Metrics } from "./api/metrics.js";
+import type { Authenticator } from "./auth/authenticator.js";
+import { openAuthenticator } from "./auth/open-auth.js";
+import { chunkerForAverage } from "./chunker/params.js";
+import { nodeHashName } from "./config/hash-names.js";
+import type { ServerConfig } from "./config/server-config.js";
+import { Engine } from "./engine/engine.js";
+import { ImageService } from "./images/images.js";
+import { Imports } from "./images/imports.js";
+import { type GcSchedule, startGcSchedule } from "./schedules/gc.js";
+import { startScrubSchedule } from "./schedules/scrub.js";
+
+/**
+ * How far to build: "engine" (storage only: reads, ingest of bare objects, gc, fsck), "images"
+ * (the image service too: offline commands that change images), "server" (everything a
+ * server runs: imports, authentication, metrics, schedules).
+ */
+export type Parts = "engine" | "images" | "server";
+
+export interface EngineParts {
+  config: ServerConfig;
+  engine: Engine;
+  /** Stops and closes what was built, in reverse order, the engine last; later calls wait on the first. */
+  close(): Promise<void>;
+}
+
+export interface ImageParts extends EngineParts {
+  images: ImageService;
+}
+
+export interface ServerParts extends ImageParts {
+  auth: Authenticator;
+  imports: Imports;
+  metrics: Metrics;
+  gc: GcSchedule;
+  scrub: { stop(): Promise<void> };
+}
+
+export type Composed<P extends Parts> = P extends "server"
+  ? ServerParts
+  : P extends "images"
+    ? ImageParts
+    : EngineParts;
+
+export interface ComposeOptions {
+  /** Where the schedules log ("server"; default: nowhere). */
+  log?: Logger;
+  /**
+   * Node's crypto name for `osHashAlgo`, for an embedder that names it; by default the hashlib
+   * name's Node spelling (nodeHashName).
+   */
+  osHashNodeName?: string;
+}
+
+/**
+ * Opens the data directory of `cfg` and builds `parts` over it. Takes no lock: the caller holds
+ * the directory's lock when `parts` writes ("images", "server"). On a failure it closes what it
+ * had opened and throws; on success the caller owns the parts and must call `close()`.
+ */
+export async function compose<P extends Parts>(
+  cfg: ServerConfig,
+  parts: P,
+  options: ComposeOptions = {},
+): Promise<Composed<P>> {
+  const engine = await Engine.openDir(cfg.dataDir, {
+    stores: cfg.stores,
+    defaultStore: cfg.defaultStore,
+    readOrder: cfg.storeReadOrder.length > 0 ? cfg.storeReadOrder : undefined,
+    durable: cfg.fsync,
+    hashAlgorithms: ["md5", options.osHashNodeName ?? nodeHashName(cfg.osHashAlgo)],
+    chunker: cfg.chunkSize === 0 ? undefined : chunkerForAverage(cfg.chunkSize),
+    verifyOnRead: cfg.verifyOnRead,
+  });
+  // What is open so far, closed in reverse order by close() or by a failed build.
+  const closers: (() => unknown)[] = [() => engine.close()];
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      for (const c of [...closers].reverse()) await c();
+    })();
+    return closing;
+  };
+  try {
+    const built: EngineParts = { config: cfg, engine, close };
+    if (parts === "engine") return built as Composed<P>;
+    // Authentication first: a tokens file that does not load stops a start before any record changes.
+    const auth = parts === "server" ? openAuthenticator(cfg.auth) : undefined;
+    if (auth) closers.push(() => auth.close?.());
+    const images = await ImageService.open(engine, {
+      sizeCap: cfg.imageSizeCap,
+      osHashAlgo: cfg.osHashAlgo,
+      formats: cfg.formats,
+      quotas: cfg.quotas,
+      memberQuota: cfg.imageMemberQuota,
+      dedupWriteThrough: cfg.dedupWriteThrough,
+    });
+    if (!auth) return { ...built, images } as Composed<P>;
+    return {
+      ...built,
+      images,
+      auth,
+      ...(await serverParts(cfg, engine, images, options, closers)),
+    } as Composed<P>;
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** Imports, metrics and the schedules, added to `closers` so that imports close first, as before. */
+async function serverParts(
+  cfg: ServerConfig,
+  engine: Engine,
+  images: ImageService,
+  options: ComposeOptions,
+  closers: (() => unknown)[],
+): Promise<Pick<ServerParts, "imports" | "metrics" | "gc" | "scrub">> {
+  const log = options.log ?? pino({ level: "silent" });
+  const imports = await Imports.open(images, {
+    methods: cfg.importMethods,
+    filter: cfg.importFilter,
+    webDownload: {
+      idleTimeoutMs: cfg.webDownloadIdleTimeoutSeconds * 1000,
+      maxRedirects: cfg.webDownloadMaxRedirects,
+    },
+    convertTo: cfg.importPlugins.imageConversion?.outputFormat,
+    injectProperties: cfg.importPlugins.injectMetadata?.properties,
+    injectIgnoreRoles: cfg.importPlugins.injectMetadata?.ignoreUserRoles ?? ["admin"],
+    maxWebDownloads: cfg.maxUploads,
+  });
+  const metrics = createMetrics(images);
+  const gc = startGcSchedule(
+    engine,
+    {
+      intervalSeconds: cfg.gcIntervalSeconds,
+      graceSeconds: cfg.gcGraceSeconds,
+      onReport: metrics.gc,
+      onProgress: metrics.gcProgress,
+    },
+    log,
+  );
+  const scrub = startScrubSchedule(
+    engine,
+    {
+      intervalSeconds: cfg.scrubIntervalSeconds,
+      bytesPerSecond: cfg.scrubBytesPerSecond,
+      onReport: metrics.scrub,
+      onProgress: metrics.scrubProgress,
+    },
+    log,
+  );
+  // Closed in reverse: imports first (their tasks settle), then the schedules, as a shutdown did.
+  closers.push(
+    () => scrub.stop(),
+    () => gc.stop(),
+    () => imports.close(),
+  );
+  return { imports, metrics, gc, scrub };
+}
