@@ -128,6 +128,8 @@ export interface ChunkIndex {
 /** The image service's records, for reading. */
 export interface RecordsReader {
   getImage(id: string): Promise<ImageRecord | undefined>;
+  /** One answer per id, in order (undefined for an unknown one): a page of records in one call. */
+  getImages(ids: readonly string[]): Promise<(ImageRecord | undefined)[]>;
   /**
    * Image ids in the order of one sort index, starting at `from` (every id with that value
    * included) and walking in `dir`, lazily: a page reads only as far as it needs.

@@ -67,15 +67,30 @@ export async function listImages(records: RecordsReader, q: ListQuery): Promise<
     group = [];
     return false;
   };
-  for await (const { value, id } of records.scanImages(primary.key, primary.dir, from)) {
-    if (group.length > 0 && value !== groupValue && (await flush())) return out;
-    groupValue = value;
-    const rec = await records.getImage(id);
-    if (rec) group.push(rec);
+  // Index entries are read ahead a batch at a time, and their records loaded in one call.
+  let batch: { value: IndexValue; id: string }[] = [];
+  const take = async (): Promise<boolean> => {
+    const recs = await records.getImages(batch.map((e) => e.id));
+    for (const [k, { value }] of batch.entries()) {
+      if (group.length > 0 && value !== groupValue && (await flush())) return true;
+      groupValue = value;
+      const rec = recs[k];
+      if (rec) group.push(rec);
+    }
+    batch = [];
+    return false;
+  };
+  for await (const entry of records.scanImages(primary.key, primary.dir, from)) {
+    batch.push(entry);
+    if (batch.length >= READ_AHEAD && (await take())) return out;
   }
+  if (await take()) return out;
   await flush();
   return out.slice(0, q.limit);
 }
+
+/** Index entries read ahead of the page: a page of a hundred is one or two loads. */
+const READ_AHEAD = 64;
 
 /** A total order on index values: false (null) < booleans < numbers < strings. */
 function compareValues(a: IndexValue, b: IndexValue): number {

@@ -49,6 +49,19 @@ export function runCatalogRecordsConformance(name: string, make: CatalogFactory)
       expect(await cat.records.getImage("img-2")).toBeUndefined();
     });
 
+    it("getImages answers a batch in order, undefined for unknown ids, inside and outside a unit of work", async () => {
+      const cat = catalog();
+      const a = image("img-a", { name: "a" });
+      const b = image("img-b", { name: "b" });
+      await cat.transact(async (tx) => {
+        await tx.putImage(a);
+        await tx.putImage(b);
+      });
+      expect(await cat.records.getImages(["img-b", "nope", "img-a"])).toEqual([b, undefined, a]);
+      expect(await cat.transact((tx) => tx.getImages(["img-a", "img-b"]))).toEqual([a, b]);
+      expect(await cat.records.getImages([])).toEqual([]);
+    });
+
     it("scanImages walks a sort index ascending with nulls first and ties by id, descending in exact reverse, from a value inclusive", async () => {
       const cat = catalog();
       const recs = [

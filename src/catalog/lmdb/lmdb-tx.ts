@@ -25,6 +25,10 @@ export function recordsReader(t: Tables, gate: () => Promise<void> | undefined):
       await gate();
       return t.images.get(id);
     },
+    async getImages(ids) {
+      await gate();
+      return ids.map((id) => t.images.get(id));
+    },
     async *scanImages(key, dir, from) {
       await gate();
       yield* records.scanImageIndex(t, key, dir, from);
