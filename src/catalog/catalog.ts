@@ -16,8 +16,10 @@
  *
  * Consistency: a unit of work (`transact`) is atomic and serializable against every other unit
  * of work, in any process; what it writes is visible to readers all at once after it resolves,
- * and not at all if it throws. Reads outside a unit of work see some committed state, never a
- * unit of work's writes before it commits.
+ * and not at all if it throws. A read outside a unit of work sees a committed state that
+ * includes every unit of work that resolved before the read began (in any process), and never
+ * a unit of work's writes before it commits. GC relies on this: a revival its scans miss is
+ * one that resolved after it took `countedAt`.
  *
  * The GC rule (docs/format.md): GC condemns unreferenced chunks and trashes packs and orphaned
  * objects, each stamped with the catalog's sequence number; it deletes a trashed object only once
@@ -235,14 +237,15 @@ export interface CatalogTx extends RecordsWriter {
    * wanted again (a pack recorded, a manifest whose object the store holds: then it just leaves
    * the trash) and no lease alive at `now` began before it was trashed, it leaves the trash with the condemned
    * chunks it holds (nothing can revive them any more) and the answer is its entry; otherwise
-   * undefined, and it must not be deleted. `ignoreLeases` (unsafe; for the test that shows the
-   * rule matters) skips the lease check.
+   * undefined, and it must not be deleted. `graceMs`: the entry read here (it may have been
+   * trashed again since the collection looked) must also have waited that long. `ignoreLeases`
+   * (unsafe; for the test that shows the rule matters) skips the lease check.
    */
   claimForDeletion(
     store: string,
     name: string,
     now: number,
-    options?: { ignoreLeases?: boolean },
+    options?: { graceMs?: number; ignoreLeases?: boolean },
   ): Promise<TrashEntry | undefined>;
   /** Whether a lease alive at `now` began before sequence number `seq`. */
   leasesBefore(seq: number, now: number): Promise<boolean>;

@@ -197,14 +197,22 @@ async function repairStore(
       const to = written.get(hex);
       if (to) moves.push({ id: Buffer.from(hex, "hex"), from: was?.rec, to, refs: needed.get(hex) ?? 0 });
     }
-    const damaged = new Set<string>();
-    for (const [hex] of bad)
-      if (!written.has(hex)) for (const object of users.get(hex) ?? []) damaged.add(object);
-    const held = await engine.catalog.transact(async (tx) => {
+    // A chunk no store could supply damages its objects only if it is still where it was found
+    // bad (or still missing): a collection may have moved it (repack) or dropped it meanwhile.
+    const unmended = [...bad].filter(([hex]) => !written.has(hex));
+    const checks: ChunkMove[] = unmended.map(([hex, was]) => ({
+      id: Buffer.from(hex, "hex"),
+      from: was?.rec,
+    }));
+    const { held, damaged } = await engine.catalog.transact(async (tx) => {
       await tx.recordPacks(store.name, fresh);
-      const applied = await tx.relocate(store.name, lease, moves);
-      for (const object of damaged) await tx.markDamaged(Buffer.from(object, "hex"));
-      return applied;
+      const applied = await tx.relocate(store.name, lease, [...moves, ...checks]);
+      const objects = new Set<string>();
+      unmended.forEach(([hex], k) => {
+        if (applied[moves.length + k]) for (const object of users.get(hex) ?? []) objects.add(object);
+      });
+      for (const object of objects) await tx.markDamaged(Buffer.from(object, "hex"));
+      return { held: applied.slice(0, moves.length), damaged: objects };
     });
     report.repaired += held.filter(Boolean).length;
     report.damagedObjects = [...damaged];

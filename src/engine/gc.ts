@@ -174,15 +174,16 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     return emptied.has(hex) || !liveBytes.has(hex);
   });
   report.packsTrashed = going.length - emptied.size;
-  const now = Date.now();
   if (!dry) {
     for (const [i, p] of going.entries()) {
       tell(`${store.name}: packs`, i, going.length);
       await rescueManifests(engine, store, packName(p.id.toString("hex")), p.size);
     }
     const names = going.map((p) => ({ name: packName(p.id.toString("hex")), size: p.size }));
+    // Stamped when they go, not when the run began: rescuing manifests and listing a remote
+    // store may take longer than the grace period readers are owed.
     if (names.length > 0)
-      await cat.transact((tx) => tx.trashPacks(store.name, names, now, countedAt), USE_RESERVE);
+      await cat.transact((tx) => tx.trashPacks(store.name, names, Date.now(), countedAt), USE_RESERVE);
   }
 
   // 3. Objects the catalog does not know (a write in progress may be making them: its lease
@@ -197,7 +198,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   report.orphansTrashed = orphans.length;
   if (!dry && orphans.length > 0) {
     report.orphansTrashed = await cat.transact(
-      (tx) => tx.trashOrphans(store.name, orphans, now),
+      (tx) => tx.trashOrphans(store.name, orphans, Date.now()),
       USE_RESERVE,
     );
   }
@@ -207,7 +208,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   for await (const t of index.scanTrash()) trash.push(t);
   if (dry) {
     for (const { entry } of trash) {
-      if (trashDue(entry, graceMs, now)) report.objectsDeleted++;
+      if (trashDue(entry, graceMs, Date.now())) report.objectsDeleted++;
       else report.trashWaiting++;
     }
     return report;
@@ -222,7 +223,8 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     const claimed =
       trashDue(entry, graceMs, Date.now()) &&
       (await cat.transact(
-        (tx) => tx.claimForDeletion(store.name, name, Date.now(), { ignoreLeases: o.unsafeIgnoreLeases }),
+        (tx) =>
+          tx.claimForDeletion(store.name, name, Date.now(), { graceMs, ignoreLeases: o.unsafeIgnoreLeases }),
         USE_RESERVE,
       ));
     if (!claimed) {

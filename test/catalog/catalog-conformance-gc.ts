@@ -150,6 +150,19 @@ export function runCatalogGcConformance(name: string, make: CatalogFactory): voi
       await cat.endLease(younger.id);
     });
 
+    it("claimForDeletion with graceMs refuses an entry trashed less than that long ago, and hands it over after", async () => {
+      const cat = catalog();
+      const stray = packObject(newPack());
+      const at = Date.now();
+      await cat.transact((tx) => tx.trashOrphans(S1, [{ name: stray, size: 9 }], at));
+      expect(
+        await cat.transact((tx) => tx.claimForDeletion(S1, stray, at + 500, { graceMs: 1000 })),
+      ).toBeUndefined();
+      expect(await cat.chunkIndex(S1).inTrash(stray)).toBe(true);
+      const entry = await cat.transact((tx) => tx.claimForDeletion(S1, stray, at + 1000, { graceMs: 1000 }));
+      expect(entry).toMatchObject({ at, size: 9 });
+    });
+
     it("claimForDeletion with ignoreLeases hands over the entry despite an older live lease", async () => {
       const cat = catalog();
       const stray = packObject(newPack());

@@ -4,7 +4,7 @@
  */
 import { LeaseLostError } from "../../errors.js";
 import type { CatalogTx, RecordsReader } from "../catalog.js";
-import type { TrashEntry } from "../store-index.js";
+import { type TrashEntry, trashDue } from "../store-index.js";
 import { getLive, leasesBefore, nextSeq } from "./leases.js";
 import { commitIngest, holdInStore, markDamaged, rebuildStore, releaseObject } from "./objects.js";
 import * as records from "./records.js";
@@ -143,6 +143,7 @@ export function unitOfWork(t: Tables): CatalogTx {
         s.trash.removeSync(name);
         return undefined;
       }
+      if (options?.graceMs !== undefined && !trashDue(entry, options.graceMs, now)) return undefined;
       if (!options?.ignoreLeases && leasesBefore(t, entry.seq ?? 0, now)) return undefined;
       forget(s, name);
       return entry;
