@@ -119,12 +119,20 @@ export interface ChunkIndex {
    * round trip to a remote database.
    */
   lookup(ids: readonly Uint8Array[]): Promise<(ChunkRecord | undefined)[]>;
+  /** lookup's answer as booleans, without decoding records: the ingest's dedup check. */
+  contains(ids: readonly Uint8Array[]): Promise<boolean[]>;
   /** Every indexed chunk, in id order; commits made during the scan may or may not show. */
   scanChunks(): AsyncIterable<{ id: Buffer; rec: ChunkRecord }>;
   scanPacks(): AsyncIterable<{ id: Buffer; rec: PackRecord }>;
   hasPack(id: Buffer): Promise<boolean>;
   scanTrash(): AsyncIterable<{ name: string; entry: TrashEntry }>;
   inTrash(name: string): Promise<boolean>;
+  /**
+   * Whether the catalog needs object `name` on this store's backend: a pack it records, a
+   * manifest whose object this store holds (anything else, e.g. the store's format record, is
+   * not GC's to take: true).
+   */
+  wants(name: string): Promise<boolean>;
 }
 
 /** The image service's records, for reading. */

@@ -121,7 +121,7 @@ async function* planRuns(engine: Engine, m: Manifest, target: Store): AsyncGener
       seen.add(hex);
       batch.push({ id, hex, plain: m.lengths[i] as number });
     }
-    const inTarget = await target.index.lookup(batch.map((c) => c.id));
+    const inTarget = await target.index.contains(batch.map((c) => c.id));
     const lacking = batch.filter((_, k) => !inTarget[k]);
     const from = await locateChunks(
       engine.stores.values(),

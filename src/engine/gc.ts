@@ -18,7 +18,7 @@
 import type { ChunkMove, ChunkRecord } from "../catalog/catalog.js";
 import { type TrashEntry, trashDue } from "../catalog/store-index.js";
 import { StoreFullError } from "../errors.js";
-import { manifestIdFromName, manifestName, packIdFromName, packName } from "../store/names.js";
+import { manifestName, packName } from "../store/names.js";
 import { readPackEntries } from "../store/pack-entries.js";
 import { ENTRY_FLAG_MANIFEST } from "../store/pack-format.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
@@ -191,7 +191,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   const orphans: { name: string; size: number }[] = [];
   for (const prefix of ["packs/", "manifests/"]) {
     for await (const obj of store.backend.list(prefix)) {
-      if ((await index.inTrash(obj.name)) || (await wanted(engine, store, obj.name))) continue;
+      if ((await index.inTrash(obj.name)) || (await index.wants(obj.name))) continue;
       orphans.push(obj);
     }
   }
@@ -216,7 +216,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
   let trashSeen = 0;
   for (const { name, entry } of trash) {
     tell(`${store.name}: deleting`, trashSeen++, trash.length);
-    if (await wanted(engine, store, name)) {
+    if (await index.wants(name)) {
       await cat.transact((tx) => tx.untrash(store.name, name), USE_RESERVE);
       continue;
     }
@@ -300,16 +300,6 @@ async function repack(
     await writer.abort();
     throw err;
   }
-}
-
-/** Whether the catalog needs object `name` on `store`: a pack it indexes, a manifest it holds. */
-async function wanted(engine: Engine, store: Store, name: string): Promise<boolean> {
-  const pack = packIdFromName(name);
-  if (pack) return store.index.hasPack(Buffer.from(pack, "hex"));
-  const manifest = manifestIdFromName(name);
-  if (manifest)
-    return ((await engine.catalog.getObject(Buffer.from(manifest, "hex")))?.stores[store.name] ?? 0) > 0;
-  return true; // not ours to collect (the store's format record, anything else)
 }
 
 /**

@@ -127,8 +127,8 @@ async function ingestLeased(
   const place = async (): Promise<void> => {
     const mine = cut;
     cut = [];
-    const indexed = writeThrough ? [] : await store.index.lookup(mine.map((c) => c.id));
-    for (const [k, c] of mine.entries()) keep(c.id, c.chunk, indexed[k] !== undefined);
+    const indexed = writeThrough ? [] : await store.index.contains(mine.map((c) => c.id));
+    for (const [k, c] of mine.entries()) keep(c.id, c.chunk, indexed[k] === true);
   };
   const keep = (id: Buffer, chunk: Uint8Array, indexed: boolean): void => {
     const hex = id.toString("hex");

@@ -150,6 +150,21 @@ export function runCatalogGcConformance(name: string, make: CatalogFactory): voi
       await cat.endLease(younger.id);
     });
 
+    it("contains answers lookup's question as booleans; wants names the packs recorded and the manifests held in that store", async () => {
+      const cat = catalog();
+      const [a, b] = [newChunk(), newChunk()];
+      const m = manifest([a]);
+      const w = packWrite([a]);
+      await ingest(cat, S1, m, w);
+      expect(await cat.chunkIndex(S1).contains([a, b])).toEqual([true, false]);
+      expect(await cat.chunkIndex(S2).contains([a])).toEqual([false]);
+      expect(await cat.chunkIndex(S1).wants(packObject(w.pack))).toBe(true);
+      expect(await cat.chunkIndex(S1).wants(packObject(newPack()))).toBe(false);
+      expect(await cat.chunkIndex(S1).wants(objectName(m.id))).toBe(true);
+      expect(await cat.chunkIndex(S2).wants(objectName(m.id))).toBe(false);
+      expect(await cat.chunkIndex(S1).wants("tessera-store.json")).toBe(true);
+    });
+
     it("claimForDeletion with graceMs refuses an entry trashed less than that long ago, and hands it over after", async () => {
       const cat = catalog();
       const stray = packObject(newPack());

@@ -27,7 +27,7 @@ import { recordsReader, unitOfWork } from "./lmdb-tx.js";
 import { holdingsByStore } from "./objects.js";
 import { tallyAll } from "./records.js";
 import { SpaceReserve } from "./space-reserve.js";
-import { getChunk } from "./store-ops.js";
+import { getChunk, wanted } from "./store-ops.js";
 import { openTables, type Tables } from "./tables.js";
 
 /**
@@ -103,6 +103,11 @@ export class LmdbCatalog implements Catalog {
         await cat.gate();
         return ids.map((id) => getChunk(s(), id));
       },
+      async contains(ids) {
+        await cat.gate();
+        const { chunks } = s();
+        return ids.map((id) => chunks.doesExist(Buffer.from(id.buffer, id.byteOffset, id.byteLength)));
+      },
       scanChunks: () =>
         this.scan(s().chunks.getRange(), ({ key, value }) => ({
           id: Buffer.from(key),
@@ -122,6 +127,10 @@ export class LmdbCatalog implements Catalog {
       async inTrash(name) {
         await cat.gate();
         return s().trash.doesExist(name);
+      },
+      async wants(objectName) {
+        await cat.gate();
+        return wanted(cat.tables, name, objectName);
       },
     };
     this.indexes.set(name, idx);
