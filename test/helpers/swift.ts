@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./ports.js";
+import { freePort, freePorts } from "./ports.js";
 import { runAsync } from "./run.js";
 
 const CI_DIR = new URL("../../.ci/", import.meta.url).pathname;
@@ -43,12 +43,28 @@ export interface Swift {
   start(): Promise<void>;
 }
 
+/**
+ * Runs .ci/swift.sh in a new directory on free ports. Swift must be given its ports (the rings
+ * name them), so another process can take one between the check and Swift's bind: a first start
+ * that fails is tried again, in a new directory on other ports.
+ */
+async function launch(): Promise<{ dir: string; port: number; env: NodeJS.ProcessEnv }> {
+  for (let attempt = 1; ; attempt++) {
+    const dir = await mkdtemp(join(tmpdir(), "tessera-swift-"));
+    const port = await freePort();
+    // Backend ports: object, container, account and memcached (+10) from a free base.
+    const base = await freePorts(11);
+    const env = { ...process.env, SWIFT_PORT: String(port), SWIFT_BACKEND_PORT: String(base) };
+    const r = await runAsync("bash", [join(CI_DIR, "swift.sh"), "start", dir], { env });
+    if (r.status === 0) return { dir, port, env };
+    await runAsync("bash", [join(CI_DIR, "swift.sh"), "stop", dir], { env });
+    await rm(dir, { recursive: true, force: true });
+    if (attempt === 2) throw new Error(`swift did not start: ${r.err}`);
+  }
+}
+
 export async function startSwift(): Promise<Swift> {
-  const dir = await mkdtemp(join(tmpdir(), "tessera-swift-"));
-  const port = await freePort();
-  // Backend ports: object, container, account and memcached (+10) above a free base.
-  const base = 20000 + Math.floor(Math.random() * 20000);
-  const env = { ...process.env, SWIFT_PORT: String(port), SWIFT_BACKEND_PORT: String(base) };
+  const { dir, port, env } = await launch();
   const start = async () => {
     const r = await runAsync("bash", [join(CI_DIR, "swift.sh"), "start", dir], { env });
     if (r.status !== 0) throw new Error(`swift did not start: ${r.err}`);
@@ -56,7 +72,6 @@ export async function startSwift(): Promise<Swift> {
   const halt = async () => {
     await runAsync("bash", [join(CI_DIR, "swift.sh"), "stop", dir], { env });
   };
-  await start();
   const useKeystone = async (url: string, svc: { username: string; password: string; project: string }) => {
     await halt();
     const conf = join(dir, "etc", "proxy-server.conf");
