@@ -272,7 +272,7 @@ export interface RebuildInput {
   packs: {
     id: Buffer;
     rec: PackRecord;
-    entries: { id: Buffer; offset: number; length: number; flags: number }[];
+    entries: { id: Buffer; offset: number; length: number; flags: number; sum?: bigint }[];
   }[];
   /** Manifests found in the store that the catalog lacked, with their records. */
   missing: { id: Buffer; bytes: Buffer; hashes: Record<string, string> }[];

@@ -25,6 +25,11 @@ const common = {
     enum: ["zstd", "none"],
     "x-message": { type: TYPE, enum: '{at}: compression must be "zstd" or "none"' },
   },
+  readCheck: {
+    type: "string",
+    enum: ["fast", "full", "off"],
+    "x-message": { type: TYPE, enum: '{at}: readCheck must be "fast", "full" or "off"' },
+  },
 };
 
 /** What S3 and Swift take beyond their backend's own settings. */

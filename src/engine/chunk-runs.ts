@@ -6,6 +6,7 @@
  */
 import type { ChunkRecord } from "../catalog/store-index.js";
 import { CorruptDataError, NotFoundError } from "../errors.js";
+import { chunkSum } from "../hash/chunk-sum.js";
 import { looksCompressible } from "../store/chunk-codec.js";
 import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD, CHUNK_FLAGS_NONE } from "../store/pack-format.js";
@@ -19,6 +20,8 @@ export interface RunChunk {
   stored: number;
   /** The chunk's own length, when known (from a manifest). */
   plain?: number;
+  /** Its fast checksum, when its record has one (RunBuilder.add takes it from there). */
+  sum?: bigint;
 }
 
 /** Chunks stored back to back in one pack of one store, all compressed or all raw. */
@@ -39,6 +42,7 @@ export class RunBuilder {
 
   /** Adds a chunk stored at `rec` in `source`; returns the run this closed, if any. */
   add(source: Store, rec: ChunkRecord, chunk: RunChunk): ChunkRun | undefined {
+    if (rec.sum !== undefined) chunk.sum = rec.sum;
     const pack = packName(rec.pack.toString("hex"));
     const compressed = (rec.flags & CHUNK_FLAG_ZSTD) !== 0;
     const run = this.run;
@@ -141,6 +145,8 @@ export async function writeRun(
     const c = run.chunks[i] as RunChunk;
     const e = squeeze[i] ? encoded[k++] : undefined;
     const flags = run.compressed ? CHUNK_FLAG_ZSTD : (e?.flags ?? CHUNK_FLAGS_NONE);
-    written.set(c.hex, packs.add(c.id, e?.data ?? (frames[i] as Buffer), flags));
+    // A raw chunk without a sum (stored before there were sums) gets one: readRun checked it.
+    const sum = c.sum ?? (run.compressed ? undefined : chunkSum(frames[i] as Buffer));
+    written.set(c.hex, packs.add(c.id, e?.data ?? (frames[i] as Buffer), flags, sum));
   }
 }

@@ -50,7 +50,10 @@ export interface EngineOptions {
    * and compression and readAheadBytes apply to every store that does not set its own.
    */
   packSize?: number;
-  /** Verify every chunk's BLAKE3 id on read (default true; on a worker thread). */
+  /**
+   * Check every chunk on read as its store says (default true: each store's readCheck, by
+   * default its fast checksum, BLAKE3 on remote stores); false checks nothing anywhere.
+   */
   verifyOnRead?: boolean;
   /** Bytes of pack reads kept in flight ahead of the consumer on read (default 8 MiB). */
   readAheadBytes?: number;
@@ -172,6 +175,7 @@ export class Engine {
         packSize: options.packSize ?? DEFAULT_PACK_SIZE,
         compression: options.compression ?? "none",
         readAheadBytes: options.readAheadBytes ?? 8 * 1024 * 1024,
+        verifyOnRead: options.verifyOnRead ?? true,
       });
       await catalog.upgradeLayout(defaultStore.name);
       await assertStoresKnown(catalog, setups);
@@ -356,9 +360,11 @@ async function settleFormat(
   const wanted = makeStoreFormat(requested ?? existing?.chunker ?? DEFAULT_CHUNKER_PARAMS);
   if (onBackend) assertSameFormat(onBackend, wanted, "the store");
   if (inCatalog) assertSameFormat(inCatalog, wanted, "the catalog");
-  if (!onBackend) {
+  // Written when missing or of an older pack version (see assertSameFormat).
+  if (onBackend?.packVersion !== wanted.packVersion) {
     await backend.put(STORE_FORMAT_OBJECT, [Buffer.from(`${JSON.stringify(wanted, null, 2)}\n`)]);
   }
-  if (!inCatalog) await catalog.transact((tx) => tx.setMeta("format", wanted));
+  if (inCatalog?.packVersion !== wanted.packVersion)
+    await catalog.transact((tx) => tx.setMeta("format", wanted));
   return wanted;
 }

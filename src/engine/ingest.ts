@@ -14,8 +14,10 @@ import { encodeManifestObject } from "../catalog/manifest-object.js";
 import { Chunker } from "../chunker/chunker.js";
 import { TooLargeError } from "../errors.js";
 import { chunkId } from "../hash/chunk-id.js";
+import { chunkSum } from "../hash/chunk-sum.js";
 import { looksCompressible } from "../store/chunk-codec.js";
 import { manifestName } from "../store/names.js";
+import { CHUNK_FLAGS_NONE } from "../store/pack-format.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import type { Engine } from "./engine.js";
 import type { Store } from "./stores.js";
@@ -104,7 +106,7 @@ async function ingestLeased(
 
   // New chunks wait here for compression (on the codec's workers), a slice's worth at a time;
   // a few batches are in flight while the chunker goes on, and they reach the packs in order.
-  let batch: { id: Buffer; hex: string; plain: Buffer }[] = [];
+  let batch: { id: Buffer; hex: string; plain: Buffer; sum: bigint }[] = [];
   const pendingIds = new Set<string>();
   const compressing: Promise<void>[] = [];
   let appended: Promise<void> = Promise.resolve();
@@ -137,14 +139,15 @@ async function ingestLeased(
       return;
     }
     stats.bytesNew += chunk.length;
+    const sum = chunkSum(chunk);
     if (!store.compression || !looksCompressible(chunk)) {
-      written.set(hex, packs.add(id, chunk));
+      written.set(hex, packs.add(id, chunk, CHUNK_FLAGS_NONE, sum));
       stats.bytesStored += chunk.length;
       return;
     }
     // The chunker's window moves on: keep a copy until the codec has it.
     pendingIds.add(hex);
-    batch.push({ id, hex, plain: Buffer.from(chunk) });
+    batch.push({ id, hex, plain: Buffer.from(chunk), sum });
   };
   /** Sends the batch to the codec; its chunks join the packs after every earlier batch's. */
   const flush = async (): Promise<void> => {
@@ -157,7 +160,7 @@ async function ingestLeased(
       const out = await encoded;
       out.forEach((e, i) => {
         const c = mine[i] as (typeof mine)[number];
-        written.set(c.hex, packs.add(c.id, e.data, e.flags));
+        written.set(c.hex, packs.add(c.id, e.data, e.flags, c.sum));
         pendingIds.delete(c.hex);
         stats.bytesStored += e.data.length;
       });

@@ -4,16 +4,16 @@
  * The manifest gives each chunk's place in the object; the chunk indexes give its place in a
  * pack of the first store, in the engine's read order, that holds it. Chunks adjacent in the same pack are fetched with one ranged read (up to readSegmentBytes), and
  * reads are issued ahead of the consumer up to `readAheadBytes`, so a download keeps the
- * backend busy without holding more than that in memory. Every chunk is checked against its
- * BLAKE3 id before it is handed out (unless verifyOnRead is off). All-zero chunks are
+ * backend busy without holding more than that in memory. Every chunk is checked as its
+ * store's readCheck says before it is handed out (read-check.ts). All-zero chunks are
  * synthesized.
  */
 import { chunkIdOf, decodeManifest, type Manifest } from "../catalog/manifest.js";
 import { CorruptDataError, DamagedDataError, NotFoundError, RangeNotSatisfiableError } from "../errors.js";
-import type { ChunkSpan } from "../hash/chunk-verifier.js";
 import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD } from "../store/pack-format.js";
 import type { Engine } from "./engine.js";
+import { type CheckedSpan, checkSegment, needsFullCheck } from "./read-check.js";
 import { locateChunks, type Store } from "./stores.js";
 import { zeroBytes } from "./zero.js";
 
@@ -53,6 +53,8 @@ interface Segment {
   /** Manifest indexes of the chunks in this segment. */
   first: number;
   last: number;
+  /** Each chunk's fast checksum, from its record (undefined: none recorded). */
+  sums: (bigint | undefined)[];
 }
 
 /** Loads and decodes a manifest, or throws NotFoundError (DamagedDataError for a damaged object). */
@@ -110,6 +112,7 @@ async function* planSegments(engine: Engine, m: Manifest, from: number, to: numb
     let packOffset = 0;
     let stored = len;
     let compressed = false;
+    let sum: bigint | undefined;
     if (id) {
       const at = located[k++];
       if (!at) throw new CorruptDataError(`chunk ${id.toString("hex")} is missing from the index`);
@@ -119,6 +122,7 @@ async function* planSegments(engine: Engine, m: Manifest, from: number, to: numb
       packOffset = rec.offset;
       compressed = (rec.flags & CHUNK_FLAG_ZSTD) !== 0;
       stored = rec.length;
+      sum = rec.sum;
     }
     const extends_ =
       seg &&
@@ -132,6 +136,7 @@ async function* planSegments(engine: Engine, m: Manifest, from: number, to: numb
       seg.length += len;
       seg.stored += stored;
       seg.frames?.push(stored);
+      seg.sums.push(sum);
       seg.last = i;
     } else {
       if (seg) yield seg;
@@ -144,6 +149,7 @@ async function* planSegments(engine: Engine, m: Manifest, from: number, to: numb
         stored,
         first: i,
         last: i,
+        sums: [sum],
         ...(compressed ? { frames: [stored] } : {}),
       };
     }
@@ -151,29 +157,36 @@ async function* planSegments(engine: Engine, m: Manifest, from: number, to: numb
   if (seg) yield seg;
 }
 
-function spansOf(m: Manifest, seg: Segment): ChunkSpan[] {
-  const spans: ChunkSpan[] = [];
+/** Where each chunk of a segment is in its plain bytes, with what it must match. */
+function spansOf(m: Manifest, seg: Segment): CheckedSpan[] {
+  const spans: CheckedSpan[] = [];
   let at = 0;
   for (let i = seg.first; i <= seg.last; i++) {
-    spans.push({ offset: at, length: m.lengths[i], id: chunkIdOf(m, i) as Buffer });
+    spans.push({
+      offset: at,
+      length: m.lengths[i],
+      id: chunkIdOf(m, i) as Buffer,
+      sum: seg.sums[i - seg.first],
+    });
     at += m.lengths[i];
   }
   return spans;
 }
 
 function fetchSegment(engine: Engine, m: Manifest, seg: Segment, into?: Buffer): Promise<Buffer> {
-  const data = (seg.store as Store).backend.get(seg.pack as string, seg.packOffset, seg.stored, into);
+  const store = seg.store as Store;
+  const data = store.backend.get(seg.pack as string, seg.packOffset, seg.stored, into);
+  const spans = spansOf(m, seg);
   const frames = seg.frames;
   if (frames) {
-    const spans = frames.map((stored, k) => ({
-      stored,
-      plain: m.lengths[seg.first + k] as number,
-      id: chunkIdOf(m, seg.first + k) as Buffer,
-    }));
-    return data.then((d) => engine.codec.decompress(d, spans, engine.verifyOnRead));
+    const framed = frames.map((stored, k) => ({ stored, plain: spans[k].length, id: spans[k].id }));
+    // BLAKE3 is checked on the codec's workers as it decodes, when the store's check needs it.
+    const full = needsFullCheck(store.readCheck, spans);
+    return data
+      .then((d) => engine.codec.decompress(d, framed, full))
+      .then((plain) => checkSegment(engine, store.readCheck, plain, spans, full));
   }
-  if (!engine.verifyOnRead) return data;
-  return data.then((d) => engine.verifier.verify(d, spansOf(m, seg)));
+  return data.then((d) => checkSegment(engine, store.readCheck, d, spans));
 }
 
 export async function* readObject(engine: Engine, id: Buffer, options: ReadOptions): AsyncGenerator<Buffer> {

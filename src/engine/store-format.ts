@@ -3,7 +3,8 @@
  * on every field, so a store opened with different values would stop deduplicating against
  * itself (or, for the pack and manifest versions, misread its own data). It is written once
  * at creation to the backend (`tessera-store.json`) and to the catalog, and checked at
- * every open.
+ * every open. Its pack version is the newest written into the store: raised when a newer
+ * Tessera first opens it.
  */
 
 import { MANIFEST_VERSION } from "../catalog/manifest.js";
@@ -33,21 +34,16 @@ export function makeStoreFormat(params: ChunkerParams): StoreFormat {
 
 function canonical(f: StoreFormat): string {
   const c = f.chunker;
-  return JSON.stringify([
-    f.formatVersion,
-    c.algorithm,
-    c.min,
-    c.avg,
-    c.max,
-    f.chunkId,
-    f.packVersion,
-    f.manifestVersion,
-  ]);
+  return JSON.stringify([f.formatVersion, c.algorithm, c.min, c.avg, c.max, f.chunkId, f.manifestVersion]);
 }
 
-/** Throws StoreFormatError unless `found` (from the store) equals `wanted` (this process). */
+/**
+ * Throws StoreFormatError unless `found` (from the store) equals `wanted` (this process), but
+ * for an older pack version: this process reads those packs too, and writes its own beside them
+ * (the caller then records its version, so that an older Tessera refuses the store).
+ */
 export function assertSameFormat(found: StoreFormat, wanted: StoreFormat, where: string): void {
-  if (canonical(found) !== canonical(wanted)) {
+  if (canonical(found) !== canonical(wanted) || found.packVersion > wanted.packVersion) {
     throw new StoreFormatError(
       `${where} was created with ${JSON.stringify(found)}, but this process uses ${JSON.stringify(wanted)}; ` +
         "open it with its own chunker parameters or use another data directory",

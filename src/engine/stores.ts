@@ -6,7 +6,7 @@
 import type { Catalog, ChunkIndex, ChunkRecord } from "../catalog/catalog.js";
 import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
-import type { StoreConfig } from "../store/open-store.js";
+import type { ReadCheck, StoreConfig } from "../store/open-store.js";
 import type { StoreFormat } from "./store-format.js";
 
 /** What a store is opened from. Settings left out take the engine's. */
@@ -15,6 +15,8 @@ export interface StoreSetup {
   packSize?: number;
   compression?: "zstd" | "none";
   readAheadBytes?: number;
+  /** What reads check of each chunk (default "fast"). */
+  readCheck?: ReadCheck;
   /** The configuration it came from, if any (for the stores' detail listing). */
   config?: StoreConfig;
 }
@@ -28,6 +30,8 @@ export interface Store {
   /** Whether new chunks written here are compressed (when they shrink). */
   compression: boolean;
   readAheadBytes: number;
+  /** What reads check of each chunk: "off" everywhere when the engine's verifyOnRead is off. */
+  readCheck: ReadCheck;
   /** Idle pack buffers of packSize bytes, for ingests and copies into this store. */
   packBuffers: BufferPool;
   config?: StoreConfig;
@@ -39,6 +43,8 @@ export interface StoreDefaults {
   packSize: number;
   compression: "zstd" | "none";
   readAheadBytes: number;
+  /** False turns every store's read check off. */
+  verifyOnRead: boolean;
 }
 
 /** The stores in read order, and the default one; RangeError for settings that cannot work. */
@@ -73,6 +79,7 @@ export function openStores(
       packSize,
       compression: (s.compression ?? d.compression) === "zstd",
       readAheadBytes: s.readAheadBytes ?? d.readAheadBytes,
+      readCheck: d.verifyOnRead ? (s.readCheck ?? "fast") : "off",
       // Enough idle buffers for one ingest's open pack plus the ones being written.
       packBuffers: new BufferPool(packSize, 3),
       config: s.config,

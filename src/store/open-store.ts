@@ -19,7 +19,16 @@ export interface FilesystemStoreConfig {
   description?: string;
   /** New chunks compressed with zstd or stored as they are (default "none": local reads stay fast). */
   compression?: "zstd" | "none";
+  /** What a read checks of each chunk (default "fast"; ReadCheck). */
+  readCheck?: ReadCheck;
 }
+
+/**
+ * What a read checks of each chunk before it is handed out: its fast checksum ("fast", from
+ * the catalog's trusted record: catches what a disk or a network corrupts), its BLAKE3 id
+ * ("full": also what someone with write access to the store forges), or nothing ("off").
+ */
+export type ReadCheck = "fast" | "full" | "off";
 
 /** What a remote object store (S3, Swift) takes beyond its backend's own options. */
 interface RemoteStoreSettings {
@@ -42,6 +51,11 @@ interface RemoteStoreSettings {
   packSize?: number;
   /** New chunks compressed with zstd or stored as they are (default "zstd": bytes cost here). */
   compression?: "zstd" | "none";
+  /**
+   * What a read checks of each chunk (default "full": whoever runs the object store could
+   * forge bytes that match a fast checksum, not ones that match a BLAKE3 id).
+   */
+  readCheck?: ReadCheck;
 }
 
 export interface S3StoreConfig extends S3BackendOptions, RemoteStoreSettings {
@@ -62,18 +76,23 @@ export type StoreConfig = FilesystemStoreConfig | S3StoreConfig | SwiftStoreConf
  * The engine settings a store implies unless given otherwise. S3: 32 MiB packs, 32 MiB of
  * read-ahead, zstd (bytes stored and moved cost money there, and requests wait on the network
  * anyway). Filesystem: the engine's own packs and read-ahead, no compression (local downloads
- * of compressible data run 3–4× slower decompressing; docs/benchmarks.md).
+ * of compressible data run 3–4× slower decompressing; docs/benchmarks.md). Reads check the
+ * fast checksum on the filesystem, BLAKE3 on remote stores (ReadCheck).
  */
 export function storeEngineDefaults(cfg: StoreConfig): {
   readAheadBytes?: number;
   packSize?: number;
   compression: "zstd" | "none";
+  readCheck: ReadCheck;
 } {
-  if (cfg.type === "filesystem") return { compression: cfg.compression ?? "none" };
+  if (cfg.type === "filesystem") {
+    return { compression: cfg.compression ?? "none", readCheck: cfg.readCheck ?? "fast" };
+  }
   return {
     readAheadBytes: cfg.readAheadBytes ?? S3_READ_AHEAD,
     packSize: cfg.packSize ?? S3_PACK_SIZE,
     compression: cfg.compression ?? "zstd",
+    readCheck: cfg.readCheck ?? "full",
   };
 }
 

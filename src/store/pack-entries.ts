@@ -5,7 +5,6 @@ import {
   checkPackHeader,
   decodePackEntries,
   decodePackFooter,
-  PACK_ENTRY_BYTES,
   PACK_FOOTER_BYTES,
   PACK_HEADER_BYTES,
   type PackEntry,
@@ -18,9 +17,9 @@ export async function readPackEntries(
   size: number,
 ): Promise<PackEntry[]> {
   if (size < PACK_HEADER_BYTES + PACK_FOOTER_BYTES) throw new CorruptDataError("pack too short");
-  checkPackHeader(await backend.get(name, 0, PACK_HEADER_BYTES));
+  const entryBytes = checkPackHeader(await backend.get(name, 0, PACK_HEADER_BYTES));
   const footer = await backend.get(name, size - PACK_FOOTER_BYTES, PACK_FOOTER_BYTES);
-  const { count, entriesOffset } = decodePackFooter(footer, size);
-  const entries = await backend.get(name, entriesOffset, count * PACK_ENTRY_BYTES);
-  return decodePackEntries(entries, footer);
+  const { count, entriesOffset } = decodePackFooter(footer, size, entryBytes);
+  const entries = await backend.get(name, entriesOffset, count * entryBytes);
+  return decodePackEntries(entries, footer, entryBytes);
 }

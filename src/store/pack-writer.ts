@@ -3,11 +3,12 @@ import type { ObjectBackend } from "./backend.js";
 import { BufferPool } from "./buffer-pool.js";
 import { packName } from "./names.js";
 import {
+  CHUNK_FLAG_SUM,
   CHUNK_FLAGS_NONE,
+  ENTRY_BYTES,
   ENTRY_FLAG_MANIFEST,
   encodePackHeader,
   encodePackTrailer,
-  PACK_ENTRY_BYTES,
   PACK_FOOTER_BYTES,
   PACK_HEADER_BYTES,
   type PackEntry,
@@ -18,7 +19,10 @@ export interface ChunkLocation {
   pack: Buffer;
   offset: number;
   length: number;
+  /** CHUNK_FLAG_SUM is set exactly when `sum` is. */
   flags: number;
+  /** The chunk's fast checksum (hash/chunk-sum.ts), when known. */
+  sum?: bigint;
 }
 
 /** A sealed pack that reached the backend. */
@@ -69,13 +73,16 @@ export class PackWriter {
     if (this.buffers.size !== this.packSize) throw new RangeError("buffer pool size differs from pack size");
   }
 
-  /** Copies a chunk into the open pack and returns where it will live. */
-  add(id: Buffer, data: Uint8Array, flags = CHUNK_FLAGS_NONE): ChunkLocation {
+  /**
+   * Copies a chunk into the open pack and returns where it will live; `sum` is the chunk's
+   * fast checksum (of its plain bytes), recorded with it when given.
+   */
+  add(id: Buffer, data: Uint8Array, flags = CHUNK_FLAGS_NONE, sum?: bigint): ChunkLocation {
     this.throwIfFailed();
     // The trailer goes into the same buffer, so the pack is one contiguous (aligned) write.
-    const trailer = (this.entries.length + 1) * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES;
+    const trailer = (this.entries.length + 1) * ENTRY_BYTES + PACK_FOOTER_BYTES;
     if (this.buf && this.used + data.length + trailer > this.packSize) this.seal();
-    if (PACK_HEADER_BYTES + data.length + PACK_ENTRY_BYTES + PACK_FOOTER_BYTES > this.packSize) {
+    if (PACK_HEADER_BYTES + data.length + ENTRY_BYTES + PACK_FOOTER_BYTES > this.packSize) {
       throw new RangeError("chunk larger than a pack");
     }
     if (!this.buf) {
@@ -86,8 +93,14 @@ export class PackWriter {
     const offset = this.used;
     this.buf.set(data, offset);
     this.used += data.length;
-    this.entries.push({ id: Buffer.from(id), offset, length: data.length, flags });
-    return { pack: this.packId, offset, length: data.length, flags };
+    const entry = { id: Buffer.from(id), offset, length: data.length, flags: flags & ~CHUNK_FLAG_SUM };
+    if (sum === undefined) {
+      this.entries.push(entry);
+      return { pack: this.packId, offset, length: data.length, flags: entry.flags };
+    }
+    entry.flags |= CHUNK_FLAG_SUM;
+    this.entries.push({ ...entry, sum });
+    return { pack: this.packId, offset, length: data.length, flags: entry.flags, sum };
   }
 
   /**
@@ -98,7 +111,7 @@ export class PackWriter {
   addManifest(id: Buffer, parts: readonly Uint8Array[]): boolean {
     this.throwIfFailed();
     const length = parts.reduce((n, p) => n + p.length, 0);
-    const trailer = (this.entries.length + 1) * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES;
+    const trailer = (this.entries.length + 1) * ENTRY_BYTES + PACK_FOOTER_BYTES;
     if (!this.buf || this.used + length + trailer > this.packSize) return false;
     const offset = this.used;
     for (const p of parts) {

@@ -15,7 +15,8 @@ async function snapshot(engine: Engine): Promise<string> {
   for await (const { id, obj } of engine.catalog.scanObjects()) {
     objects.push([id.toString("hex"), obj, (await engine.catalog.getManifest(id))?.toString("hex")]);
   }
-  return JSON.stringify([await chunksOf(engine), await packsOf(engine), objects]);
+  const state = [await chunksOf(engine), await packsOf(engine), objects];
+  return JSON.stringify(state, (_, v) => (typeof v === "bigint" ? v.toString(16) : v));
 }
 
 async function* failingAfter(data: Uint8Array, failAt: number): AsyncGenerator<Uint8Array> {

@@ -11,13 +11,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { StoreFullError } from "../../src/errors.js";
-import {
-  decodePackEntries,
-  decodePackFooter,
-  ENTRY_FLAG_MANIFEST,
-  PACK_ENTRY_BYTES,
-  PACK_FOOTER_BYTES,
-} from "../../src/store/pack-format.js";
+import { decodeWholePack, ENTRY_FLAG_MANIFEST } from "../../src/store/pack-format.js";
 import { chunksOf, loseIndex, packsOf, trashOf } from "../helpers/catalog.js";
 import { prng } from "../helpers/data.js";
 import { hammerWrites } from "../helpers/hammer.js";
@@ -29,13 +23,7 @@ const store = tempStores();
 
 /** Whether a whole pack's bytes list a manifest entry. */
 function carriesManifest(pack: Buffer): boolean {
-  const footer = pack.subarray(pack.length - PACK_FOOTER_BYTES);
-  const { count, entriesOffset } = decodePackFooter(footer, pack.length);
-  const entries = decodePackEntries(
-    pack.subarray(entriesOffset, entriesOffset + count * PACK_ENTRY_BYTES),
-    footer,
-  );
-  return entries.some((e) => e.flags & ENTRY_FLAG_MANIFEST);
+  return decodeWholePack(pack).some((e) => e.flags & ENTRY_FLAG_MANIFEST);
 }
 
 async function storedBytes(engine: Engine, name?: string): Promise<{ objects: number; bytes: number }> {

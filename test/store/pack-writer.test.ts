@@ -11,11 +11,10 @@ import { FsBackend } from "../../src/store/fs-backend.js";
 import { packName } from "../../src/store/names.js";
 import {
   decodePackEntries,
-  decodePackFooter,
+  decodeWholePack,
+  ENTRY_BYTES,
   ENTRY_FLAG_MANIFEST,
   encodePackTrailer,
-  PACK_ENTRY_BYTES,
-  PACK_FOOTER_BYTES,
 } from "../../src/store/pack-format.js";
 import { PackWriter } from "../../src/store/pack-writer.js";
 
@@ -26,10 +25,7 @@ afterEach(async () => {
 });
 
 async function entriesOf(root: string, id: Buffer) {
-  const pack = await readFile(join(root, packName(id.toString("hex"))));
-  const footer = pack.subarray(pack.length - PACK_FOOTER_BYTES);
-  const { count, entriesOffset } = decodePackFooter(footer, pack.length);
-  return decodePackEntries(pack.subarray(entriesOffset, entriesOffset + count * PACK_ENTRY_BYTES), footer);
+  return decodeWholePack(await readFile(join(root, packName(id.toString("hex")))));
 }
 
 describe("pack writer", () => {
@@ -50,8 +46,8 @@ describe("pack writer", () => {
 
   it("refuses entries with flag bits it does not know", () => {
     const trailer = encodePackTrailer([{ id: Buffer.alloc(32), offset: 16, length: 1, flags: 8 }], 17);
-    const entries = trailer.subarray(0, PACK_ENTRY_BYTES);
-    const footer = trailer.subarray(PACK_ENTRY_BYTES);
-    expect(() => decodePackEntries(entries, footer)).toThrow(/unknown flags/);
+    const entries = trailer.subarray(0, ENTRY_BYTES);
+    const footer = trailer.subarray(ENTRY_BYTES);
+    expect(() => decodePackEntries(entries, footer, ENTRY_BYTES)).toThrow(/unknown flags/);
   });
 });

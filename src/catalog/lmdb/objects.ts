@@ -127,10 +127,8 @@ export function rebuildStore(t: Tables, store: string, input: RebuildInput): Reb
     s.packs.putSync(p.id, p.rec);
     for (const e of p.entries) {
       if (s.chunks.doesExist(e.id)) continue;
-      s.chunks.putSync(
-        e.id,
-        encodeChunkRecord({ pack: p.id, offset: e.offset, length: e.length, flags: e.flags, refs: 0 }),
-      );
+      const { offset, length, flags, sum } = e;
+      s.chunks.putSync(e.id, encodeChunkRecord({ pack: p.id, offset, length, flags, sum, refs: 0 }));
       counts.chunks++;
     }
     counts.packs++;

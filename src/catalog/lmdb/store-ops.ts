@@ -57,9 +57,10 @@ export function addReference(
   const dead = s.condemned.get(id);
   if (!dead) throw new ChunkVanishedError(hex);
   const pack = Buffer.from(dead.pack, "hex");
+  const revived = { pack, offset: dead.offset, length: dead.length, flags: dead.flags, refs: 1 };
   s.chunks.putSync(
     id,
-    encodeChunkRecord({ pack, offset: dead.offset, length: dead.length, flags: dead.flags, refs: 1 }),
+    encodeChunkRecord(dead.sum === undefined ? revived : { ...revived, sum: BigInt(`0x${dead.sum}`) }),
   );
   s.condemned.removeSync(id);
   s.condemnedByPack.removeSync(Buffer.concat([pack, id]));
@@ -106,6 +107,7 @@ export function condemn(
       length: rec.length,
       flags: rec.flags,
       seq,
+      ...(rec.sum === undefined ? {} : { sum: rec.sum.toString(16) }),
     });
     s.condemnedByPack.putSync(Buffer.concat([rec.pack, id]), EMPTY);
     condemned++;

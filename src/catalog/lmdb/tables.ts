@@ -5,7 +5,7 @@
  *   chunks@S     chunk id (32 B) → 32 B  pack id (16) | offset u32 | length u32 | flags u32 | refs u32
  *   packs@S      pack id (16 B) → JSON   { size, chunks, createdAt }
  *   trash@S      object name → JSON      { at, after, size, seq } (store-index.ts)
- *   condemned@S  chunk id → JSON         { pack, offset, length, flags, seq }: out of the index
+ *   condemned@S  chunk id → JSON         { pack, offset, length, flags, seq, sum? }: out of the index
  *                                        by GC, still in its pack until that is deleted
  *   doomed@S     pack id | chunk id → "" the condemned chunks by pack
  *   manifests    manifest id → bytes     the binary manifest (manifest.ts)
@@ -32,6 +32,8 @@ export interface CondemnedChunk {
   length: number;
   flags: number;
   seq: number;
+  /** The chunk's fast checksum, hex, when its record had one. */
+  sum?: string;
 }
 
 export interface StoreTables {
