@@ -11,16 +11,24 @@
  * Without --glance, it starts Glance with .ci/glance-peer.sh when that
  * exists. Results: a log on stderr, one JSON object on the last line of stdout.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
+import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { Engine } from "../src/engine/engine.js";
 import { readFilePieces } from "../src/engine/file-source.js";
-import { freePort, makeRandomFile, median } from "./common.js";
+import { makeRandomFile, median } from "./common.js";
+import {
+  download,
+  peakRssMB,
+  removeImage,
+  startGlance,
+  startTessera,
+  type Target,
+  upload,
+} from "./targets.js";
 
 const run = promisify(execFile);
 const MB = 1e6;
@@ -39,112 +47,6 @@ const { values: opt } = parseArgs({
 const rounds = Number(opt.rounds);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const r2 = (x: number) => Math.round(x * 100) / 100;
-const BIN = new URL("../src/cli/main.js", import.meta.url).pathname;
-
-interface Target {
-  name: string;
-  url: string;
-}
-
-/** The disk_format a file declares, from its extension (format inspection holds uploads to it). */
-function diskFormat(file: string): string {
-  const ext = file.split(".").pop() ?? "";
-  return ["qcow2", "vmdk", "vhd", "vhdx", "vdi", "iso"].includes(ext) ? ext : "raw";
-}
-
-async function createImage(t: Target, name: string, disk_format = "raw"): Promise<string> {
-  const res = await fetch(`${t.url}/v2/images`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name, disk_format, container_format: "bare" }),
-  });
-  if (res.status !== 201) throw new Error(`${t.name}: create ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { id: string }).id;
-}
-
-async function curl(args: string[]): Promise<{ code: string; seconds: number }> {
-  const { stdout } = await run(
-    "curl",
-    ["-s", "-S", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", ...args],
-    {
-      maxBuffer: 1 << 20,
-    },
-  );
-  const [code, seconds] = stdout.trim().split(" ");
-  return { code, seconds: Number(seconds) };
-}
-
-/** Uploads `file` as a new image; MB/s. */
-async function upload(t: Target, file: string, size: number): Promise<{ id: string; mbps: number }> {
-  const id = await createImage(t, "bench", diskFormat(file));
-  const r = await curl([
-    "-X",
-    "PUT",
-    "-H",
-    "Content-Type: application/octet-stream",
-    "-H",
-    "Expect:",
-    "-T",
-    file,
-    `${t.url}/v2/images/${id}/file`,
-  ]);
-  if (r.code !== "204") throw new Error(`${t.name}: upload answered ${r.code}`);
-  return { id, mbps: size / MB / r.seconds };
-}
-
-async function download(t: Target, id: string, size: number): Promise<number> {
-  const r = await curl([`${t.url}/v2/images/${id}/file`]);
-  if (r.code !== "200") throw new Error(`${t.name}: download answered ${r.code}`);
-  return size / MB / r.seconds;
-}
-
-async function removeImage(t: Target, id: string): Promise<void> {
-  await fetch(`${t.url}/v2/images/${id}`, { method: "DELETE" });
-}
-
-async function startTessera(
-  dataDir: string,
-  verifyOnRead = true,
-): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [BIN, "serve", "--data", dataDir, "--port", "0"], {
-    env: { ...process.env, TESSERA_LOG_LEVEL: "info", TESSERA_VERIFY_ON_READ: String(verifyOnRead) },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const url = await new Promise<string>((ok, fail) => {
-    lines.on("line", (l) => {
-      const rec = JSON.parse(l) as { msg?: string; url?: string };
-      if (rec.msg === "tessera listening") ok(rec.url as string);
-    });
-    child.once("exit", (c) => fail(new Error(`tessera exited ${c}`)));
-  });
-  return { child, url };
-}
-
-async function startGlance(dir: string): Promise<{ url: string; stop: () => Promise<void> } | undefined> {
-  if (opt["no-glance"]) return undefined;
-  if (opt.glance) return { url: opt.glance, stop: async () => {} };
-  const script = resolve(opt["glance-start"]);
-  if (!existsSync(script)) {
-    log(`glance: ${script} not found; Glance not measured`);
-    return undefined;
-  }
-  const { stdout } = await run(script, [String(await freePort()), dir]);
-  const url = stdout.trim().split("\n").pop() as string;
-  return {
-    url,
-    stop: async () => {
-      await run(join(script, "..", "glance-peer-stop.sh"), [dir]).catch(() => {});
-    },
-  };
-}
-
-/** The peak resident set of a live process (VmHWM), MB. */
-async function peakRssMB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
-  return Math.round(kb / 1024);
-}
 
 async function du(path: string): Promise<number> {
   const { stdout } = await run("du", ["-sb", path]);
@@ -216,9 +118,15 @@ async function main(): Promise<void> {
   const tdata = join(work, "tessera");
   const tess = await startTessera(tdata);
   const gdir = join(work, "glance");
-  const glance = await startGlance(gdir);
+  const glance = opt["no-glance"]
+    ? undefined
+    : opt.glance
+      ? { url: opt.glance, stop: async () => {} }
+      : await startGlance(gdir, opt["glance-start"]);
   // A second server with verifyOnRead off, for the random data only: what verification costs.
-  const tessNoVerify = await startTessera(join(work, "tessera-noverify"), false);
+  const tessNoVerify = await startTessera(join(work, "tessera-noverify"), {
+    env: { TESSERA_VERIFY_ON_READ: "false" },
+  });
   const targets: Target[] = [{ name: "tessera", url: tess.url }];
   if (glance) targets.push({ name: "glance", url: glance.url });
   const results: Record<string, unknown> = {
