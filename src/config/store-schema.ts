@@ -47,7 +47,7 @@ const keysOf = (type: string, properties: Record<string, unknown>, required: str
   "x-message": { additionalProperties: '{at}: unknown key "{key}"', required },
 });
 
-const filesystem = keysOf("filesystem", { path: string }, REQUIRED);
+const filesystem = keysOf("filesystem", { path: string, directWrites: boolean }, REQUIRED);
 
 const s3 = {
   ...keysOf(

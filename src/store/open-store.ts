@@ -21,6 +21,11 @@ export interface FilesystemStoreConfig {
   compression?: "zstd" | "none";
   /** What a read checks of each chunk (default "fast"; ReadCheck). */
   readCheck?: ReadCheck;
+  /**
+   * Write packs with O_DIRECT (default true): no kernel copy per byte on ingest, but a new
+   * image's first reads come from the device, not the page cache. See direct-write.ts.
+   */
+  directWrites?: boolean;
 }
 
 /**
@@ -116,7 +121,9 @@ export async function openBackend(
 ): Promise<ObjectBackend> {
   const innermost = o.innermost ?? ((b) => b);
   if (cfg.type === "filesystem")
-    return innermost(new FsBackend(filesystemStorePath(cfg, dataDir, o.name), { durable }));
+    return innermost(
+      new FsBackend(filesystemStorePath(cfg, dataDir, o.name), { durable, directIo: cfg.directWrites }),
+    );
   // The backends read their own keys and ignore the store's others.
   const backend =
     cfg.type === "s3"
