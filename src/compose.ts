@@ -9,9 +9,14 @@
  * read stop at the engine and may run beside a server; the rest take the directory's lock first.
  */
 import pino, { type Logger } from "pino";
+import { registerCacheMetrics } from "./api/cache-metrics.js";
+import type { CacheApiParts } from "./api/cache-routes.js";
 import { createMetrics, type Metrics } from "./api/metrics.js";
 import type { Authenticator } from "./auth/authenticator.js";
 import { openAuthenticator } from "./auth/open-auth.js";
+import type { ChunkCache } from "./cache/chunk-cache.js";
+import { openChunkCache } from "./cache/open-cache.js";
+import { startPrefetcher } from "./cache/prefetcher.js";
 import { chunkerForAverage } from "./chunker/params.js";
 import { nodeHashName } from "./config/hash-names.js";
 import type { ServerConfig } from "./config/server-config.js";
@@ -45,6 +50,8 @@ export interface ServerParts extends ImageParts {
   metrics: Metrics;
   gc: GcSchedule;
   scrub: { stop(): Promise<void> };
+  /** The chunk cache and its prefetcher, when `cache` is configured. */
+  cache?: CacheApiParts;
 }
 
 export type Composed<P extends Parts> = P extends "server"
@@ -73,6 +80,8 @@ export async function compose<P extends Parts>(
   parts: P,
   options: ComposeOptions = {},
 ): Promise<Composed<P>> {
+  // The chunk cache outlives the engine that reads through it: opened first, closed last.
+  const chunkCache = await openChunkCache(cfg.cache, cfg.dataDir);
   const engine = await Engine.openDir(cfg.dataDir, {
     stores: cfg.stores,
     defaultStore: cfg.defaultStore,
@@ -81,9 +90,13 @@ export async function compose<P extends Parts>(
     hashAlgorithms: ["md5", options.osHashNodeName ?? nodeHashName(cfg.osHashAlgo)],
     chunker: cfg.chunkSize === 0 ? undefined : chunkerForAverage(cfg.chunkSize),
     verifyOnRead: cfg.verifyOnRead,
+    chunkCache,
+  }).catch(async (e: unknown) => {
+    await chunkCache?.close();
+    throw e;
   });
   // What is open so far, closed in reverse order by close() or by a failed build.
-  const closers: (() => unknown)[] = [() => engine.close()];
+  const closers: (() => unknown)[] = [() => chunkCache?.close(), () => engine.close()];
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
@@ -106,12 +119,9 @@ export async function compose<P extends Parts>(
       dedupWriteThrough: cfg.dedupWriteThrough,
     });
     if (!auth) return { ...built, images } as Composed<P>;
-    return {
-      ...built,
-      images,
-      auth,
-      ...(await serverParts(cfg, engine, images, options, closers)),
-    } as Composed<P>;
+    const server = await serverParts(cfg, engine, images, options, closers);
+    const cache = chunkCache && serveCache(chunkCache, images, server.metrics, options.log, closers);
+    return { ...built, images, auth, ...server, cache } as Composed<P>;
   } catch (e) {
     await close();
     throw e;
@@ -167,4 +177,32 @@ async function serverParts(
     () => imports.close(),
   );
   return { imports, metrics, gc, scrub };
+}
+
+/**
+ * The cache's part of a server: its metrics, and the prefetcher of queued images (one per
+ * process; they share the queue), stopped before the engine and the cache close.
+ */
+function serveCache(
+  cache: ChunkCache,
+  images: ImageService,
+  metrics: Metrics,
+  log: Logger | undefined,
+  closers: (() => unknown)[],
+): CacheApiParts {
+  registerCacheMetrics(metrics.registry, cache);
+  const prefetcher = startPrefetcher(
+    cache,
+    {
+      resolve: async (name) => {
+        const rec = await images.get(name).catch(() => undefined);
+        if (rec?.status !== "active" || !rec.object || rec.size === null) return undefined;
+        return { object: rec.object, size: rec.size };
+      },
+      read: (object) => images.engine.read(object),
+    },
+    { log },
+  );
+  closers.push(() => prefetcher.stop());
+  return { cache, prefetcher };
 }

@@ -18,6 +18,7 @@ import type { GcSchedule } from "../schedules/gc.js";
 import { AccessPolicy } from "./access.js";
 import { adminRoutes } from "./admin-routes.js";
 import { authenticate } from "./authenticate.js";
+import { type CacheApiParts, cacheReads, cacheRoutes } from "./cache-routes.js";
 import { type Env, requireAdmin } from "./env.js";
 import { errorResponse, responseForError } from "./errors.js";
 import type { ImageLimits } from "./image-changes.js";
@@ -53,6 +54,8 @@ export interface ApiOptions {
   localToken?: string;
   /** Interoperable image import (stage, import, tasks); absent, no import routes. */
   imports?: Imports;
+  /** The node-local chunk cache and its prefetcher (the /v2/cache routes); absent, no cache. */
+  cache?: CacheApiParts;
 }
 
 export interface Inflight {
@@ -110,7 +113,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   const policy = new AccessPolicy(images);
   const json: ReadJson = (c) => readJson(c, opts.maxJsonBodyBytes);
   const track = uploadTracker(inflight.uploads, opts.maxUploads);
-  app.route("/", versionRoutes());
+  app.route("/", versionRoutes(opts.cache !== undefined));
   app.route("/", schemaRoutes(opts.imports !== undefined));
   app.route(
     "/",
@@ -127,9 +130,11 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
       downloads: inflight.downloads,
       logger: opts.logger,
       metrics: opts.metrics,
+      cacheReads: opts.cache && cacheReads(images, opts.cache),
     }),
   );
   app.route("/", storeRoutes(images, policy));
+  app.route("/", cacheRoutes(images, policy, opts.cache));
   app.route("/", memberRoutes(new ImageMembers(images), policy, json));
   if (opts.imports) app.route("/", importRoutes(opts.imports, policy, { readJson: json, track }));
   const metrics = opts.metrics;

@@ -10,6 +10,7 @@ import { Hono } from "hono";
 import type { Logger } from "pino";
 import type { ImageService } from "../images/images.js";
 import type { AccessPolicy } from "./access.js";
+import type { CacheReads } from "./cache-routes.js";
 import type { Env } from "./env.js";
 import { mediaType, unsupportedMediaType } from "./media-type.js";
 import type { Metrics } from "./metrics.js";
@@ -26,6 +27,8 @@ export function imageDataRoutes(
     downloads: Set<ServerResponse>;
     logger: Logger;
     metrics?: Metrics;
+    /** Tells the chunk cache which images are read (cache-routes.ts); absent, no cache. */
+    cacheReads?: CacheReads;
   },
 ): Hono<Env> {
   const app = new Hono<Env>();
@@ -57,12 +60,14 @@ export function imageDataRoutes(
     };
     if (image.checksum) headers["Content-MD5"] = image.checksum;
     if (range) headers["Content-Range"] = `bytes ${dl.start}-${dl.end - 1}/${image.size}`;
+    const cached = await opts.cacheReads?.(image, dl.start, dl.end);
     out.writeHead(range ? 206 : 200, headers);
     opts.downloads.add(out);
     try {
       const began = performance.now();
       await writePieces(dl.body, out);
       opts.metrics?.download(dl.end - dl.start, (performance.now() - began) / 1000);
+      cached?.();
     } catch (err) {
       if (!out.destroyed) out.destroy();
       opts.logger.warn({ req_id: c.get("requestId"), err: String(err) }, "download ended early");

@@ -115,6 +115,7 @@ async function listen(
     auth,
     localToken,
     imports,
+    cache: service.cache,
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () =>

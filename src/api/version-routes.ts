@@ -2,36 +2,26 @@
 import { type Context, Hono } from "hono";
 import type { Env } from "./env.js";
 
-/** Glance's versions in multi-store mode (v2.8 and v2.10–v2.13 are the multi-store ones). */
-const VERSION_IDS = [
-  "v2.16",
-  "v2.15",
-  "v2.14",
-  "v2.13",
-  "v2.12",
-  "v2.11",
-  "v2.10",
-  "v2.9",
-  "v2.8",
-  "v2.7",
-  "v2.6",
-  "v2.5",
-  "v2.4",
-  "v2.3",
-  "v2.2",
-  "v2.1",
-  "v2.0",
-];
+/**
+ * Glance's versions in multi-store mode (v2.8 and v2.10–v2.13 are the multi-store ones), as
+ * Zed's glance/api/versions.py lists them: v2.14 and v2.16 (the cache API) only when an image
+ * cache is configured, v2.15 the current one otherwise. (Glance 2026.1's v2.18, with POST
+ * /v2/cache/clean and /prune, also implies v2.17's location API, which is not served here.)
+ */
+const MULTI_STORE = ["v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8"];
+const BASE = ["v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"];
+const WITH_CACHE = ["v2.16", "v2.15", "v2.14", ...MULTI_STORE, ...BASE];
+const WITHOUT_CACHE = ["v2.15", ...MULTI_STORE, ...BASE];
 
 /** This server as the client addressed it (Glance builds its links the same way). */
 export function baseUrl(c: Context): string {
   return `http://${c.req.header("host") ?? "127.0.0.1:9292"}`;
 }
 
-function versionsDocument(c: Context): unknown {
+function versionsDocument(c: Context, ids: string[]): unknown {
   const href = `${baseUrl(c)}/v2/`;
   return {
-    versions: VERSION_IDS.map((id, i) => ({
+    versions: ids.map((id, i) => ({
       id,
       status: i === 0 ? "CURRENT" : "SUPPORTED",
       links: [{ rel: "self", href }],
@@ -39,9 +29,11 @@ function versionsDocument(c: Context): unknown {
   };
 }
 
-export function versionRoutes(): Hono<Env> {
+/** The version documents; `cache`: whether the cache API is served (an image cache is configured). */
+export function versionRoutes(cache: boolean): Hono<Env> {
   const app = new Hono<Env>();
-  const versions = (status: 200 | 300) => (c: Context) => c.json(versionsDocument(c), status);
+  const ids = cache ? WITH_CACHE : WITHOUT_CACHE;
+  const versions = (status: 200 | 300) => (c: Context) => c.json(versionsDocument(c, ids), status);
   app.get("/", versions(300));
   app.get("/versions", versions(200));
   return app;

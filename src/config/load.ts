@@ -40,6 +40,7 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_IMPORT_METHODS: "importMethods",
   TESSERA_IMPORT_FILTER: "importFilter",
   TESSERA_IMPORT_PLUGINS: "importPlugins",
+  TESSERA_CACHE: "cache",
 };
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];

@@ -1,6 +1,6 @@
 /**
  * The schemas of the object-valued keys besides `stores` (docs/configuration.md): `formats`,
- * `auth`, `quotas`, `importFilter` and `importPlugins`, each with the messages a value that
+ * `auth`, `quotas`, `importFilter`, `importPlugins` and `cache`, each with the messages a value that
  * does not fit is refused with (schema-check.ts says how {key}, {at} and {path} read, and
  * what `x-json-text` allows).
  */
@@ -211,4 +211,17 @@ export const IMPORT_PLUGINS_SCHEMA = {
   },
   additionalProperties: false,
   "x-message": UNKNOWN,
+};
+
+const CACHE_BYTES = "maxBytes must be an integer of at least 1048576 (1 MiB)";
+
+export const CACHE_SCHEMA = {
+  type: "object",
+  properties: {
+    path: said({ type: "string", minLength: 1 }, "path must be a directory's path"),
+    maxBytes: said({ type: "integer", minimum: 1024 * 1024, maximum: Number.MAX_SAFE_INTEGER }, CACHE_BYTES),
+  },
+  required: ["maxBytes"],
+  additionalProperties: false,
+  "x-message": { ...UNKNOWN, required: CACHE_BYTES },
 };

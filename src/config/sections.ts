@@ -12,12 +12,13 @@ import type { StoreConfig } from "../store/open-store.js";
 import { type Bad, objectValue, sectionCheck } from "./schema-check.js";
 import {
   AUTH_SCHEMA,
+  CACHE_SCHEMA,
   FORMATS_SCHEMA,
   IMPORT_FILTER_SCHEMA,
   IMPORT_PLUGINS_SCHEMA,
   QUOTAS_SCHEMA,
 } from "./section-schemas.js";
-import { ConfigError, type ImportPlugins, type ServerConfig } from "./server-config.js";
+import { type CacheConfig, ConfigError, type ImportPlugins, type ServerConfig } from "./server-config.js";
 import { STORES_SCHEMA } from "./store-schema.js";
 
 /** The sections by key: each takes the value given and the configuration so far. */
@@ -31,6 +32,7 @@ const checkFormats = sectionCheck<Partial<FormatPolicy>>(FORMATS_SCHEMA);
 const checkStores = sectionCheck<Record<string, StoreConfig>>(STORES_SCHEMA);
 const checkAuth = sectionCheck<AuthConfig>(AUTH_SCHEMA);
 const checkQuotas = sectionCheck<QuotaConfig>(QUOTAS_SCHEMA);
+const checkCache = sectionCheck<CacheConfig>(CACHE_SCHEMA);
 const checkImportFilter = sectionCheck<Partial<ImportFilter>>(IMPORT_FILTER_SCHEMA);
 const checkImportPlugins = sectionCheck<{
   imageConversion?: { outputFormat: string };
@@ -86,6 +88,9 @@ const importPlugins: Section<"importPlugins"> = (value, _, bad) => {
   return out;
 };
 
+/** `cache` replaces what is set: a cache is one directory and its bound. */
+const cache: Section<"cache"> = (value, _, bad) => checkCache(objectValue(value, bad), bad);
+
 const SECTIONS: { [K in keyof ServerConfig]?: Section<K> } = {
   formats,
   stores,
@@ -93,6 +98,7 @@ const SECTIONS: { [K in keyof ServerConfig]?: Section<K> } = {
   quotas,
   importFilter,
   importPlugins,
+  cache,
 };
 
 /** Whether `key` is a section (an object-valued key with a schema). */

@@ -83,6 +83,15 @@ export interface ServerConfig {
   webDownloadMaxRedirects: number;
   /** Import plugins: image conversion to one output format; properties injected. */
   importPlugins: ImportPlugins;
+  /** The node-local cache of chunks read from remote stores (docs/operations.md); undefined: none. */
+  cache: CacheConfig | undefined;
+}
+
+export interface CacheConfig {
+  /** Its directory (default DATA/cache; relative paths are to the data directory). */
+  path?: string;
+  /** The most bytes of chunks it holds. */
+  maxBytes: number;
 }
 
 export interface ImportPlugins {
@@ -125,6 +134,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   webDownloadIdleTimeoutSeconds: 60,
   webDownloadMaxRedirects: 5,
   importPlugins: {},
+  cache: undefined,
 };
 
 /** A configuration that cannot work; the CLI reports it as a usage error (exit status 2). */

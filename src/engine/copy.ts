@@ -13,10 +13,11 @@ import { chunkIdOf, type Manifest } from "../catalog/manifest.js";
 import { encodeManifestObject } from "../catalog/manifest-object.js";
 import { CorruptDataError, NotFoundError } from "../errors.js";
 import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
-import { type ChunkRun, RunBuilder, readRun, writeRun } from "./chunk-runs.js";
+import { type ChunkRun, RunBuilder, writeRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
 import { putManifest } from "./ingest.js";
 import { loadManifest } from "./read.js";
+import { readRunThroughCache } from "./read-cache.js";
 import { locateChunks, type Store } from "./stores.js";
 
 export interface CopyOptions {
@@ -70,7 +71,7 @@ async function copyLeased(
       while (inFlight.length < RUNS_IN_FLIGHT) {
         const next = await runs.next();
         if (next.done) break;
-        const p = readRun(engine, next.value);
+        const p = readRunThroughCache(engine, next.value);
         p.catch(() => {});
         inFlight.push(p);
       }

@@ -6,6 +6,7 @@
 
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import type { ChunkCache } from "../cache/chunk-cache.js";
 import type { Catalog } from "../catalog/catalog.js";
 import { openCatalog } from "../catalog/open.js";
 import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../chunker/params.js";
@@ -81,6 +82,11 @@ export interface EngineOptions {
    * it): a write stalled longer than this fails at its commit (docs/format.md, the GC rule).
    */
   leaseMs?: number;
+  /**
+   * The node-local cache that reads from remote stores go through (src/cache); the caller
+   * opens and closes it. Absent: no cache.
+   */
+  chunkCache?: ChunkCache;
 }
 
 /** The name of the one store of an engine opened on a bare backend. */
@@ -103,6 +109,7 @@ export class Engine {
   /** The stores by name, in read order (the order reads try them for each chunk). */
   readonly stores: ReadonlyMap<string, Store>;
   readonly defaultStore: Store;
+  readonly chunkCache: ChunkCache | undefined;
 
   private constructor(
     readonly catalog: Catalog,
@@ -115,6 +122,7 @@ export class Engine {
     this.defaultStore = defaultStore;
     this.hashAlgorithms = options.hashAlgorithms ?? ["md5", "sha512"];
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    this.chunkCache = options.chunkCache;
     this.hashers = new HasherPool(this.hashAlgorithms);
     this.verifyOnRead = options.verifyOnRead ?? true;
     this.readAheadBytes = Math.max(...stores.map((s) => s.readAheadBytes));

@@ -13,6 +13,7 @@ import { CorruptDataError, DamagedDataError, NotFoundError, RangeNotSatisfiableE
 import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD } from "../store/pack-format.js";
 import type { Engine } from "./engine.js";
+import { fetchThroughCache } from "./read-cache.js";
 import { type CheckedSpan, checkSegment, needsFullCheck } from "./read-check.js";
 import { locateChunks, type Store } from "./stores.js";
 import { zeroBytes } from "./zero.js";
@@ -242,7 +243,8 @@ export async function* readPieces(
       // Pool buffers are full-size and stay resident: only for reads at full size.
       const pool = pooled && seg.pack !== undefined && !seg.frames && budget.unconstrained;
       const into = pool ? engine.readBuffers.take() : undefined;
-      const data = seg.pack === undefined ? undefined : fetchSegment(engine, m, seg, into);
+      // Through the node's chunk cache for remote stores (read-cache.ts), else fetchSegment alone.
+      const data = seg.pack === undefined ? undefined : fetchThroughCache(engine, m, seg, into, fetchSegment);
       // Reads ahead may fail after the consumer has gone; their errors surface when awaited.
       data?.catch(() => {});
       queue.push({ seg, data });

@@ -18,7 +18,7 @@ async function activeImage(data: Uint8Array, extra: Record<string, unknown> = {}
 }
 
 describe("discovery and schemas", () => {
-  it("answers / with 300 and /versions with 200, both listing v2.16 as CURRENT at this host", async () => {
+  it("answers / with 300 and /versions with 200, both listing v2.15 as CURRENT at this host (no image cache)", async () => {
     for (const [path, status] of [
       ["/", 300],
       ["/versions", 200],
@@ -29,7 +29,7 @@ describe("discovery and schemas", () => {
         versions: { id: string; status: string; links: { href: string }[] }[];
       };
       expect(doc.versions[0]).toEqual({
-        id: "v2.16",
+        id: "v2.15",
         status: "CURRENT",
         links: [{ rel: "self", href: `${server().url}/v2/` }],
       });

@@ -1,0 +1,133 @@
+/**
+ * The chunk files of the cache directory: `chunks/XX/YY/ID` (ID the chunk id in hex, fanned out
+ * by its first two bytes so that no directory grows past a few thousand entries), and
+ * `tmp/` for files being written. A file is written under a temporary name and renamed into
+ * place only inside the index transaction that admits it (cache-index.ts), so a chunk file
+ * under its final name is always whole. Reads treat a missing file, or one of the wrong size,
+ * as a miss: another process may have evicted it a moment before.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, renameSync, unlinkSync } from "node:fs";
+import { mkdir, open, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+export class CacheFiles {
+  readonly chunksDir: string;
+  readonly tmpDir: string;
+
+  constructor(readonly dir: string) {
+    this.chunksDir = join(dir, "chunks");
+    this.tmpDir = join(dir, "tmp");
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.chunksDir, { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true });
+  }
+
+  pathOf(hex: string): string {
+    return join(this.chunksDir, hex.slice(0, 2), hex.slice(2, 4), hex);
+  }
+
+  /** Writes `bytes` to a new temporary file and returns its path. */
+  async writeTemp(bytes: Uint8Array): Promise<string> {
+    const path = join(this.tmpDir, `${process.pid}-${randomBytes(8).toString("hex")}`);
+    await writeFile(path, bytes);
+    return path;
+  }
+
+  /**
+   * Moves a temporary file into place as chunk `hex` (synchronously: it runs inside an index
+   * transaction). False when it could not (the temporary file is gone).
+   */
+  installSync(temp: string, hex: string): boolean {
+    const to = this.pathOf(hex);
+    try {
+      renameSync(temp, to);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") return false;
+    }
+    try {
+      mkdirSync(join(this.chunksDir, hex.slice(0, 2), hex.slice(2, 4)), { recursive: true });
+      renameSync(temp, to);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Removes chunk `hex`'s file, if there (synchronously: inside an index transaction). */
+  removeSync(hex: string): void {
+    try {
+      unlinkSync(this.pathOf(hex));
+    } catch {
+      // Already gone (a crash between transaction and unlink, or a clean): nothing to free.
+    }
+  }
+
+  async removeTemp(path: string): Promise<void> {
+    await rm(path, { force: true });
+  }
+
+  /**
+   * Reads chunk `hex` (`size` bytes) into `into` at `at`. False when the file is missing or not
+   * of that size: a miss, never an error.
+   */
+  async readInto(hex: string, size: number, into: Buffer, at: number): Promise<boolean> {
+    let fh: Awaited<ReturnType<typeof open>>;
+    try {
+      fh = await open(this.pathOf(hex), "r");
+    } catch {
+      return false;
+    }
+    try {
+      if ((await fh.stat()).size !== size) return false;
+      let done = 0;
+      while (done < size) {
+        const { bytesRead } = await fh.read(into, at + done, size - done, done);
+        if (bytesRead === 0) return false;
+        done += bytesRead;
+      }
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Every chunk file present, as its hex id and size. */
+  async *walk(): AsyncGenerator<{ hex: string; size: number }> {
+    for (const a of await readdirOrNone(this.chunksDir)) {
+      for (const b of await readdirOrNone(join(this.chunksDir, a))) {
+        for (const hex of await readdirOrNone(join(this.chunksDir, a, b))) {
+          const st = await stat(join(this.chunksDir, a, b, hex)).catch(() => undefined);
+          if (st?.isFile()) yield { hex, size: st.size };
+        }
+      }
+    }
+  }
+
+  /** Temporary files older than `ms` (left by a process that died while filling): removed. */
+  async removeStaleTemps(ms: number, now: number): Promise<number> {
+    let n = 0;
+    for (const name of await readdirOrNone(this.tmpDir)) {
+      const path = join(this.tmpDir, name);
+      const st = await stat(path).catch(() => undefined);
+      if (st && now - st.mtimeMs > ms) {
+        await unlink(path).catch(() => {});
+        n++;
+      }
+    }
+    return n;
+  }
+}
+
+async function readdirOrNone(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
