@@ -2,11 +2,14 @@
  * The composition root: the one place a loaded configuration becomes a running service
  * (stores and catalog inside the engine, the image service, imports, authentication, the
  * background schedules), so that every setting reaches `tessera serve` and the offline
- * commands alike. Only src/cli and src/api/server.ts import it; it may import anything.
+ * commands alike. Only src/cli, src/api/server.ts and src/api/cluster-primary.ts import it; it
+ * may import anything.
  *
  * It builds only as far as asked, because opening the image service writes (an upload a crash
  * cut off goes back to queued) and opening imports fails interrupted tasks: commands that only
  * read stop at the engine and may run beside a server; the rest take the directory's lock first.
+ * A cluster worker (`worker`) builds a server without those writes and without schedules: its
+ * primary, which holds the lock, did the one and runs the other, once for the node.
  */
 import pino, { type Logger } from "pino";
 import { registerCacheMetrics } from "./api/cache-metrics.js";
@@ -68,6 +71,12 @@ export interface ComposeOptions {
    * name's Node spelling (nodeHashName).
    */
   osHashNodeName?: string;
+  /**
+   * Build a cluster worker's server ("server"): no recovery at open (a worker restarting must
+   * not reset another's uploads and imports in progress), no schedules and no store figures;
+   * `gc` runs a collection where the schedules are, `exposition` answers GET /metrics for the node.
+   */
+  worker?: { gc: GcSchedule; exposition: () => Promise<string> };
 }
 
 /**
@@ -117,6 +126,7 @@ export async function compose<P extends Parts>(
       quotas: cfg.quotas,
       memberQuota: cfg.imageMemberQuota,
       dedupWriteThrough: cfg.dedupWriteThrough,
+      recover: !options.worker,
     });
     if (!auth) return { ...built, images } as Composed<P>;
     const server = await serverParts(cfg, engine, images, options, closers);
@@ -148,7 +158,14 @@ async function serverParts(
     injectProperties: cfg.importPlugins.injectMetadata?.properties,
     injectIgnoreRoles: cfg.importPlugins.injectMetadata?.ignoreUserRoles ?? ["admin"],
     maxWebDownloads: cfg.maxUploads,
+    recover: !options.worker,
   });
+  const { worker } = options;
+  if (worker) {
+    const metrics = createMetrics(images, { storeFigures: false, exposition: worker.exposition });
+    closers.push(() => imports.close());
+    return { imports, metrics, gc: worker.gc, scrub: { stop: async () => {} } };
+  }
   const metrics = createMetrics(images);
   const gc = startGcSchedule(
     engine,

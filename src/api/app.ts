@@ -141,7 +141,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   if (metrics) {
     app.get("/metrics", async (c) => {
       requireAdmin(c, "get_metrics");
-      return c.body(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
+      return c.body(await metrics.exposition(), 200, { "Content-Type": metrics.registry.contentType });
     });
   }
   if (opts.gc) app.route("/", adminRoutes(images, opts.gc, json));

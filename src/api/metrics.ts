@@ -3,6 +3,11 @@
  * durations, bytes uploaded and downloaded and the time spent on them (rate() of one over the
  * other is the throughput), what each store holds and its dedup ratio, and garbage collection
  * runs and findings, background scrubs and what they found. Store figures are scans (engine stats): taken at most once a minute.
+ *
+ * In a cluster (several workers) each process keeps its own registry and GET /metrics answers
+ * for the node: counters are summed over the processes; figures of the whole node (the stores,
+ * the last collection, progress) are kept by the primary only, and say how they combine
+ * (`aggregator`) so that a process reporting them too could not multiply them.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { FsckReport } from "../engine/fsck.js";
@@ -19,6 +24,8 @@ export interface RequestSample {
 
 export interface Metrics {
   readonly registry: Registry;
+  /** What GET /metrics answers: this registry, or in a cluster worker the node's. */
+  exposition(): Promise<string>;
   request(r: RequestSample): void;
   upload(bytes: number, seconds: number): void;
   download(bytes: number, seconds: number): void;
@@ -31,7 +38,17 @@ export interface Metrics {
 
 const STATS_MAX_AGE_MS = 60_000;
 
-export function createMetrics(images: ImageService): Metrics {
+export interface MetricsOptions {
+  /**
+   * Keep the node's store figures (default true). False in a cluster worker: the primary takes
+   * them, and N workers would each scan the catalog for the same numbers.
+   */
+  storeFigures?: boolean;
+  /** What GET /metrics answers instead of this registry (a worker asks its primary for the node's). */
+  exposition?: () => Promise<string>;
+}
+
+export function createMetrics(images: ImageService, options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "tessera_" });
   const requests = new Counter({
@@ -66,7 +83,7 @@ export function createMetrics(images: ImageService): Metrics {
   ]);
   const scrubBad = counter("tessera_scrub_bad_chunks_total", "Bad or missing chunks scrubs found", ["store"]);
   const progress = (name: string, help: string) =>
-    new Gauge({ name, help, labelNames: ["step"], registers: [registry] });
+    new Gauge({ name, help, labelNames: ["step"], registers: [registry], aggregator: "max" });
   const gcProgress = progress(
     "tessera_gc_progress_ratio",
     "How far each step of the collection under way is",
@@ -76,12 +93,14 @@ export function createMetrics(images: ImageService): Metrics {
     name: "tessera_gc_last_run_seconds",
     help: "Duration of the last garbage collection",
     registers: [registry],
+    aggregator: "max",
   });
   const gcWaiting = new Gauge({
     name: "tessera_gc_trash_waiting",
     help: "Objects in the trash waiting out the grace period, as of the last collection",
     labelNames: ["store"],
     registers: [registry],
+    aggregator: "max",
   });
 
   // The report being taken is shared by every gauge that asks meanwhile; a failed one is not kept.
@@ -101,7 +120,8 @@ export function createMetrics(images: ImageService): Metrics {
       name,
       help,
       labelNames: ["store"],
-      registers: [registry],
+      registers: options.storeFigures === false ? [] : [registry],
+      aggregator: "first",
       async collect() {
         for (const s of (await current()).stores) this.set({ store: s.store }, pick(s));
       },
@@ -115,6 +135,7 @@ export function createMetrics(images: ImageService): Metrics {
 
   return {
     registry,
+    exposition: options.exposition ?? (() => registry.metrics()),
     request: (r) => {
       requests.inc({ method: r.method, route: r.route, status: String(r.status) });
       durations.observe({ method: r.method, route: r.route }, r.seconds);

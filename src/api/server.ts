@@ -2,28 +2,43 @@
  * The HTTP server: opens the engine and image service on a data directory, serves the API
  * on host:port, and shuts down gracefully: stop accepting, abort uploads (their images go
  * back to queued), let downloads finish for up to the grace period, then close the store.
+ * As a cluster worker (`WorkerRole`, cluster-worker.ts) it takes no lock and leaves no files:
+ * its primary holds the one and wrote the others.
  */
 
-import { randomBytes } from "node:crypto";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import pino, { type Logger } from "pino";
 import type { Authenticator } from "../auth/authenticator.js";
 import { compose, type ServerParts } from "../compose.js";
 import type { ServerConfig } from "../config/server-config.js";
-import { LOCAL_TOKEN_FILE, lockDir, SERVER_URL_FILE } from "../engine/dir-lock.js";
+import { lockDir } from "../engine/dir-lock.js";
 import type { ImageService } from "../images/images.js";
+import type { GcSchedule } from "../schedules/gc.js";
 import { createApp, type Inflight } from "./app.js";
 import { stdoutDestination } from "./log-destination.js";
+import type { Metrics } from "./metrics.js";
+import { noteLocalToken, noteUrl, removeNotes } from "./server-files.js";
 
 /** A server's settings (docs/configuration.md; ServerConfig documents each key). */
 export type ServerOptions = ServerConfig & {
   /** Node's crypto name for osHashAlgo; by default its Node spelling (nodeHashName). */
   osHashNodeName?: string;
 };
+
+/** What a cluster worker's primary holds and gives it (cluster-primary.ts). */
+export interface WorkerRole {
+  /** Its number, 1 to workers, kept by its replacement: the `worker` field of its log lines. */
+  id: number;
+  /** The node's local admin token, which the primary made and wrote. */
+  localToken: string;
+  /** Collections, run by the primary (where the schedules are). */
+  gc: GcSchedule;
+  /** GET /metrics for the node, as the primary aggregates it. */
+  exposition: () => Promise<string>;
+}
 
 export interface RunningServer {
   url: string;
@@ -33,6 +48,7 @@ export interface RunningServer {
   images: ImageService;
   /** How callers are authenticated. */
   auth: Authenticator;
+  metrics: Metrics;
   /** Uploads and downloads in progress. */
   inflight(): { uploads: number; downloads: number };
   /** Graceful shutdown (see the module comment). Safe to call more than once. */
@@ -44,13 +60,17 @@ export interface RunningServer {
  * has closed. Throws DirInUseError while another server holds it, and whatever stops the
  * service from opening or the port from being bound, leaving the directory unlocked.
  */
-export async function startServer(o: ServerOptions, logger?: Logger): Promise<RunningServer> {
+export async function startServer(
+  o: ServerOptions,
+  logger?: Logger,
+  worker?: WorkerRole,
+): Promise<RunningServer> {
   const dest = logger || o.logLevel === "silent" ? undefined : stdoutDestination();
   const flush = () => dest?.flush(2000) ?? Promise.resolve();
-  const log =
-    logger ?? pino({ level: o.logLevel, base: { svc: "tessera" } }, { write: (l) => dest?.write(l) });
+  const base = { svc: "tessera", ...(worker ? { worker: worker.id, pid: process.pid } : {}) };
+  const log = logger ?? pino({ level: o.logLevel, base }, { write: (l) => dest?.write(l) });
   await mkdir(o.dataDir, { recursive: true });
-  const unlock = await lockDir(o.dataDir);
+  const unlock = worker ? async () => {} : await lockDir(o.dataDir);
   // The last steps of a shutdown, or of a start that failed after taking the lock.
   const finish = async () => {
     await unlock();
@@ -60,25 +80,12 @@ export async function startServer(o: ServerOptions, logger?: Logger): Promise<Ru
   };
   let service: ServerParts | undefined;
   try {
-    service = await compose(o, "server", { log, osHashNodeName: o.osHashNodeName });
-    return await listen(o, service, log, finish);
+    service = await compose(o, "server", { log, osHashNodeName: o.osHashNodeName, worker });
+    return await listen(o, service, log, finish, worker);
   } catch (e) {
     await service?.close();
     await finish();
     throw e;
-  }
-}
-
-/**
- * Writes one of the small files that let `tessera gc` find and reach this server. A server
- * started on a full disk serves all the same (deleting images is how the disk is freed), so a
- * file that cannot be written is a warning, not a failed start.
- */
-async function note(log: Logger, file: string, text: string, mode: number): Promise<void> {
-  try {
-    await writeFile(file, text, { mode });
-  } catch (e) {
-    log.warn({ file, err: String(e) }, "could not write a file tessera gc uses to reach this server");
   }
 }
 
@@ -93,11 +100,10 @@ async function listen(
   service: ServerParts,
   log: Logger,
   finish: () => Promise<void>,
+  worker: WorkerRole | undefined,
 ): Promise<RunningServer> {
   const { images, auth, imports, metrics, gc } = service;
-  // The local admin token: whoever can read the data directory owns its data anyway.
-  const localToken = randomBytes(32).toString("base64url");
-  await note(log, join(o.dataDir, LOCAL_TOKEN_FILE), `${localToken}\n`, 0o600);
+  const localToken = worker?.localToken ?? (await noteLocalToken(log, o.dataDir));
   const inflight: Inflight = { uploads: new Set(), downloads: new Set() };
   const app = createApp(images, {
     limits: {
@@ -122,6 +128,8 @@ async function listen(
       resolve(s as Server),
     ) as Server;
     s.once("error", reject);
+    // Which worker answered, for operators and tests (a worker's log lines carry its pid too).
+    if (worker) s.prependListener("request", (_req, res) => res.setHeader("x-tessera-worker", process.pid));
   });
   // Image uploads can be slow on slow links; Node's default 5-minute request timeout would cut
   // a large upload off mid-stream. A silent connection is another matter: it holds an upload's
@@ -130,10 +138,8 @@ async function listen(
   server.setTimeout(o.clientIdleSeconds * 1000);
   const port = (server.address() as AddressInfo).port;
   const url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`;
-  log.info({ url, dataDir: o.dataDir }, "tessera listening");
-  // Where `tessera gc` finds this server to ask it for a collection (loopback when bound to all).
-  const local = url.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
-  await note(log, join(o.dataDir, SERVER_URL_FILE), `${local}\n`, 0o644);
+  log.info({ url, dataDir: o.dataDir }, worker ? "worker listening" : "tessera listening");
+  if (!worker) await noteUrl(log, o.dataDir, url);
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -147,8 +153,7 @@ async function listen(
       await closed;
       // Let handlers that were cut off settle their catalog updates before the store closes.
       await waitFor(() => inflight.uploads.size === 0 && inflight.downloads.size === 0, 10_000, 10);
-      await rm(join(o.dataDir, SERVER_URL_FILE), { force: true });
-      await rm(join(o.dataDir, LOCAL_TOKEN_FILE), { force: true });
+      if (!worker) await removeNotes(o.dataDir);
       await service.close();
       log.info("stopped");
       await finish();
@@ -156,5 +161,5 @@ async function listen(
     return closing;
   };
   const counts = () => ({ uploads: inflight.uploads.size, downloads: inflight.downloads.size });
-  return { url, port, logger: log, images, auth, inflight: counts, close };
+  return { url, port, logger: log, images, auth, metrics, inflight: counts, close };
 }

@@ -15,6 +15,7 @@ export interface Flags {
   "no-fsync"?: boolean;
   host?: string;
   port?: string;
+  workers?: string;
   config?: string;
   "disk-format"?: string;
   to?: string;
@@ -74,6 +75,7 @@ export function configOf(values: Flags): ServerConfig {
     return loadConfig(values.config ?? process.env.TESSERA_CONFIG, process.env, {
       host: values.host,
       port: values.port,
+      workers: values.workers,
       dataDir: values.data,
       fsync: values["no-fsync"] ? false : undefined,
     });

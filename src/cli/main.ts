@@ -20,6 +20,7 @@ async function run(argv: string[]): Promise<void> {
       "no-fsync": { type: "boolean" },
       host: { type: "string" },
       port: { type: "string" },
+      workers: { type: "string" },
       config: { type: "string" },
       "disk-format": { type: "string" },
       to: { type: "string" },

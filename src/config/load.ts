@@ -18,6 +18,7 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_HOST: "host",
   TESSERA_PORT: "port",
   TESSERA_DATA: "dataDir",
+  TESSERA_WORKERS: "workers",
   TESSERA_FSYNC: "fsync",
   TESSERA_OS_HASH_ALGO: "osHashAlgo",
   TESSERA_IMAGE_SIZE_CAP: "imageSizeCap",
@@ -76,6 +77,13 @@ function scalar(key: keyof ServerConfig, value: unknown, source: string): unknow
     const n = typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value;
     if (typeof n !== "number" || !Number.isSafeInteger(n)) {
       throw new ConfigError(`${source}: ${key} must be an integer (negative: no limit)`);
+    }
+    return n;
+  }
+  if (key === "workers") {
+    const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) {
+      throw new ConfigError(`${source}: workers must be an integer of at least 1`);
     }
     return n;
   }

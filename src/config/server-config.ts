@@ -3,6 +3,7 @@
  * serve` on 127.0.0.1:9292 with a filesystem store under ./data and no authentication.
  * docs/configuration.md documents every key; src/config/load.ts fills them in.
  */
+import { availableParallelism } from "node:os";
 import type { AuthConfig } from "../auth/open-auth.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy } from "../formats/rules.js";
 import { IMPORT_METHODS, type ImportMethod } from "../images/imports.js";
@@ -14,6 +15,11 @@ export interface ServerConfig {
   host: string;
   port: number;
   dataDir: string;
+  /**
+   * Processes serving the API on the one port (Glance's workers; default: one per CPU). 1: one
+   * process, no cluster; more: a primary that holds the directory and forks them (docs/operations.md).
+   */
+  workers: number;
   /** fsync packs, manifests and the catalog before acknowledging an upload. */
   fsync: boolean;
   /** Glance's hashing_algorithm: the hashlib name reported as os_hash_algo. */
@@ -103,6 +109,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   host: "127.0.0.1",
   port: 9292,
   dataDir: "./data",
+  workers: availableParallelism(),
   fsync: true,
   osHashAlgo: "sha512",
   imageSizeCap: 1024 ** 4,

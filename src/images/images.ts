@@ -66,6 +66,12 @@ export interface ImageServiceOptions {
    * timing does not reveal what other projects stored (docs/security.md). Default false.
    */
   dedupWriteThrough?: boolean;
+  /**
+   * Put back the images a crash cut off at open (default true). False in a cluster worker: its
+   * primary did it once before any worker served, and a worker (re)starting must not reset the
+   * uploads in progress in the others.
+   */
+  recover?: boolean;
 }
 
 export class ImageService {
@@ -96,6 +102,7 @@ export class ImageService {
    */
   static async open(engine: Engine, options: ImageServiceOptions = {}): Promise<ImageService> {
     const svc = new ImageService(engine, options);
+    if (options.recover === false) return svc;
     await engine.catalog.transact(async (tx) => {
       // The status index holds them together: no scan of every record at start. Ids are
       // collected first, since moving a record moves its index entry.

@@ -55,6 +55,8 @@ export interface ImportOptions {
   injectProperties?: Record<string, string>;
   /** ...unless the importer has one of these roles (Glance's ignore_user_roles). */
   injectIgnoreRoles?: string[];
+  /** Fail the tasks a crash cut off at open (default true; false in a cluster worker). */
+  recover?: boolean;
 }
 
 export const DEFAULT_IMPORT_OPTIONS: ImportOptions = {
@@ -108,7 +110,9 @@ export class Imports implements ImportContext {
    */
   static async open(images: ImageService, options: Partial<ImportOptions> = {}): Promise<Imports> {
     const imports = new Imports(images, { ...DEFAULT_IMPORT_OPTIONS, ...options });
-    await recoverImports(images);
+    // A cluster worker's primary recovered them once before any worker served: a worker
+    // (re)starting must not fail the imports running in the others.
+    if (options.recover !== false) await recoverImports(images);
     return imports;
   }
 

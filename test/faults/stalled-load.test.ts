@@ -28,6 +28,8 @@ beforeAll(async () => {
   await writeFile(
     config,
     JSON.stringify({
+      // One process: its memory and threads, read from /proc, are the server's.
+      workers: 1,
       clientIdleSeconds: IDLE_SECONDS,
       gcIntervalSeconds: 0,
       scrubIntervalSeconds: 0,

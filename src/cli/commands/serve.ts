@@ -1,28 +1,56 @@
-/** `tessera serve`: the API server in the foreground, until SIGTERM or SIGINT. */
+/**
+ * `tessera serve`: the API server in the foreground, until SIGTERM or SIGINT. With workers > 1
+ * this process is the primary of a cluster (api/cluster-primary.ts) and re-runs as each of its
+ * workers (api/cluster-worker.ts), which the environment tells apart.
+ */
+
+import type { Logger } from "pino";
+import { startPrimary } from "../../api/cluster-primary.js";
+import { runWorker, takeWorkerSpec } from "../../api/cluster-worker.js";
 import { startServer } from "../../api/server.js";
 import { type Command, configOf } from "../command.js";
 
 export const serve: Command = {
   name: "serve",
-  usage: `  tessera serve [--host H] [--port P] [--data DIR] [--config FILE]
+  usage: `  tessera serve [--host H] [--port P] [--data DIR] [--config FILE] [--workers N]
                                               serve the Glance Images API v2 (default 127.0.0.1:9292,
-                                              ./data); docs/configuration.md lists every setting`,
+                                              ./data, one worker per CPU); docs/configuration.md
+                                              lists every setting`,
   async run({ values }) {
-    const server = await startServer(configOf(values));
+    const spec = takeWorkerSpec();
+    if (spec) return runWorker(spec);
+    const cfg = configOf(values);
+    // Listening for signals before the start: one that comes as the server says it listens (a
+    // supervisor that waits for that line) would otherwise find no handler and kill it outright.
+    let server: { logger: Logger; close(): Promise<void>; kill?(): void } | undefined;
+    let pending: string | undefined;
     let signals = 0;
     const stop = (signal: string) => {
       // A second signal means "now": skip the grace period.
-      if (++signals > 1) process.exit(1);
-      server.logger.info({ signal }, "signal received");
-      server.close().then(
+      if (++signals > 1) {
+        server?.kill?.();
+        process.exit(1);
+      }
+      if (!server) {
+        pending = signal;
+        return;
+      }
+      const running = server;
+      running.logger.info({ signal }, "signal received");
+      running.close().then(
         () => process.exit(0),
         (err) => {
-          server.logger.error({ err }, "shutdown failed");
+          running.logger.error({ err }, "shutdown failed");
           process.exit(1);
         },
       );
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    server = cfg.workers > 1 ? await startPrimary(cfg) : await startServer(cfg);
+    if (pending) {
+      signals = 0;
+      stop(pending);
+    }
   },
 };

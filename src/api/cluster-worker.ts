@@ -1,0 +1,84 @@
+/**
+ * A worker of `tessera serve` with workers > 1 (cluster-primary.ts): serves the API on the
+ * port the primary shares, without the directory's lock, the recovery at start or the
+ * schedules, which the primary holds and runs once for the node. It asks the primary for
+ * collections and for the node's metrics, and answers its questions (its own metrics, its
+ * transfers in progress).
+ *
+ * Signals: SIGTERM is a graceful shutdown, a second one "now". SIGINT is ignored: a terminal's
+ * Ctrl-C reaches every process of the group, and the primary, which gets it too, sends SIGTERM;
+ * acting on both would make the primary's signal the second one and skip the grace period.
+ */
+import type { ServerConfig } from "../config/server-config.js";
+import type { GcOptions, GcReport } from "../engine/gc.js";
+import { Channel, isMessage, type Message, wireError } from "./cluster-ipc.js";
+import { type RunningServer, startServer } from "./server.js";
+
+/** The environment variable that makes `tessera serve` a worker, and what it holds. */
+export const WORKER_ENV = "TESSERA_CLUSTER_WORKER";
+
+export interface WorkerSpec {
+  id: number;
+  localToken: string;
+  /** The primary's configuration, as loaded: a config file edited since does not reach a replacement. */
+  config: ServerConfig;
+}
+
+/** This process's spec if it is a worker, taken out of the environment (its children need no token). */
+export function takeWorkerSpec(): WorkerSpec | undefined {
+  const text = process.env[WORKER_ENV];
+  if (text === undefined) return undefined;
+  delete process.env[WORKER_ENV];
+  return JSON.parse(text) as WorkerSpec;
+}
+
+function send(m: Message, done: (err: Error | null) => void = () => {}): void {
+  if (process.send) process.send(m, undefined, undefined, done);
+  else done(new Error("no channel to the primary"));
+}
+
+/** Serves until SIGTERM; exits 1 (telling the primary why) if it cannot start. */
+export async function runWorker(spec: WorkerSpec): Promise<void> {
+  process.on("SIGINT", () => {});
+  let server: RunningServer | undefined;
+  const notYet = () => Promise.reject(new Error("this worker is starting"));
+  const channel = new Channel(send, {
+    metrics: () => server?.metrics.registry.getMetricsAsJSON() ?? notYet(),
+    inflight: async () => server?.inflight() ?? notYet(),
+  });
+  process.on("message", (m) => {
+    if (isMessage(m)) channel.receive(m);
+  });
+  const gc = {
+    // Progress callbacks stay here: the primary reports progress in its own metrics.
+    run: ({ dryRun, graceSeconds, store }: GcOptions) =>
+      channel.ask("gc", { dryRun, graceSeconds, store }) as Promise<GcReport>,
+    stop: async () => {},
+  };
+  const exposition = () => channel.ask("metrics", undefined, 15_000) as Promise<string>;
+  try {
+    server = await startServer(spec.config, undefined, {
+      id: spec.id,
+      localToken: spec.localToken,
+      gc,
+      exposition,
+    });
+  } catch (e) {
+    // The primary reports it, once, as the error of the start.
+    send({ tessera: "failed", ...wireError(e) }, () => process.exit(1));
+    return;
+  }
+  const running = server;
+  send({ tessera: "ready", url: running.url });
+  let signals = 0;
+  process.on("SIGTERM", () => {
+    if (++signals > 1) process.exit(1);
+    running.close().then(
+      () => process.exit(0),
+      (err) => {
+        running.logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  });
+}
