@@ -22,8 +22,10 @@ export interface FilesystemStoreConfig {
   /** What a read checks of each chunk (default "fast"; ReadCheck). */
   readCheck?: ReadCheck;
   /**
-   * Write packs with O_DIRECT (default true): no kernel copy per byte on ingest, but a new
-   * image's first reads come from the device, not the page cache. See direct-write.ts.
+   * Write packs with O_DIRECT (default false). It saves the kernel's copy per byte on ingest
+   * (direct-write.ts), but then a new image's first downloads read from the device instead of
+   * the page cache: measured here, 1.2–1.6 GB/s instead of 1.7–2.2 right after an upload, for
+   * no gain in HTTP upload speed (docs/benchmarks.md). A boot storm follows a new image.
    */
   directWrites?: boolean;
 }
@@ -122,7 +124,7 @@ export async function openBackend(
   const innermost = o.innermost ?? ((b) => b);
   if (cfg.type === "filesystem")
     return innermost(
-      new FsBackend(filesystemStorePath(cfg, dataDir, o.name), { durable, directIo: cfg.directWrites }),
+      new FsBackend(filesystemStorePath(cfg, dataDir, o.name), { durable, directIo: cfg.directWrites ?? false }),
     );
   // The backends read their own keys and ignore the store's others.
   const backend =
