@@ -124,7 +124,10 @@ export async function openBackend(
   const innermost = o.innermost ?? ((b) => b);
   if (cfg.type === "filesystem")
     return innermost(
-      new FsBackend(filesystemStorePath(cfg, dataDir, o.name), { durable, directIo: cfg.directWrites ?? false }),
+      new FsBackend(filesystemStorePath(cfg, dataDir, o.name), {
+        durable,
+        directIo: cfg.directWrites ?? false,
+      }),
     );
   // The backends read their own keys and ignore the store's others.
   const backend =
