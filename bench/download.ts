@@ -125,7 +125,7 @@ async function main(): Promise<void> {
 
     log("Node's own ways to serve the file (page cache), curl as client:");
     const writers: Record<string, number> = {};
-    for (const w of ["pipe", "http-pooled", "net-pooled"] as WriterName[]) {
+    for (const w of ["pipe", "http-pooled", "http-socket", "net-pooled"] as WriterName[]) {
       const s = await startWriter(w, random);
       await curl([s.url]);
       const runs: number[] = [];

@@ -5,6 +5,7 @@
  *   pipe          createReadStream(file).pipe(res): what most Node servers do
  *   http-pooled   node:http, reads into POOL reused buffers of PIECE bytes, each written with a
  *                 callback that returns it to the pool (Tessera's download path)
+ *   http-socket   the same, but once node:http has sent the head, the body goes to its socket
  *   net-pooled    the same over a raw net.Socket, the HTTP head written by hand
  */
 import { createReadStream } from "node:fs";
@@ -16,7 +17,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 type Sink = ServerResponse | Socket;
 
 /** Streams `path` into `out` from `pool` buffers of `piece` bytes each, reused once written. */
-async function pooled(path: string, out: Sink, pool: number, piece: number): Promise<void> {
+async function pooled(path: string, out: Sink, pool: number, piece: number, end = true): Promise<void> {
   const fh = await open(path, "r");
   const idle: Buffer[] = Array.from({ length: pool }, () => Buffer.allocUnsafeSlow(piece));
   let wake: (() => void) | undefined;
@@ -35,10 +36,10 @@ async function pooled(path: string, out: Sink, pool: number, piece: number): Pro
   } finally {
     await fh.close();
   }
-  out.end();
+  if (end) out.end();
 }
 
-export type WriterName = "pipe" | "http-pooled" | "net-pooled";
+export type WriterName = "pipe" | "http-pooled" | "http-socket" | "net-pooled";
 
 /** Starts one of the writers serving `path` on 127.0.0.1; resolves with its URL and a stop. */
 export async function startWriter(
@@ -62,7 +63,13 @@ export async function startWriter(
     server = createHttpServer((_req, res) => {
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": size });
       if (name === "pipe") createReadStream(path).pipe(res);
-      else pooled(path, res, pool, piece).catch(() => res.destroy());
+      else if (name === "http-pooled") pooled(path, res, pool, piece).catch(() => res.destroy());
+      else {
+        res.flushHeaders();
+        pooled(path, res.socket as Socket, pool, piece, false)
+          .then(() => res.end())
+          .catch(() => res.destroy());
+      }
     });
   }
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
