@@ -12,7 +12,7 @@ import type { CatalogTx } from "../catalog/catalog.js";
 import { chunkIdOf, type Manifest } from "../catalog/manifest.js";
 import { encodeManifestObject } from "../catalog/manifest-object.js";
 import { CorruptDataError, NotFoundError } from "../errors.js";
-import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
+import type { ChunkLocation } from "../store/pack-writer.js";
 import { type ChunkRun, RunBuilder, writeRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
 import { putManifest } from "./ingest.js";
@@ -62,7 +62,7 @@ async function copyLeased(
 ): Promise<CopyResult> {
   const m = await loadManifest(engine, id);
   const runs = planRuns(engine, m, target);
-  const packs = new PackWriter(target.backend, { packSize: target.packSize, buffers: target.packBuffers });
+  const packs = await engine.packWriter(target);
   const written = new Map<string, ChunkLocation>();
   const result: CopyResult = { chunksCopied: 0, bytesMoved: 0, bytesPlain: 0, packsWritten: 0 };
   const inFlight: Promise<{ run: ChunkRun; data: Buffer }>[] = [];

@@ -9,20 +9,20 @@ import { join, resolve } from "node:path";
 import type { ChunkCache } from "../cache/chunk-cache.js";
 import type { Catalog } from "../catalog/catalog.js";
 import { openCatalog } from "../catalog/open.js";
-import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../chunker/params.js";
+import type { ChunkerParams } from "../chunker/params.js";
 import { MissingStoreError, NotFoundError, UnknownStoreError } from "../errors.js";
 import { ChunkVerifier } from "../hash/chunk-verifier.js";
 import { HasherPool } from "../hash/whole-image-hasher.js";
 import type { ObjectBackend } from "../store/backend.js";
 import { BufferPool } from "../store/buffer-pool.js";
 import { ChunkCodec } from "../store/chunk-codec.js";
-import { STORE_FORMAT_OBJECT } from "../store/names.js";
 import {
   filesystemStorePath,
   openBackend,
   type StoreConfig,
   storeEngineDefaults,
 } from "../store/open-store.js";
+import { PackWriter } from "../store/pack-writer.js";
 import { type CopyOptions, type CopyResult, copyObject } from "./copy.js";
 import { type FsckOptions, type FsckReport, fsck } from "./fsck.js";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.js";
@@ -33,7 +33,7 @@ import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read
 import { ReadBudget } from "./read-budget.js";
 import { type RebuildResult, rebuildIndex } from "./rebuild-index.js";
 import { allStats, type ObjectStats, objectStats, type StatsReport } from "./stats.js";
-import { assertSameFormat, makeStoreFormat, type StoreFormat } from "./store-format.js";
+import { FormatRaise, type StoreFormat, settleFormat } from "./store-format.js";
 import { openStores, type Store, type StoreSetup } from "./stores.js";
 
 export type { Store, StoreSetup } from "./stores.js";
@@ -106,6 +106,8 @@ export class Engine {
   readonly verifier = new ChunkVerifier();
   readonly codec = new ChunkCodec();
   readonly manifests = new ManifestCache();
+  /** Raises stores of an older pack version before their first new pack (store-format.ts). */
+  readonly formatRaise: FormatRaise;
   /** The stores by name, in read order (the order reads try them for each chunk). */
   readonly stores: ReadonlyMap<string, Store>;
   readonly defaultStore: Store;
@@ -120,6 +122,7 @@ export class Engine {
   ) {
     this.stores = new Map(stores.map((s) => [s.name, s]));
     this.defaultStore = defaultStore;
+    this.formatRaise = new FormatRaise(catalog, format);
     this.hashAlgorithms = options.hashAlgorithms ?? ["md5", "sha512"];
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.chunkCache = options.chunkCache;
@@ -172,9 +175,12 @@ export class Engine {
     try {
       let chunker = options.chunker;
       let format: StoreFormat | undefined;
+      const older: ObjectBackend[] = [];
       for (const s of Object.values(setups)) {
-        format = await settleFormat(catalog, s.backend, chunker);
+        const settled = await settleFormat(catalog, s.backend, chunker);
+        format = settled.format;
         chunker = format.chunker;
+        if (settled.older) older.push(s.backend);
       }
       if (!format) throw new RangeError("an engine needs at least one store");
       const { list, defaultStore } = openStores(catalog, setups, format, {
@@ -187,7 +193,9 @@ export class Engine {
       });
       await catalog.upgradeLayout(defaultStore.name);
       await assertStoresKnown(catalog, setups);
-      return new Engine(catalog, list, defaultStore, format, options);
+      const engine = new Engine(catalog, list, defaultStore, format, options);
+      for (const b of older) engine.formatRaise.mark(b);
+      return engine;
     } catch (e) {
       await catalog.close();
       throw e;
@@ -318,6 +326,12 @@ export class Engine {
     return rebuildIndex(this, this.store(store));
   }
 
+  /** A writer of new packs into `store`, once its format records name this pack version. */
+  async packWriter(store: Store): Promise<PackWriter> {
+    await this.formatRaise.before(store.backend);
+    return new PackWriter(store.backend, { packSize: store.packSize, buffers: store.packBuffers });
+  }
+
   async close(): Promise<void> {
     await this.hashers.close();
     await this.verifier.close();
@@ -349,30 +363,4 @@ export function toId(id: Buffer | string): Buffer {
   if (Buffer.isBuffer(id)) return id;
   if (!/^[0-9a-f]{64}$/.test(id)) throw new NotFoundError(`object ${JSON.stringify(id)}`);
   return Buffer.from(id, "hex");
-}
-
-async function readBackendFormat(backend: ObjectBackend): Promise<StoreFormat | undefined> {
-  const info = await backend.stat(STORE_FORMAT_OBJECT);
-  if (!info) return undefined;
-  return JSON.parse((await backend.get(STORE_FORMAT_OBJECT, 0, info.size)).toString("utf8"));
-}
-
-async function settleFormat(
-  catalog: Catalog,
-  backend: ObjectBackend,
-  requested: ChunkerParams | undefined,
-): Promise<StoreFormat> {
-  const onBackend = await readBackendFormat(backend);
-  const inCatalog = await catalog.getMeta<StoreFormat>("format");
-  const existing = onBackend ?? inCatalog;
-  const wanted = makeStoreFormat(requested ?? existing?.chunker ?? DEFAULT_CHUNKER_PARAMS);
-  if (onBackend) assertSameFormat(onBackend, wanted, "the store");
-  if (inCatalog) assertSameFormat(inCatalog, wanted, "the catalog");
-  // Written when missing or of an older pack version (see assertSameFormat).
-  if (onBackend?.packVersion !== wanted.packVersion) {
-    await backend.put(STORE_FORMAT_OBJECT, [Buffer.from(`${JSON.stringify(wanted, null, 2)}\n`)]);
-  }
-  if (inCatalog?.packVersion !== wanted.packVersion)
-    await catalog.transact((tx) => tx.setMeta("format", wanted));
-  return wanted;
 }

@@ -11,7 +11,7 @@
 import type { ChunkMove, ChunkRecord } from "../catalog/catalog.js";
 import { decodeManifest, distinctChunkIds } from "../catalog/manifest.js";
 import { CorruptDataError, NotFoundError } from "../errors.js";
-import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
+import type { ChunkLocation } from "../store/pack-writer.js";
 import { readOne, readRun, runsOf, writeRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
 import type { Store } from "./stores.js";
@@ -176,7 +176,7 @@ async function repairStore(
   lease: number,
 ): Promise<StoreFsckReport> {
   // Repair: each bad or missing chunk from the first other store that has it whole.
-  const writer = new PackWriter(store.backend, { packSize: store.packSize, buffers: store.packBuffers });
+  const writer = await engine.packWriter(store);
   const written = new Map<string, ChunkLocation>();
   try {
     for (const hex of bad.keys()) {

@@ -21,7 +21,7 @@ import { StoreFullError } from "../errors.js";
 import { manifestName, packName } from "../store/names.js";
 import { readPackEntries } from "../store/pack-entries.js";
 import { ENTRY_FLAG_MANIFEST } from "../store/pack-format.js";
-import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
+import type { ChunkLocation } from "../store/pack-writer.js";
 import { readRun, runsOf, writeRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
 import type { Store } from "./stores.js";
@@ -272,7 +272,7 @@ async function repack(
   const entries: { id: Buffer; rec: ChunkRecord }[] = [];
   for await (const e of store.index.scanChunks()) if (wanted.has(e.rec.pack.toString("hex"))) entries.push(e);
   entries.sort((x, y) => Buffer.compare(x.rec.pack, y.rec.pack) || x.rec.offset - y.rec.offset);
-  const writer = new PackWriter(store.backend, { packSize: store.packSize, buffers: store.packBuffers });
+  const writer = await engine.packWriter(store);
   const written = new Map<string, ChunkLocation>();
   const runs = runsOf(engine, store, entries);
   try {

@@ -18,7 +18,7 @@ import { chunkSum } from "../hash/chunk-sum.js";
 import { looksCompressible } from "../store/chunk-codec.js";
 import { manifestName } from "../store/names.js";
 import { CHUNK_FLAGS_NONE } from "../store/pack-format.js";
-import { type ChunkLocation, PackWriter } from "../store/pack-writer.js";
+import type { ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import type { Engine } from "./engine.js";
 import type { Store } from "./stores.js";
 import { isAllZero } from "./zero.js";
@@ -98,7 +98,7 @@ async function ingestLeased(
   let total = 0;
   const hasher = engine.hashers.acquire();
   const chunker = new Chunker(engine.chunkerParams);
-  const packs = new PackWriter(store.backend, { packSize: store.packSize, buffers: store.packBuffers });
+  const packs = await engine.packWriter(store);
   const manifest = new ManifestBuilder();
   const written = new Map<string, ChunkLocation>();
   const stats = { zeroChunks: 0, zeroBytes: 0, bytesNew: 0, bytesStored: 0, bytesDeduplicated: 0 };

@@ -10,8 +10,9 @@ export interface FsBackendOptions {
   /** fsync each object and its directory before put resolves (default true). */
   durable?: boolean;
   /**
-   * Write objects with O_DIRECT where the filesystem allows it (default true): saves a
-   * kernel copy per byte and keeps write-once packs out of the page cache. See direct-write.ts.
+   * Write objects with O_DIRECT where the filesystem allows it (default false): saves a kernel
+   * copy per byte, but keeps new packs out of the page cache, where a new image's first
+   * downloads would find them. See direct-write.ts and the store setting `directWrites`.
    */
   directIo?: boolean;
 }
@@ -34,7 +35,7 @@ export class FsBackend implements ObjectBackend {
     options: FsBackendOptions = {},
   ) {
     this.durable = options.durable ?? true;
-    this.directIo = options.directIo ?? true;
+    this.directIo = options.directIo ?? false;
   }
 
   private path(name: string): string {

@@ -126,7 +126,7 @@ export async function openBackend(
     return innermost(
       new FsBackend(filesystemStorePath(cfg, dataDir, o.name), {
         durable,
-        directIo: cfg.directWrites ?? false,
+        directIo: cfg.directWrites,
       }),
     );
   // The backends read their own keys and ignore the store's others.

@@ -4,11 +4,13 @@
  * checks what its store's readCheck says ("fast": the checksum, "full": the BLAKE3 id, "off");
  * a store written before checksums still reads, checked by BLAKE3, and is upgraded as it goes.
  */
-import { open as fsOpen, readdir, readFile } from "node:fs/promises";
+import { open as fsOpen, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { openCatalog } from "../../src/catalog/open.js";
 import { Engine } from "../../src/engine/engine.js";
 import { withLease } from "../../src/engine/lease.js";
+import type { StoreFormat } from "../../src/engine/store-format.js";
 import { CorruptDataError } from "../../src/errors.js";
 import { chunkSum } from "../../src/hash/chunk-sum.js";
 import { packName } from "../../src/store/names.js";
@@ -137,18 +139,71 @@ describe("chunk checksums and read checks", () => {
     // Old records have no sum: reads fall back to BLAKE3, and still catch corruption.
     expect((await chunksOf(again)).every((c) => c.rec.sum === undefined)).toBe(true);
     expect((await collect(again.read(r.manifestId))).equals(data)).toBe(true);
-    // The format record now says version 2, so an older Tessera refuses the store.
-    expect(JSON.parse(await readFile(join(objects, "tessera-store.json"), "utf8")).packVersion).toBe(2);
+    // Reads leave the format record as it was: an older Tessera may still open the store.
+    const packVersion = async () =>
+      JSON.parse(await readFile(join(objects, "tessera-store.json"), "utf8")).packVersion;
+    expect(await packVersion()).toBe(1);
     // A copy checks each chunk by BLAKE3 and writes it with its checksum.
     await again.copy(r.manifestId, "other");
     const copied = await chunksOf(again, "other");
     expect(copied.length).toBeGreaterThan(0);
     expect(copied.every((c) => c.rec.sum !== undefined)).toBe(true);
-    // New data goes into version 2 packs beside the old ones.
+    // New data goes into version 2 packs beside the old ones, and the record says so first,
+    // so that an older Tessera refuses the store rather than misread those packs.
     await again.ingest(pieces(prng(46, MiB)));
+    expect(await packVersion()).toBe(2);
+    expect((await again.catalog.getMeta<{ packVersion: number }>("format"))?.packVersion).toBe(2);
     expect((await chunksOf(again)).some((c) => c.rec.sum !== undefined)).toBe(true);
     // An old chunk (no sum) corrupted on disk is caught by its BLAKE3 id.
     await corruptOneChunk(again, objects, (c) => c.rec.sum === undefined);
     await expect(collect(again.read(r.manifestId))).rejects.toBeInstanceOf(CorruptDataError);
+  });
+
+  it("fsck finds a chunk record whose sum does not match its bytes, and repair mends it from another store", async () => {
+    const { engine } = await store({
+      stores: { local: { type: "filesystem" }, other: { type: "filesystem" } },
+    });
+    const r = await engine.ingest(pieces(prng(51, 2 * MiB)));
+    await engine.copy(r.manifestId, "other"); // a good copy repair could take
+    const [victim] = await chunksOf(engine);
+    // The record's sum goes wrong (a flipped bit in the catalog, a damaged pack entry restored
+    // by rebuild-index, ...): the bytes are fine, BLAKE3 matches.
+    await withLease(engine.catalog, "test", 60_000, (lease) =>
+      engine.catalog.transact((tx) =>
+        tx.relocate("local", lease, [
+          { id: victim.id, from: victim.rec, to: { ...victim.rec, sum: (victim.rec.sum as bigint) ^ 1n } },
+        ]),
+      ),
+    );
+    // Every "fast" read of local now fails (read order: local first).
+    await expect(collect(engine.read(r.manifestId))).rejects.toThrow(/checksum/);
+    const report = await engine.fsck({ store: "local", repair: true });
+    expect(report.stores[0].badChunks).toBeGreaterThan(0);
+    expect((await collect(engine.read(r.manifestId))).length).toBe(2 * MiB);
+  });
+
+  it("an open that fails leaves an older store's format records as they were", async () => {
+    const { engine, dir } = await store({
+      stores: { local: { type: "filesystem" }, other: { type: "filesystem" } },
+    });
+    await engine.ingest(pieces(prng(52, MiB)), { store: "other" });
+    // As an older Tessera left it: pack version 1 in the catalog and on the backend.
+    const file = join(dir, "objects", "tessera-store.json");
+    const v1 = { ...JSON.parse(await readFile(file, "utf8")), packVersion: 1 };
+    await writeFile(file, JSON.stringify(v1));
+    await engine.catalog.transact((tx) => tx.setMeta("format", v1));
+    await engine.close();
+    // The new version, opened with a configuration that leaves out "other": refused.
+    await expect(
+      Engine.openDir(dir, { durable: false, stores: { local: { type: "filesystem" } } }),
+    ).rejects.toThrow(/stores the configuration does not list/);
+    const onBackend = JSON.parse(await readFile(file, "utf8")) as StoreFormat;
+    const catalog = openCatalog(join(dir, "catalog"));
+    const inCatalog = await catalog.getMeta<StoreFormat>("format");
+    await catalog.close();
+    expect({ backend: onBackend.packVersion, catalog: inCatalog?.packVersion }).toEqual({
+      backend: 1,
+      catalog: 1,
+    });
   });
 });

@@ -2,10 +2,11 @@
  * The LMDB environment's databases, one per kind of record:
  *
  *   meta         string → JSON           the store format, the layout version, the sequence
- *   chunks@S     chunk id (32 B) → 32 B  pack id (16) | offset u32 | length u32 | flags u32 | refs u32
+ *   chunks@S     chunk id (32 B) → 40 B  pack id (16) | offset u32 | length u32 | flags u32 | refs u32
+ *                                        | sum u64 (chunk-record.ts; 32 B without a sum, written before)
  *   packs@S      pack id (16 B) → JSON   { size, chunks, createdAt }
  *   trash@S      object name → JSON      { at, after, size, seq } (store-index.ts)
- *   condemned@S  chunk id → JSON         { pack, offset, length, flags, seq, sum? }: out of the index
+ *   condemned@S  chunk id → JSON         { pack, offset, length, flags, seq, sum? (hex) }: out of the index
  *                                        by GC, still in its pack until that is deleted
  *   doomed@S     pack id | chunk id → "" the condemned chunks by pack
  *   manifests    manifest id → bytes     the binary manifest (manifest.ts)
