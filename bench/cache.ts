@@ -7,6 +7,7 @@
  * same run. One worker each, so that the figures are the read path's, not the scheduler's.
  *
  *   npm run bench:cache -- [--image ../corpus/base.qcow2] [--rounds 3] [--s3rver]
+ *                          [--read-check fast|full|off] [--compression zstd|none]
  *
  * Results: a log on stderr, one JSON object on the last line of stdout.
  */
@@ -26,6 +27,9 @@ const { values: opt } = parseArgs({
     image: { type: "string", default: "../corpus/base.qcow2" },
     rounds: { type: "string", default: "3" },
     s3rver: { type: "boolean" },
+    /** The remote store's readCheck and compression (default: a remote store's, full and zstd). */
+    "read-check": { type: "string" },
+    compression: { type: "string" },
   },
 });
 const rounds = Number(opt.rounds);
@@ -88,7 +92,14 @@ async function main(): Promise<void> {
     results.remote = s3.name;
     const cacheDir = join(work, "cache");
     const remote = await serve(join(work, "remote"), {
-      stores: { remote: s3.store },
+      stores: {
+        remote: {
+          ...s3.store,
+          ...(opt["read-check"] ? { readCheck: opt["read-check"] } : {}),
+          ...(opt.compression ? { compression: opt.compression } : {}),
+        },
+      },
+      defaultStore: "remote",
       cache: { path: cacheDir, maxBytes: 8 * 1024 * 1024 * 1024 },
     });
     const baseUp = await upload(remote.t, base, (await stat(base)).size);
@@ -112,6 +123,13 @@ async function main(): Promise<void> {
       coldVsFilesystem: r2(median(cold) / (results.filesystem as number)),
       peakRssMB: await peakRssMB(remote.child.pid as number),
     });
+    const metrics = await (await fetch(`${remote.t.url}/metrics`)).text();
+    results.cacheCounters = Object.fromEntries(
+      metrics
+        .split("\n")
+        .filter((l) => /^tessera_cache_\w+ /.test(l))
+        .map((l) => l.split(" ") as [string, string]),
+    );
     log(`${s3.name}: cold ${results.cold}, base cached ${results.baseCached}, warm ${results.warm} MB/s`);
     log(`warm cache vs filesystem store: ×${results.warmVsFilesystem}`);
     await stopChild(remote.child);

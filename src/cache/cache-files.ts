@@ -7,8 +7,8 @@
  * as a miss: another process may have evicted it a moment before.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, renameSync, unlinkSync } from "node:fs";
-import { mkdir, open, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync } from "node:fs";
+import { mkdir, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export class CacheFiles {
@@ -73,27 +73,33 @@ export class CacheFiles {
   /**
    * Reads chunk `hex` (`size` bytes) into `into` at `at`. False when the file is missing or not
    * of that size: a miss, never an error.
+   *
+   * Synchronous on purpose: a chunk file is small and, on a warm cache, in the page cache, so
+   * its open, stat, read and close cost less here than the four trips through libuv's thread
+   * pool they took asynchronously. Measured (bench/cache.ts, no compression, fast check): a
+   * warm-cache download from radosgw went from 311 to 355 MB/s. The price: a cache on a slow
+   * disk, read cold, holds the event loop while the device answers.
    */
-  async readInto(hex: string, size: number, into: Buffer, at: number): Promise<boolean> {
-    let fh: Awaited<ReturnType<typeof open>>;
+  readInto(hex: string, size: number, into: Buffer, at: number): boolean {
+    let fd: number;
     try {
-      fh = await open(this.pathOf(hex), "r");
+      fd = openSync(this.pathOf(hex), "r");
     } catch {
       return false;
     }
     try {
-      if ((await fh.stat()).size !== size) return false;
+      if (fstatSync(fd).size !== size) return false;
       let done = 0;
       while (done < size) {
-        const { bytesRead } = await fh.read(into, at + done, size - done, done);
-        if (bytesRead === 0) return false;
-        done += bytesRead;
+        const n = readSync(fd, into, at + done, size - done, done);
+        if (n === 0) return false;
+        done += n;
       }
       return true;
     } catch {
       return false;
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 

@@ -113,8 +113,7 @@ export class ChunkCache {
     const out = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
     let at = 0;
     for (const c of chunks) {
-      if (!(await this.files.readInto(c.id.toString("hex"), c.stored, out, at)))
-        return this.miss(chunks.length);
+      if (!this.files.readInto(c.id.toString("hex"), c.stored, out, at)) return this.miss(chunks.length);
       at += c.stored;
     }
     this.counts.hits += chunks.length;
