@@ -7,8 +7,19 @@
  * as a miss: another process may have evicted it a moment before.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync } from "node:fs";
-import { mkdir, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { mkdir, readdir, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 
 export class CacheFiles {
@@ -29,18 +40,24 @@ export class CacheFiles {
     return join(this.chunksDir, hex.slice(0, 2), hex.slice(2, 4), hex);
   }
 
-  /** Writes `bytes` to a new temporary file and returns its path. */
-  async writeTemp(bytes: Uint8Array): Promise<string> {
+  /**
+   * Writes `bytes` to a new temporary file and returns its path. Synchronously, as readInto
+   * reads: a chunk is small and goes to the page cache, and a fill that falls behind the
+   * download feeding it is a fill dropped (the fill budget), so the cache stays cold.
+   */
+  writeTemp(bytes: Uint8Array): string {
     const path = join(this.tmpDir, `${process.pid}-${randomBytes(8).toString("hex")}`);
-    await writeFile(path, bytes);
+    writeFileSync(path, bytes);
     return path;
   }
 
   /**
-   * Moves a temporary file into place as chunk `hex` (synchronously: it runs inside an index
-   * transaction). False when it could not (the temporary file is gone).
+   * Moves a temporary file into place as chunk `hex` of `size` bytes (synchronously: it runs
+   * inside an index transaction). False when it could not (the temporary file is gone). A
+   * transaction's callback may run again after a retry: a temporary file already moved into
+   * place by the first run counts as installed, so that the chunk is indexed and not leaked.
    */
-  installSync(temp: string, hex: string): boolean {
+  installSync(temp: string, hex: string, size: number): boolean {
     const to = this.pathOf(hex);
     try {
       renameSync(temp, to);
@@ -48,6 +65,7 @@ export class CacheFiles {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") return false;
     }
+    if (!existsSync(temp)) return sizeOf(to) === size;
     try {
       mkdirSync(join(this.chunksDir, hex.slice(0, 2), hex.slice(2, 4)), { recursive: true });
       renameSync(temp, to);
@@ -135,5 +153,13 @@ async function readdirOrNone(dir: string): Promise<string[]> {
     return await readdir(dir);
   } catch {
     return [];
+  }
+}
+
+function sizeOf(path: string): number | undefined {
+  try {
+    return statSync(path).size;
+  } catch {
+    return undefined;
   }
 }

@@ -82,6 +82,15 @@ export class CacheIndex {
     return this.t.meta.get("total") ?? 0;
   }
 
+  /**
+   * The total as another process's last commit left it: a read outside a transaction may use
+   * this process's cached snapshot, older than a commit made elsewhere.
+   */
+  freshTotal(): number {
+    this.t.root.resetReadTxn();
+    return this.total();
+  }
+
   count(): number {
     return this.t.chunks.getCount();
   }
@@ -108,7 +117,7 @@ export class CacheIndex {
           r.evicted++;
           r.evictedBytes += freed;
         }
-        if (total + it.size > max || !this.files.installSync(it.temp, it.id.toString("hex"))) {
+        if (total + it.size > max || !this.files.installSync(it.temp, it.id.toString("hex"), it.size)) {
           r.leftover.push(it.temp);
           continue;
         }

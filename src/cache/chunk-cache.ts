@@ -86,7 +86,7 @@ export class ChunkCache {
 
   /** Bytes of chunks in the cache now (every process's). */
   totalBytes(): number {
-    return this.index.total();
+    return this.index.freshTotal();
   }
 
   /** Whether every one of `ids` is cached (whatever its form). */
@@ -163,7 +163,7 @@ export class ChunkCache {
         const bytes = data.subarray(at, at + c.stored);
         at += c.stored;
         if (c.stored > this.maxBytes || this.index.get(c.id)) continue;
-        const temp = await this.files.writeTemp(bytes);
+        const temp = this.files.writeTemp(bytes);
         temps.push(temp);
         admissions.push({ id: c.id, flags: c.flags, size: c.stored, temp });
       }

@@ -191,7 +191,8 @@ describe("the chunk cache under the API, over S3", () => {
     const id = await imageWith(s, data);
     const queued = await as(s, "admin")("PUT", `/v2/cache/${id}`);
     expect(queued.status).toBe(202);
-    await until(() => listed(s, id));
+    // Listed once its chunks are in; out of the queue once the prefetch has ended, a moment later.
+    await until(async () => (await listed(s, id)) && (await cacheState(s)).queued_images.length === 0);
     const state = await cacheState(s);
     expect(state.queued_images).toEqual([]);
     expect(state.cached_images.find((c) => c.image_id === id)).toMatchObject({ size: data.length, hits: 0 });
