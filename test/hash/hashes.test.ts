@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { chunkId, chunkIdWasm } from "../../src/hash/chunk-id.js";
+import { chunkSum, chunkSumWasm } from "../../src/hash/chunk-sum.js";
 import { HasherPool } from "../../src/hash/whole-image-hasher.js";
 import { prng, randomSplits } from "../helpers/data.js";
 
@@ -15,6 +16,19 @@ describe("chunk ids", () => {
     for (const n of [0, 1, 1024, 1025, 65536, 300_000]) {
       const d = prng(n + 7, n);
       expect(chunkId(d).equals(chunkIdWasm(d))).toBe(true);
+    }
+  });
+});
+
+describe("chunk sums", () => {
+  it("are XXH64 with seed 0 (the reference value for 'abc')", () => {
+    expect(chunkSum(Buffer.from("abc"))).toBe(0x44bc2cf5ad770999n);
+  });
+
+  it("are the same from the native and the WebAssembly implementation", () => {
+    for (const n of [0, 1, 31, 32, 1024, 65536, 300_000]) {
+      const d = prng(n + 9, n);
+      expect(chunkSum(d)).toBe(chunkSumWasm(d));
     }
   });
 });
