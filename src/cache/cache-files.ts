@@ -17,9 +17,8 @@ import {
   renameSync,
   statSync,
   unlinkSync,
-  writeFileSync,
 } from "node:fs";
-import { mkdir, readdir, rm, stat, unlink } from "node:fs/promises";
+import { mkdir, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export class CacheFiles {
@@ -40,15 +39,14 @@ export class CacheFiles {
     return join(this.chunksDir, hex.slice(0, 2), hex.slice(2, 4), hex);
   }
 
-  /**
-   * Writes `bytes` to a new temporary file and returns its path. Synchronously, as readInto
-   * reads: a chunk is small and goes to the page cache, and a fill that falls behind the
-   * download feeding it is a fill dropped (the fill budget), so the cache stays cold.
-   */
-  writeTemp(bytes: Uint8Array): string {
-    const path = join(this.tmpDir, `${process.pid}-${randomBytes(8).toString("hex")}`);
-    writeFileSync(path, bytes);
-    return path;
+  /** A new temporary file's path. */
+  tempName(): string {
+    return join(this.tmpDir, `${process.pid}-${randomBytes(8).toString("hex")}`);
+  }
+
+  /** Writes `bytes` to the temporary file `path`. */
+  async writeTemp(path: string, bytes: Uint8Array): Promise<void> {
+    await writeFile(path, bytes);
   }
 
   /**

@@ -157,16 +157,20 @@ export class ChunkCache {
   private async admitChunks(chunks: readonly WantedChunk[], data: Buffer, reserved: number): Promise<void> {
     const temps: string[] = [];
     try {
-      const admissions = [];
+      const admissions: { id: Buffer; flags: number; size: number; temp: string }[] = [];
+      const writes: Promise<void>[] = [];
       let at = 0;
       for (const c of chunks) {
         const bytes = data.subarray(at, at + c.stored);
         at += c.stored;
         if (c.stored > this.maxBytes || this.index.get(c.id)) continue;
-        const temp = this.files.writeTemp(bytes);
+        const temp = this.files.tempName();
         temps.push(temp);
         admissions.push({ id: c.id, flags: c.flags, size: c.stored, temp });
+        writes.push(this.files.writeTemp(temp, bytes));
       }
+      // All at once: the thread pool writes them in parallel, off the event loop.
+      await Promise.all(writes);
       if (admissions.length === 0) return;
       const r = await this.index.admit(admissions, this.maxBytes, this.now());
       this.counts.bytesFilled += r.bytes;
