@@ -13,6 +13,7 @@
  *
  *   npm run bench:download -- [--rounds 3] [--size-mb 1024] [--image ../corpus/base.qcow2]
  *                             [--concurrency 8] [--modes fast,full,off] [--no-glance] [--profile]
+ *                             [--concurrent-only]
  *
  * Results: a log on stderr, one JSON object on the last line of stdout.
  */
@@ -38,6 +39,8 @@ const { values: opt } = parseArgs({
     "glance-start": { type: "string", default: ".ci/glance-peer.sh" },
     "no-glance": { type: "boolean" },
     profile: { type: "boolean" },
+    /** Only the downloads at once (no Node writers, no single downloads). */
+    "concurrent-only": { type: "boolean" },
   },
 });
 const rounds = Number(opt.rounds);
@@ -125,7 +128,10 @@ async function main(): Promise<void> {
 
     log("Node's own ways to serve the file (page cache), curl as client:");
     const writers: Record<string, number> = {};
-    for (const w of ["pipe", "http-pooled", "http-socket", "net-pooled"] as WriterName[]) {
+    const writerNames: WriterName[] = opt["concurrent-only"]
+      ? []
+      : ["pipe", "http-pooled", "http-socket", "net-pooled"];
+    for (const w of writerNames) {
       const s = await startWriter(w, random);
       await curl([s.url]);
       const runs: number[] = [];
@@ -136,9 +142,10 @@ async function main(): Promise<void> {
     }
     results.nodeWriters = writers;
 
-    const glance = opt["no-glance"]
-      ? undefined
-      : await startGlance(join(work, "glance1"), opt["glance-start"], 1);
+    const glance =
+      opt["no-glance"] || opt["concurrent-only"]
+        ? undefined
+        : await startGlance(join(work, "glance1"), opt["glance-start"], 1);
     const glanceFigures: Record<string, Phases> = {};
     if (glance) {
       for (const f of files) glanceFigures[f] = await phases({ name: "glance", url: glance.url }, f);
@@ -147,7 +154,7 @@ async function main(): Promise<void> {
     results.glance = glanceFigures;
 
     const byMode: Record<string, Record<string, Phases & { vsGlance?: Partial<Phases> }>> = {};
-    for (const mode of opt.modes.split(",")) {
+    for (const mode of opt["concurrent-only"] ? [] : opt.modes.split(",")) {
       const s = await tessera(work, `t-${mode}`, mode, 1);
       byMode[mode] = {};
       for (const f of files) {

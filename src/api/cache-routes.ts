@@ -138,7 +138,7 @@ export function cacheRoutes(
     return c.json({ total_files_pruned: r.count, total_bytes_pruned: r.bytes });
   });
 
-  /** Drops an image's entry and those of its chunks no other cached image lists. */
+  /** Drops an image's entry, and evicts the slabs of its chunks no other cached image lists. */
   async function forget(cache: ChunkCache, id: string): Promise<void> {
     const entry = cache.objects.get(id);
     await cache.objects.remove(id);
@@ -149,7 +149,7 @@ export function cacheRoutes(
         kept.add(c.toString("hex"));
     }
     const ids = await objectChunkIds(engine, entry.object).catch(() => []);
-    await cache.index.drop(ids.filter((c) => !kept.has(c.toString("hex"))));
+    await cache.evictHolding(ids.filter((c) => !kept.has(c.toString("hex"))));
   }
 
   return app;

@@ -4,19 +4,16 @@
  * `readRunThroughCache` in place of copy.ts's read of a run of chunks.
  *
  * Only segments of remote stores (S3, Swift: any store not on the filesystem) go through the
- * cache. When every chunk of a segment is cached in the form its store holds it (raw or zstd
- * frame), the cached bytes are handed to read.ts's own fetch as if the store had returned
- * them, so decoding and checks run on them unchanged; if they fail a check, those chunks are
- * dropped from the cache and the segment is read from the store after all. Otherwise the
- * segment is read from the store, and once it has passed its checks its chunks as stored are
- * admitted to the cache (in the background, from a copy: the read's buffers go on to the
- * client). Bytes that failed a check are never admitted.
+ * cache. The cache holds chunks' plain bytes: when every chunk of a segment is cached, the
+ * segment is read from the cache and checked there by each chunk's XXH64 sum (chunk-cache.ts
+ * says why that is enough); a chunk that fails is dropped and the segment read from the store.
+ * Otherwise the segment is read from the store with the store's own check, and its plain
+ * bytes are then admitted to the cache (in the background, from a copy: the read's buffers go
+ * on to the client). Bytes that failed a check are never admitted.
  */
 import type { ChunkCache, WantedChunk } from "../cache/chunk-cache.js";
 import { chunkIdOf, type Manifest } from "../catalog/manifest.js";
 import { CorruptDataError } from "../errors.js";
-import type { ObjectBackend } from "../store/backend.js";
-import { CHUNK_FLAG_ZSTD, CHUNK_FLAGS_NONE } from "../store/pack-format.js";
 import { type ChunkRun, readRun } from "./chunk-runs.js";
 import type { Engine } from "./engine.js";
 import { loadManifest } from "./read.js";
@@ -25,14 +22,15 @@ import type { Store } from "./stores.js";
 /** What of a read's segment the cache needs (read.ts's Segment has it all). */
 export interface CacheableSegment {
   store: Store | undefined;
-  stored: number;
-  /** Each chunk's stored length, for a compressed segment. */
-  frames?: number[];
+  /** Plain bytes of the segment. */
+  length: number;
   first: number;
   last: number;
+  /** Each chunk's fast checksum, from its record. */
+  sums: (bigint | undefined)[];
 }
 
-/** read.ts's fetch of one segment: its stored bytes from `seg.store.backend`, decoded and checked. */
+/** read.ts's fetch of one segment: its plain bytes from `seg.store`, decoded and checked. */
 export type FetchSegment<S> = (engine: Engine, m: Manifest, seg: S, into?: Buffer) => Promise<Buffer>;
 
 /** Whether reads from `store` go through the cache: any store not on the local filesystem. */
@@ -41,7 +39,7 @@ export function cachesStore(store: Store): boolean {
 }
 
 /** `fetch(engine, m, seg, into)`, through the engine's chunk cache when it has one and the store is remote. */
-export function fetchThroughCache<S extends CacheableSegment>(
+export async function fetchThroughCache<S extends CacheableSegment>(
   engine: Engine,
   m: Manifest,
   seg: S,
@@ -51,95 +49,90 @@ export function fetchThroughCache<S extends CacheableSegment>(
   const cache = engine.chunkCache;
   const store = seg.store;
   if (!cache || !store || !cachesStore(store)) return fetch(engine, m, seg, into);
-  return throughCache(cache, store, wantedChunks(m, seg), seg.stored, into, (st, buf) =>
-    fetch(engine, m, { ...seg, store: st }, buf),
-  );
-}
-
-function wantedChunks(m: Manifest, seg: CacheableSegment): WantedChunk[] {
-  const out: WantedChunk[] = [];
+  const wanted: WantedChunk[] = [];
   for (let i = seg.first; i <= seg.last; i++) {
-    const k = i - seg.first;
-    out.push({
+    const sum = seg.sums[i - seg.first];
+    wanted.push({
       id: chunkIdOf(m, i) as Buffer,
-      stored: seg.frames ? (seg.frames[k] as number) : (m.lengths[i] as number),
-      flags: seg.frames ? CHUNK_FLAG_ZSTD : CHUNK_FLAGS_NONE,
+      length: m.lengths[i] as number,
+      ...(sum === undefined ? {} : { sum }),
     });
   }
-  return out;
-}
-
-/** A backend that only reads, with `get` as given: a stand-in for a store's, for one read. */
-function reading(get: ObjectBackend["get"]): ObjectBackend {
-  const no = (): never => {
-    throw new Error("a segment's source only reads");
-  };
-  return { get, put: no, stat: no, delete: no, list: no, close: async () => {} };
-}
-
-/** Reads with `store` (a stand-in for the real one) into `into`; throws CorruptDataError on bad bytes. */
-type ReadWith<T> = (store: Store, into: Buffer | undefined) => Promise<T>;
-
-/**
- * The cache's part of one read of `stored` bytes of `wanted` chunks of `store`: `readWith`
- * over the cached bytes when all are cached (falling back to the store if they fail its
- * checks), else over the store's, admitting them once `readWith` has checked them.
- */
-async function throughCache<T>(
-  cache: ChunkCache,
-  store: Store,
-  wanted: WantedChunk[],
-  stored: number,
-  into: Buffer | undefined,
-  readWith: ReadWith<T>,
-): Promise<T> {
-  const cached = await cache.read(wanted, into);
-  let buffer = into;
-  if (cached) {
-    try {
-      return await readWith({ ...store, backend: reading(async () => cached) }, into);
-    } catch (e) {
-      if (!(e instanceof CorruptDataError)) throw e;
-      await cache.drop(wanted.map((w) => w.id));
-      // The checks may have taken `into` to a worker and not given it back.
-      buffer = undefined;
-    }
-  }
-  if (!cache.reserveFill(stored)) return readWith(store, buffer);
-  let copy: Buffer | undefined;
-  // The stored bytes, copied as they arrive: the checks may hand the original to a worker,
-  // and a pooled buffer goes back to the pool once the client has it.
-  const tee = reading(async (name, offset, length, buf) => {
-    const d = await store.backend.get(name, offset, length, buf);
-    copy = Buffer.allocUnsafeSlow(d.length);
-    copy.set(d);
-    return d;
-  });
-  let out: T;
+  const hit = await cache.read(wanted, into);
+  if (hit) return hit;
+  if (!cache.reserveFill(seg.length)) return fetch(engine, m, seg, into);
+  let plain: Buffer;
   try {
-    out = await readWith({ ...store, backend: tee }, buffer);
+    plain = await fetch(engine, m, seg, into);
   } catch (e) {
-    cache.unreserveFill(stored);
+    cache.unreserveFill(seg.length);
     throw e;
   }
-  if (copy) void cache.fill(wanted, copy, stored);
-  else cache.unreserveFill(stored);
-  return out;
+  // A copy: a pooled buffer goes back to the pool once the client has it.
+  void cache.fill(wanted, Buffer.from(plain), seg.length, store.readCheck !== "off");
+  return plain;
 }
 
 /**
  * readRun (chunk-runs.ts) for a copy, through the engine's chunk cache when it has one and the
  * run's source is remote: a copy out of S3 or Swift takes what the cache holds, and fills it.
+ * Cached chunks come as a run of raw chunks (the cache holds plain bytes), checked against
+ * their ids as every copy's are; the target compresses them again if it compresses.
  */
-export function readRunThroughCache(engine: Engine, run: ChunkRun): Promise<{ run: ChunkRun; data: Buffer }> {
+export async function readRunThroughCache(
+  engine: Engine,
+  run: ChunkRun,
+): Promise<{ run: ChunkRun; data: Buffer }> {
   const cache = engine.chunkCache;
-  if (!cache || !cachesStore(run.source)) return readRun(engine, run);
-  const flags = run.compressed ? CHUNK_FLAG_ZSTD : CHUNK_FLAGS_NONE;
-  const wanted = run.chunks.map((c) => ({ id: c.id, stored: c.stored, flags }));
-  return throughCache(cache, run.source, wanted, run.stored, undefined, async (source) => ({
-    run,
-    data: (await readRun(engine, { ...run, source })).data,
+  if (!cache || !cachesStore(run.source) || run.chunks.some((c) => c.plain === undefined)) {
+    return readRun(engine, run);
+  }
+  const wanted = run.chunks.map((c) => ({
+    id: c.id,
+    length: c.plain as number,
+    ...(c.sum === undefined ? {} : { sum: c.sum }),
   }));
+  const plainBytes = wanted.reduce((n, w) => n + w.length, 0);
+  const hit = await cache.read(wanted);
+  if (hit) {
+    let at = 0;
+    const spans = wanted.map((w) => {
+      const s = { offset: at, length: w.length, id: w.id };
+      at += w.length;
+      return s;
+    });
+    try {
+      const data = await engine.verifier.verify(hit, spans);
+      const chunks = run.chunks.map((c) => ({ ...c, stored: c.plain as number }));
+      return { run: { ...run, compressed: false, stored: plainBytes, chunks }, data };
+    } catch (e) {
+      if (!(e instanceof CorruptDataError)) throw e;
+      await cache.drop(wanted.map((w) => w.id));
+    }
+  }
+  if (!cache.reserveFill(plainBytes)) return readRun(engine, run);
+  let read: { run: ChunkRun; data: Buffer };
+  try {
+    read = await readRun(engine, run);
+  } catch (e) {
+    cache.unreserveFill(plainBytes);
+    throw e;
+  }
+  // Checked against their ids by readRun; compressed ones are decoded again for the cache.
+  const framed = run.chunks.map((c, k) => ({
+    stored: c.stored,
+    plain: (wanted[k] as WantedChunk).length,
+    id: c.id,
+  }));
+  const plain = run.compressed
+    ? // From a copy: the codec's workers take the buffer they decode.
+      engine.codec.decompress(Buffer.from(read.data), framed, false)
+    : Promise.resolve(Buffer.from(read.data));
+  plain.then(
+    (p) => cache.fill(wanted, p, plainBytes),
+    () => cache.unreserveFill(plainBytes),
+  );
+  return read;
 }
 
 /** The ids of the stored (not all-zero) chunks of object `id` (hex), in order. */

@@ -130,7 +130,7 @@ const listed = async (s: TestServer, id: string) =>
 
 async function cacheFilesBytes(s: TestServer): Promise<number> {
   let total = 0;
-  const dir = join(s.dataDir, "cache", "chunks");
+  const dir = join(s.dataDir, "cache", "slabs");
   for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
     if (e.isFile()) total += (await stat(join(e.parentPath, e.name))).size;
   }

@@ -10,7 +10,7 @@ for (let i = 0; i < Number(count); i++) {
   const bytes = randomBytes(Number(size));
   const id = Buffer.alloc(32);
   id.write(`${seed}-${i}`);
-  const chunk = { id, stored: bytes.length, flags: 0 };
+  const chunk = { id, length: bytes.length };
   if (cache.reserveFill(bytes.length)) await cache.fill([chunk], bytes, bytes.length);
 }
 await cache.close();
