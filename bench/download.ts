@@ -13,7 +13,7 @@
  *
  *   npm run bench:download -- [--rounds 3] [--size-mb 1024] [--image ../corpus/base.qcow2]
  *                             [--concurrency 8] [--modes fast,full,off] [--no-glance] [--profile]
- *                             [--concurrent-only]
+ *                             [--concurrent-only] [--concurrent-check fast|full|off]
  *
  * Results: a log on stderr, one JSON object on the last line of stdout.
  */
@@ -41,6 +41,8 @@ const { values: opt } = parseArgs({
     profile: { type: "boolean" },
     /** Only the downloads at once (no Node writers, no single downloads). */
     "concurrent-only": { type: "boolean" },
+    /** The read check of the servers of the downloads at once. */
+    "concurrent-check": { type: "string", default: "fast" },
   },
 });
 const rounds = Number(opt.rounds);
@@ -175,7 +177,7 @@ async function main(): Promise<void> {
     log(`${n} downloads at once of ${(size / MB) | 0} MB:`);
     const conc: Record<string, unknown> = {};
     for (const workers of [1, 2]) {
-      const s = await tessera(work, `c-w${workers}`, "fast", workers);
+      const s = await tessera(work, `c-w${workers}`, opt["concurrent-check"], workers);
       const up = await upload(s.t, random, size);
       conc[`tessera w${workers}`] = await concurrent(s.t, up.id, size, n);
       conc[`tessera w${workers} peak RSS MB`] = await peaks(s.child.pid as number);

@@ -93,6 +93,9 @@ export interface OpenSlab {
 }
 
 export class CacheIndex {
+  /** The slabs the running write transaction evicted (write() removes their files after it). */
+  private doomed: number[] | undefined;
+
   constructor(
     readonly t: IndexTables,
     private readonly files: SlabFiles,
@@ -101,7 +104,11 @@ export class CacheIndex {
   /** Empties an index of the earlier layout (its files are removed by the caller). True if it did. */
   async upgrade(): Promise<boolean> {
     if (this.t.meta.get("layout") === LAYOUT) return false;
+    let emptied = false;
     await this.t.root.transaction(() => {
+      // Again inside: another process of the node may have done it a moment ago.
+      if (this.t.meta.get("layout") === LAYOUT) return;
+      emptied = true;
       for (const key of [...this.t.chunks.getKeys()]) this.t.chunks.removeSync(key);
       for (const key of [...this.t.slabs.getKeys()]) this.t.slabs.removeSync(key);
       for (const key of [...this.t.lru.getKeys()]) this.t.lru.removeSync(key);
@@ -109,7 +116,7 @@ export class CacheIndex {
       this.t.meta.putSync("total", 0);
       this.t.meta.putSync("layout", LAYOUT);
     });
-    return true;
+    return emptied;
   }
 
   get(id: Buffer): CacheEntry | undefined {
@@ -127,6 +134,12 @@ export class CacheIndex {
   freshTotal(): number {
     this.t.root.resetReadTxn();
     return this.total();
+  }
+
+  /** Whether slab `slab` is in the index as another process's last commit left it. */
+  liveSlab(slab: number): boolean {
+    this.t.root.resetReadTxn();
+    return this.t.slabs.get(slab) !== undefined;
   }
 
   count(): number {
@@ -148,43 +161,66 @@ export class CacheIndex {
   ): Promise<{ at: Reservation; evicted: number; open: OpenSlab } | undefined> {
     let out: { at: Reservation; evicted: number; open: OpenSlab } | undefined;
     let created: OpenSlab | undefined;
-    await this.t.root.transaction(() => {
-      out = undefined;
-      if (created) {
-        // A retried transaction: the slab created by the first run is not in the index.
+    try {
+      await this.write(() => {
+        let open = current && this.t.slabs.get(current.slab) ? current : undefined;
+        if (open && open.size > 0 && open.size + length > slabBytes) open = undefined;
+        if (!open) {
+          // The file first: if it cannot be made, nothing has been written (lmdb-js commits
+          // what a callback wrote before it threw).
+          const slab = this.t.meta.get("next") ?? 1;
+          created = { slab, fd: this.files.createSync(slab), size: 0 };
+          this.t.meta.putSync("next", slab + 1);
+          open = created;
+        }
+        let total = this.total();
+        let evicted = 0;
+        while (total + length > max) {
+          const freed = this.evictOldest(open.slab);
+          if (freed === undefined) {
+            this.t.meta.putSync("total", total);
+            return;
+          }
+          total -= freed.bytes;
+          evicted += freed.chunks;
+        }
+        const rec = this.t.slabs.get(open.slab);
+        if (rec) this.t.lru.removeSync(lruKey(rec.t, open.slab));
+        this.t.slabs.putSync(open.slab, { b: open.size + length, t: now });
+        this.t.lru.putSync(lruKey(now, open.slab), 1);
+        this.t.meta.putSync("total", total + length);
+        const at = { slab: open.slab, fd: open.fd, offset: open.size, length };
+        out = { at, evicted, open: { ...open, size: open.size + length } };
+      });
+    } finally {
+      // A slab made for a reservation that did not happen is in no index: its file goes.
+      if (created && !out) {
         this.files.closeFd(created.fd);
         this.files.removeSync(created.slab);
-        created = undefined;
       }
-      let total = this.total();
-      let open = current && this.t.slabs.get(current.slab) ? current : undefined;
-      if (open && open.size > 0 && open.size + length > slabBytes) open = undefined;
-      let evicted = 0;
-      const keep = open?.slab;
-      while (total + length > max) {
-        const freed = this.evictOldest(keep);
-        if (freed === undefined) {
-          this.t.meta.putSync("total", total);
-          return;
-        }
-        total -= freed.bytes;
-        evicted += freed.chunks;
-      }
-      if (!open) {
-        const slab = this.t.meta.get("next") ?? 1;
-        this.t.meta.putSync("next", slab + 1);
-        created = { slab, fd: this.files.createSync(slab), size: 0 };
-        open = created;
-      }
-      const rec = this.t.slabs.get(open.slab);
-      if (rec) this.t.lru.removeSync(lruKey(rec.t, open.slab));
-      this.t.slabs.putSync(open.slab, { b: open.size + length, t: now });
-      this.t.lru.putSync(lruKey(now, open.slab), 1);
-      this.t.meta.putSync("total", total + length);
-      const at = { slab: open.slab, fd: open.fd, offset: open.size, length };
-      out = { at, evicted, open: { ...open, size: open.size + length } };
-    });
+    }
     return out;
+  }
+
+  /**
+   * A write transaction running `fn`, then the removal of the files of the slabs it evicted:
+   * after the commit, so that a crash mid-way never leaves entries whose file is gone.
+   */
+  private async write<T>(fn: () => T): Promise<T> {
+    const doomed: number[] = [];
+    this.doomed = doomed;
+    let r: T;
+    try {
+      r = await this.t.root.transaction(() => {
+        doomed.length = 0;
+        this.doomed = doomed;
+        return fn();
+      });
+    } finally {
+      this.doomed = undefined;
+    }
+    for (const slab of doomed) this.files.removeSync(slab);
+    return r;
   }
 
   /**
@@ -227,12 +263,12 @@ export class CacheIndex {
     let chunks = 0;
     const from = memberKey(slab, Buffer.alloc(0));
     const to = memberKey(slab + 1, Buffer.alloc(0));
-    for (const key of this.t.members.getKeys({ start: from, end: to })) {
+    for (const key of [...this.t.members.getKeys({ start: from, end: to })]) {
       this.t.members.removeSync(key);
       this.t.chunks.removeSync(key.subarray(4));
       chunks++;
     }
-    this.files.removeSync(slab);
+    this.doomed?.push(slab);
     return { bytes: rec?.b ?? 0, chunks };
   }
 
@@ -274,7 +310,7 @@ export class CacheIndex {
    */
   async evictHolding(ids: Iterable<Buffer>): Promise<{ count: number; bytes: number }> {
     const r = { count: 0, bytes: 0 };
-    await this.t.root.transaction(() => {
+    await this.write(() => {
       r.count = 0;
       r.bytes = 0;
       let total = this.total();
@@ -299,7 +335,7 @@ export class CacheIndex {
   /** Evicts least recently used slabs until the total is within `max`; chunks and bytes evicted. */
   async prune(max: number, keep?: number): Promise<{ count: number; bytes: number }> {
     const r = { count: 0, bytes: 0 };
-    await this.t.root.transaction(() => {
+    await this.write(() => {
       r.count = 0;
       r.bytes = 0;
       let total = this.total();
@@ -318,7 +354,7 @@ export class CacheIndex {
   /** Evicts every slab; how many chunks it held. */
   async clear(): Promise<number> {
     let count = 0;
-    await this.t.root.transaction(() => {
+    await this.write(() => {
       count = 0;
       for (const slab of [...this.t.slabs.getKeys()]) count += this.evict(slab).chunks;
       for (const key of [...this.t.lru.getKeys()]) this.t.lru.removeSync(key);
@@ -334,7 +370,7 @@ export class CacheIndex {
    */
   async recount(sizes: ReadonlyMap<number, number>): Promise<{ files: number; entries: number }> {
     const r = { files: 0, entries: 0 };
-    await this.t.root.transaction(() => {
+    await this.write(() => {
       r.files = 0;
       r.entries = 0;
       let total = 0;
@@ -349,7 +385,7 @@ export class CacheIndex {
       }
       for (const slab of sizes.keys()) {
         if (this.t.slabs.get(slab)) continue;
-        this.files.removeSync(slab);
+        this.doomed?.push(slab);
         r.files++;
       }
       this.t.meta.putSync("total", total);

@@ -53,6 +53,9 @@ export interface CacheCounts {
 
 const MiB = 1024 * 1024;
 
+/** How often descriptors of slabs evicted elsewhere are let go when there are no hits. */
+const SWEEP_MS = 5000;
+
 interface PendingFill {
   chunks: readonly WantedChunk[];
   plain: Buffer;
@@ -98,6 +101,7 @@ export class ChunkCache {
   private draining = false;
   private admitting: Promise<void> = Promise.resolve();
   private touchTimer: NodeJS.Timeout | undefined;
+  private readonly sweepTimer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
 
@@ -111,6 +115,8 @@ export class ChunkCache {
     this.files = files;
     this.index = index;
     this.objects = new CachedObjects(index.t);
+    this.sweepTimer = setInterval(() => this.forgetEvicted(), SWEEP_MS);
+    this.sweepTimer.unref();
   }
 
   /** Opens (creating) the cache directory `o.path`; a cache of the earlier layout is emptied. */
@@ -153,7 +159,7 @@ export class ChunkCache {
     // Its own memory (not Node's shared pool): the caller may hand it to a worker thread.
     const out = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
     // Chunks admitted together lie together: one read for each run of them, all at once.
-    const reads: Promise<boolean>[] = [];
+    const reads: Promise<Buffer[]>[] = [];
     let at = 0;
     for (let i = 0; i < entries.length; ) {
       const first = entries[i] as CacheEntry;
@@ -165,11 +171,18 @@ export class ChunkCache {
         if (e.s !== first.s || e.o !== prev.o + prev.n) break;
         length += e.n;
       }
-      reads.push(this.files.readInto(first.s, first.o, length, out, at));
+      const ids = chunks.slice(i, j).map((c) => c.id);
+      reads.push(this.files.readInto(first.s, first.o, length, out, at).then((ok) => (ok ? [] : ids)));
       at += length;
       i = j;
     }
-    if (!(await Promise.all(reads)).every(Boolean)) return this.miss(chunks.length);
+    const lost = (await Promise.all(reads)).flat();
+    if (lost.length > 0) {
+      // Their slab is gone or short (evicted by another process a moment ago, or lost in a
+      // crash): their entries go too, so that they are admitted again.
+      await this.index.drop(lost);
+      return this.miss(chunks.length);
+    }
     const bad: Buffer[] = [];
     at = 0;
     chunks.forEach((c, k) => {
@@ -299,6 +312,20 @@ export class ChunkCache {
     return r;
   }
 
+  /**
+   * Lets go of descriptors of slabs another process evicted, so that their space is freed:
+   * an open descriptor keeps a removed file's blocks. Run with each recency flush and every
+   * few seconds.
+   */
+  private forgetEvicted(): void {
+    const live = (slab: number) => this.index.liveSlab(slab);
+    this.files.forgetGone(live);
+    if (this.open && !this.draining && !live(this.open.slab)) {
+      this.files.closeFd(this.open.fd);
+      this.open = undefined;
+    }
+  }
+
   private scheduleTouch(): void {
     if (this.touchTimer || this.closed) return;
     this.touchTimer = setTimeout(() => {
@@ -310,6 +337,7 @@ export class ChunkCache {
 
   /** Writes the pending recency updates (also on close). */
   flushTouches(): Promise<void> {
+    this.forgetEvicted();
     const slabs = [...this.touched];
     this.touched = new Set();
     if (slabs.length === 0) return this.flushing;
@@ -345,10 +373,12 @@ export class ChunkCache {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.admitting;
+    // First: fills pending are then dropped, and none starts once the last batch is in.
     this.closed = true;
+    await this.admitting;
     if (this.touchTimer) clearTimeout(this.touchTimer);
     this.touchTimer = undefined;
+    clearInterval(this.sweepTimer);
     await this.flushTouches();
     if (this.open) this.files.closeFd(this.open.fd);
     this.open = undefined;

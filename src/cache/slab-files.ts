@@ -151,6 +151,11 @@ export class SlabFiles {
     if (r.busy === 0) this.closeFd(r.fd);
   }
 
+  /** Closes the read descriptors of slabs `live` says are gone: another process evicted them. */
+  forgetGone(live: (slab: number) => boolean): void {
+    for (const slab of [...this.readers.keys()]) if (!live(slab)) this.forget(slab);
+  }
+
   /** Removes slab `slab`'s file (synchronously: inside the transaction that evicts it). */
   removeSync(slab: number): void {
     this.forget(slab);

@@ -28,6 +28,8 @@ export interface CacheableSegment {
   last: number;
   /** Each chunk's fast checksum, from its record. */
   sums: (bigint | undefined)[];
+  /** Each chunk's stored length, for a compressed segment. */
+  frames?: number[];
 }
 
 /** read.ts's fetch of one segment: its plain bytes from `seg.store`, decoded and checked. */
@@ -36,6 +38,17 @@ export type FetchSegment<S> = (engine: Engine, m: Manifest, seg: S, into?: Buffe
 /** Whether reads from `store` go through the cache: any store not on the local filesystem. */
 export function cachesStore(store: Store): boolean {
   return store.config !== undefined && store.config.type !== "filesystem";
+}
+
+/**
+ * Whether `seg` will be read from the engine's chunk cache (all its chunks are there now): its
+ * plain bytes then go into a pool buffer even when the store holds them compressed.
+ */
+export function inCacheWhole(engine: Engine, m: Manifest, seg: CacheableSegment): boolean {
+  const cache = engine.chunkCache;
+  if (!cache || !seg.store || !cachesStore(seg.store)) return false;
+  for (let i = seg.first; i <= seg.last; i++) if (!cache.index.get(chunkIdOf(m, i) as Buffer)) return false;
+  return true;
 }
 
 /** `fetch(engine, m, seg, into)`, through the engine's chunk cache when it has one and the store is remote. */
@@ -60,10 +73,13 @@ export async function fetchThroughCache<S extends CacheableSegment>(
   }
   const hit = await cache.read(wanted, into);
   if (hit) return hit;
-  if (!cache.reserveFill(seg.length)) return fetch(engine, m, seg, into);
+  // A compressed segment's read is not into a pool buffer (the codec's workers take it): given
+  // one in the hope of a hit (inCacheWhole), it reads into its own.
+  const buffer = seg.frames ? undefined : into;
+  if (!cache.reserveFill(seg.length)) return fetch(engine, m, seg, buffer);
   let plain: Buffer;
   try {
-    plain = await fetch(engine, m, seg, into);
+    plain = await fetch(engine, m, seg, buffer);
   } catch (e) {
     cache.unreserveFill(seg.length);
     throw e;

@@ -13,7 +13,7 @@ import { CorruptDataError, DamagedDataError, NotFoundError, RangeNotSatisfiableE
 import { packName } from "../store/names.js";
 import { CHUNK_FLAG_ZSTD } from "../store/pack-format.js";
 import type { Engine } from "./engine.js";
-import { fetchThroughCache } from "./read-cache.js";
+import { fetchThroughCache, inCacheWhole } from "./read-cache.js";
 import { type CheckedSpan, checkSegment, needsFullCheck } from "./read-check.js";
 import { locateChunks, type Store } from "./stores.js";
 import { zeroBytes } from "./zero.js";
@@ -246,12 +246,13 @@ export async function* readPieces(
         break;
       }
       const seg = next.value;
-      // Compressed segments come back in a buffer of the codec's, not the pool's.
-      // Pool buffers are full-size and stay resident: only for reads at full size.
+      // Compressed segments come back in a buffer of the codec's, not the pool's (unless
+      // the chunk cache has them plain). Pool buffers are full-size and stay resident: only
+      // for reads at full size.
       const pool =
         pooled &&
         seg.pack !== undefined &&
-        !seg.frames &&
+        (!seg.frames || inCacheWhole(engine, m, seg)) &&
         budget.unconstrained &&
         pooledQueued * engine.readSegmentBytes <= budget.ahead;
       const into = pool ? engine.readBuffers.take() : undefined;

@@ -6,7 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readlinkSync } from "node:fs";
 import { mkdir, mkdtemp, open, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -137,15 +137,45 @@ describe("the chunk cache", () => {
     await again.close();
   });
 
-  it("reads a chunk whose file another process removed as a miss, not an error, and clean drops its entry", async () => {
+  it("reads a chunk whose slab file vanished as a miss, forgets it so that it is admitted again, and clean frees the slab", async () => {
     const cache = await ChunkCache.open({ path: dir, maxBytes: 1 << 20, now });
     const a = chunk("a", 4000);
     await put(cache, a);
     await unlink(cache.files.pathOf(cache.index.get(a.want.id)?.s as number));
     expect(await cache.read([a.want])).toBeUndefined();
-    expect(await cache.clean()).toEqual({ files: 0, entries: 1 });
+    expect(cache.holdsAll([a.want.id])).toBe(false);
+    expect(await cache.clean()).toEqual({ files: 0, entries: 0 });
     expect(cache.totalBytes()).toBe(0);
+    await put(cache, a);
+    expect((await cache.read([a.want]))?.equals(a.bytes)).toBe(true);
     await cache.close();
+  });
+
+  it("lets go of a slab another process evicted, so that its space is freed", async () => {
+    const one = await ChunkCache.open({ path: dir, maxBytes: 2000, slabBytes: 1000, now });
+    const two = await ChunkCache.open({ path: dir, maxBytes: 2000, slabBytes: 1000, now });
+    const a = chunk("a", 1000);
+    await put(one, a);
+    const path = one.files.pathOf(one.index.get(a.want.id)?.s as number);
+    expect(await one.read([a.want])).toBeDefined(); // opens a read descriptor of the slab
+    for (const n of ["b", "c"]) {
+      clock += 10;
+      await put(two, chunk(n, 1000));
+    }
+    expect(existsSync(path)).toBe(false);
+    const held = () =>
+      readdirSync("/proc/self/fd").some((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path);
+        } catch {
+          return false;
+        }
+      });
+    expect(held()).toBe(true);
+    await one.flushTouches();
+    expect(held()).toBe(false);
+    await one.close();
+    await two.close();
   });
 
   it("gives each queued name to one prefetching process at a time, oldest first, until its claim lapses", async () => {
