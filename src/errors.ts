@@ -151,6 +151,16 @@ export class CatalogUnwritableError extends TesseraError {
   }
 }
 
+/**
+ * The catalog's database cannot be reached (refused, reset, shutting down): nothing was
+ * committed by the request that met it, and the same request may succeed once it is back.
+ */
+export class CatalogUnavailableError extends TesseraError {
+  constructor(message: string, cause?: unknown) {
+    super("catalog_unavailable", message, { cause });
+  }
+}
+
 /** A store name that is not among the configured stores. */
 export class UnknownStoreError extends TesseraError {
   constructor(readonly store: string) {

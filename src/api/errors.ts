@@ -35,6 +35,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   // Glance's StorageFull: an upload the store has no room for is 413 "Image storage media is full".
   store_full: 413,
   catalog_unwritable: 503,
+  catalog_unavailable: 503,
   busy: 503,
   chunk_vanished: 503,
   lease_lost: 503,
@@ -96,6 +97,7 @@ const TOLD_5XX = new Set(["damaged", "busy", "catalog_unwritable"]);
 const RETRY_AFTER: Record<string, string> = {
   busy: "10",
   catalog_unwritable: "60",
+  catalog_unavailable: "5",
   backend_unavailable: "10",
 };
 

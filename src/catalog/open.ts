@@ -1,10 +1,27 @@
 /**
- * Opens the catalog a configuration names. One kind for now: LMDB in a directory (the embedded
- * default); a shared database for several nodes joins here.
+ * Opens the catalog a configuration names: LMDB in a directory (the embedded default), or a
+ * PostgreSQL database shared by the nodes of a cluster.
  */
 import type { Catalog } from "./catalog.js";
 import { LmdbCatalog } from "./lmdb/lmdb-catalog.js";
+import { PgCatalog } from "./pg/pg-catalog.js";
 
-export function openCatalog(path: string, options: { durable?: boolean } = {}): Catalog {
+export type CatalogConfig =
+  | { type: "lmdb" }
+  | {
+      type: "postgres";
+      /** postgres://user[:password]@host[:port]/database */
+      url: string;
+      /** Connections per process (default 10). */
+      poolSize?: number;
+    };
+
+/** `path`: the LMDB catalog's directory (unused by PostgreSQL). */
+export async function openCatalog(
+  path: string,
+  config: CatalogConfig = { type: "lmdb" },
+  options: { durable?: boolean } = {},
+): Promise<Catalog> {
+  if (config.type === "postgres") return PgCatalog.open(config);
   return new LmdbCatalog(path, options);
 }

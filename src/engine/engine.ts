@@ -8,7 +8,7 @@ import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { ChunkCache } from "../cache/chunk-cache.js";
 import type { Catalog } from "../catalog/catalog.js";
-import { openCatalog } from "../catalog/open.js";
+import { type CatalogConfig, openCatalog } from "../catalog/open.js";
 import type { ChunkerParams } from "../chunker/params.js";
 import { MissingStoreError, NotFoundError, UnknownStoreError } from "../errors.js";
 import { ChunkVerifier } from "../hash/chunk-verifier.js";
@@ -39,6 +39,8 @@ import { openStores, type Store, type StoreSetup } from "./stores.js";
 export type { Store, StoreSetup } from "./stores.js";
 
 export interface EngineOptions {
+  /** The catalog: LMDB in the catalog directory (the default), or a shared PostgreSQL. */
+  catalog?: CatalogConfig;
   /** Chunker parameters. Omitted: the store's own (or the defaults for a new store). */
   chunker?: ChunkerParams;
   /**
@@ -171,7 +173,7 @@ export class Engine {
       ? { [DEFAULT_STORE_NAME]: { backend: stores } }
       : stores;
     await mkdir(catalogDir, { recursive: true });
-    const catalog = openCatalog(catalogDir);
+    const catalog = await openCatalog(catalogDir, options.catalog);
     try {
       let chunker = options.chunker;
       let format: StoreFormat | undefined;

@@ -7,7 +7,7 @@ import { runCatalogConformance } from "./catalog-conformance.js";
 
 runCatalogConformance("LMDB in a temp directory", async () => {
   const dir = await mkdtemp(join(tmpdir(), "tessera-catalog-"));
-  const catalog = openCatalog(dir);
+  const catalog = await openCatalog(dir);
   return {
     catalog,
     cleanup: async () => {

@@ -198,7 +198,7 @@ describe("chunk checksums and read checks", () => {
       Engine.openDir(dir, { durable: false, stores: { local: { type: "filesystem" } } }),
     ).rejects.toThrow(/stores the configuration does not list/);
     const onBackend = JSON.parse(await readFile(file, "utf8")) as StoreFormat;
-    const catalog = openCatalog(join(dir, "catalog"));
+    const catalog = await openCatalog(join(dir, "catalog"));
     const inCatalog = await catalog.getMeta<StoreFormat>("format");
     await catalog.close();
     expect({ backend: onBackend.packVersion, catalog: inCatalog?.packVersion }).toEqual({

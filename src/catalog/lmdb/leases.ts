@@ -1,13 +1,7 @@
-/**
- * Leases and the sequence number in LMDB. A lease is alive while `until` is ahead and, when
- * its holder is on this host, its process still runs: a process killed mid-write holds back
- * nothing on its own machine, and elsewhere for at most its time to live.
- */
-import { hostname } from "node:os";
+/** Leases and the sequence number in LMDB; when a lease is alive: ../lease-life.ts. */
 import type { LeaseRecord } from "../catalog.js";
+import { isAlive, newLease } from "../lease-life.js";
 import type { Tables } from "./tables.js";
-
-const HOST = hostname();
 
 /** Takes the next sequence number (inside a write transaction). */
 export function nextSeq(t: Tables): number {
@@ -18,27 +12,9 @@ export function nextSeq(t: Tables): number {
 
 export function beginLease(t: Tables, what: string, ttlMs: number): LeaseRecord {
   const seq = nextSeq(t);
-  const now = Date.now();
-  const lease: LeaseRecord = {
-    id: seq,
-    holder: { host: HOST, pid: process.pid, what },
-    seq,
-    since: now,
-    until: now + ttlMs,
-  };
+  const lease = newLease(seq, what, ttlMs);
   t.leases.putSync(lease.id, lease);
   return lease;
-}
-
-export function isAlive(l: LeaseRecord, now: number): boolean {
-  if (l.until <= now) return false;
-  if (l.holder.host !== HOST || l.holder.pid === process.pid) return true;
-  try {
-    process.kill(l.holder.pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"; // alive, another user's
-  }
 }
 
 export function getLive(t: Tables, id: number, now: number): LeaseRecord | undefined {

@@ -20,6 +20,7 @@ import type {
   StoreHoldings,
 } from "../catalog.js";
 import type { PackRecord } from "../store-index.js";
+import { withGuardedTx } from "../unit-guard.js";
 import { decodeChunkRecord } from "./chunk-record.js";
 import { beginLease, liveLeases, renewLease } from "./leases.js";
 import { catalogWriteError, dropLmdbCommitEchoes } from "./lmdb-errors.js";
@@ -159,19 +160,9 @@ export class LmdbCatalog implements Catalog {
       root.transaction(() =>
         root.childTransaction(async () => {
           this.running++;
-          // The unit's own view of the tables: once it has settled, a stray call through it
-          // would write outside any transaction, so it throws instead.
-          let open = true;
-          const tx = new Proxy(this.tx, {
-            get: (target, prop, receiver) => {
-              if (!open) throw new Error("a unit of work's tx was used after the unit ended");
-              return Reflect.get(target, prop, receiver);
-            },
-          });
           try {
-            return await fn(tx);
+            return await withGuardedTx(this.tx, fn);
           } finally {
-            open = false;
             if (--this.running === 0) for (const w of this.waiting.splice(0)) w();
           }
         }),

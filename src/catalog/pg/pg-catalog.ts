@@ -1,0 +1,195 @@
+/**
+ * The catalog in PostgreSQL, shared by every node of a cluster (schema.ts has its tables).
+ *
+ * A unit of work is one SERIALIZABLE transaction on one pooled client, retried whole when
+ * PostgreSQL reports a serialization failure or a deadlock (the contract lets `transact` run
+ * its function more than once): units of work are then serializable against each other on
+ * every node, as LMDB's single writer makes them on one. Reads outside a unit of work run on
+ * the pool, each its own statement: they see only committed data.
+ */
+import pg from "pg";
+import { CatalogUnavailableError } from "../../errors.js";
+import type {
+  Catalog,
+  CatalogTx,
+  ChunkIndex,
+  LeaseRecord,
+  ObjectRecord,
+  RecordsReader,
+  StoreHoldings,
+} from "../catalog.js";
+import { withGuardedTx } from "../unit-guard.js";
+import * as index from "./chunk-index.js";
+import * as leases from "./leases.js";
+import * as objects from "./objects.js";
+import { recordsOn } from "./pg-records.js";
+import { getMeta, unitOfWork } from "./pg-tx.js";
+import { migrate } from "./schema.js";
+import type { Sql } from "./sql.js";
+
+/** SQLSTATEs after which a unit of work is run again: serialization failure, deadlock. */
+const RETRYABLE = new Set(["40001", "40P01"]);
+const MAX_ATTEMPTS = 50;
+
+export interface PgCatalogOptions {
+  /** postgres://user@host:port/database */
+  url: string;
+  /** Connections per process (default 10). */
+  poolSize?: number;
+}
+
+export class PgCatalog implements Catalog {
+  readonly records: RecordsReader;
+  private readonly pool: pg.Pool;
+  private readonly indexes = new Map<string, ChunkIndex>();
+
+  /** The pool for reads outside a unit of work, its lost connections as CatalogUnavailableError. */
+  private readonly reads: Sql;
+
+  private constructor(pool: pg.Pool) {
+    this.pool = pool;
+    this.reads = {
+      query: (text, values) =>
+        pool.query(text, values).catch((e: unknown) => {
+          throw unavailable(e);
+        }),
+    };
+    this.records = recordsOn(this.reads);
+  }
+
+  /** Connects, and brings the schema up to date (schema.ts). */
+  static async open(o: PgCatalogOptions): Promise<PgCatalog> {
+    const pool = new pg.Pool({ connectionString: o.url, max: o.poolSize ?? 10 });
+    // An idle client whose server went away must not take the process down with it.
+    pool.on("error", () => {});
+    try {
+      const client = await pool.connect();
+      try {
+        await migrate(client);
+      } finally {
+        client.release();
+      }
+    } catch (e) {
+      await pool.end();
+      throw e;
+    }
+    return new PgCatalog(pool);
+  }
+
+  getObject(id: Buffer): Promise<ObjectRecord | undefined> {
+    return this.read((q) => objects.getObject(q, id));
+  }
+
+  getManifest(id: Buffer): Promise<Buffer | undefined> {
+    return this.read((q) => objects.getManifest(q, id));
+  }
+
+  scanObjects(): AsyncIterable<{ id: Buffer; obj: ObjectRecord }> {
+    return objects.scanObjects(this.reads);
+  }
+
+  holdingsByStore(): Promise<Map<string, StoreHoldings>> {
+    return this.read((q) => objects.holdingsByStore(q));
+  }
+
+  getMeta<T>(key: string): Promise<T | undefined> {
+    return this.read((q) => getMeta<T>(q, key));
+  }
+
+  chunkIndex(name: string): ChunkIndex {
+    let idx = this.indexes.get(name);
+    if (idx) return idx;
+    const q = this.reads;
+    idx = {
+      store: name,
+      lookup: (ids) => index.lookup(q, name, ids),
+      contains: (ids) => index.contains(q, name, ids),
+      scanChunks: () => index.scanChunks(q, name),
+      scanPacks: () => index.scanPacks(q, name),
+      hasPack: (id) => index.hasPack(q, name, id),
+      scanTrash: () => index.scanTrash(q, name),
+      inTrash: (n) => index.inTrash(q, name, n),
+      wants: (n) => index.wants(q, name, n),
+    };
+    this.indexes.set(name, idx);
+    return idx;
+  }
+
+  transact<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
+    return this.atomically((q) => withGuardedTx(unitOfWork(q), fn));
+  }
+
+  beginLease(what: string, ttlMs: number): Promise<LeaseRecord> {
+    return this.atomically((q) => leases.beginLease(q, what, ttlMs));
+  }
+
+  renewLease(id: number, ttlMs: number): Promise<boolean> {
+    return this.atomically((q) => leases.renewLease(q, id, ttlMs));
+  }
+
+  endLease(id: number): Promise<void> {
+    return this.atomically((q) => leases.endLease(q, id));
+  }
+
+  liveLeases(): Promise<LeaseRecord[]> {
+    return this.read((q) => leases.liveLeases(q, Date.now()));
+  }
+
+  /** A PostgreSQL catalog starts at the current layout: there is nothing older to upgrade. */
+  async upgradeLayout(_store: string): Promise<void> {}
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  /** A read outside any unit of work; a database that cannot be reached is CatalogUnavailableError. */
+  private read<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
+    return fn(this.reads);
+  }
+
+  /** `fn` in one SERIALIZABLE transaction on one client, run again on a serialization failure. */
+  private async atomically<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (e) {
+        throw unavailable(e);
+      }
+      let broken = false;
+      try {
+        await client.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+        const result = await fn(client);
+        await client.query("COMMIT");
+        return result;
+      } catch (e) {
+        await client.query("ROLLBACK").catch(() => {
+          broken = true;
+        });
+        const code = (e as { code?: string }).code;
+        if (code !== undefined && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS) {
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 ** attempt)));
+          continue;
+        }
+        throw unavailable(e);
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+}
+
+/**
+ * Errors of a database that cannot be reached (refused, reset, shut down, starting up) as
+ * CatalogUnavailableError: nothing was committed, and the request may succeed later.
+ */
+function unavailable(e: unknown): unknown {
+  const code = (e as { code?: string }).code ?? "";
+  const lost =
+    ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH"].includes(code) ||
+    code.startsWith("08") || // connection exceptions
+    code.startsWith("57P") || // shut down, crashed, starting up
+    (e instanceof AggregateError && e.errors.some((x) => unavailable(x) !== x)) ||
+    (e instanceof Error && /Connection terminated|not queryable|connection error/i.test(e.message));
+  return lost ? new CatalogUnavailableError(e instanceof Error ? e.message : String(e), e) : e;
+}
