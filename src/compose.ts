@@ -100,6 +100,7 @@ export async function compose<P extends Parts>(
     chunker: cfg.chunkSize === 0 ? undefined : chunkerForAverage(cfg.chunkSize),
     verifyOnRead: cfg.verifyOnRead,
     chunkCache,
+    catalog: cfg.catalog,
   }).catch(async (e: unknown) => {
     await chunkCache?.close();
     throw e;

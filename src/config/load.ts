@@ -42,6 +42,7 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_IMPORT_FILTER: "importFilter",
   TESSERA_IMPORT_PLUGINS: "importPlugins",
   TESSERA_CACHE: "cache",
+  TESSERA_CATALOG: "catalog",
 };
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];

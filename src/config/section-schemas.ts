@@ -215,6 +215,34 @@ export const IMPORT_PLUGINS_SCHEMA = {
 
 const CACHE_BYTES = "maxBytes must be an integer of at least 1048576 (1 MiB)";
 
+const CATALOG_TYPE = 'type must be "lmdb" or "postgres"';
+const CATALOG_URL = "url must be a postgres:// or postgresql:// URL";
+const ONLY_POSTGRES = 'url and poolSize are for a "postgres" catalog';
+
+export const CATALOG_SCHEMA = {
+  type: "object",
+  properties: {
+    type: said({ enum: ["lmdb", "postgres"] }, CATALOG_TYPE),
+    url: said({ type: "string", pattern: "^postgres(ql)?://" }, CATALOG_URL),
+    poolSize: said(
+      { type: "integer", minimum: 1, maximum: 1000 },
+      "poolSize must be an integer from 1 to 1000",
+    ),
+  },
+  required: ["type"],
+  additionalProperties: false,
+  "x-message": { ...UNKNOWN, required: CATALOG_TYPE },
+  if: { properties: { type: { const: "postgres" } } },
+  // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, never awaited
+  then: { required: ["url"], "x-message": 'a "postgres" catalog needs its url' },
+  else: {
+    properties: {
+      url: { not: {}, "x-message": ONLY_POSTGRES },
+      poolSize: { not: {}, "x-message": ONLY_POSTGRES },
+    },
+  },
+};
+
 export const CACHE_SCHEMA = {
   type: "object",
   properties: {

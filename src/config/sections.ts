@@ -5,6 +5,7 @@
  */
 import type { AuthConfig } from "../auth/open-auth.js";
 import { addressList } from "../auth/trusted-headers.js";
+import type { CatalogConfig } from "../catalog/open.js";
 import type { FormatPolicy } from "../formats/rules.js";
 import type { QuotaConfig } from "../images/quotas.js";
 import type { ImportFilter } from "../images/web-source.js";
@@ -13,6 +14,7 @@ import { type Bad, objectValue, sectionCheck } from "./schema-check.js";
 import {
   AUTH_SCHEMA,
   CACHE_SCHEMA,
+  CATALOG_SCHEMA,
   FORMATS_SCHEMA,
   IMPORT_FILTER_SCHEMA,
   IMPORT_PLUGINS_SCHEMA,
@@ -33,6 +35,7 @@ const checkStores = sectionCheck<Record<string, StoreConfig>>(STORES_SCHEMA);
 const checkAuth = sectionCheck<AuthConfig>(AUTH_SCHEMA);
 const checkQuotas = sectionCheck<QuotaConfig>(QUOTAS_SCHEMA);
 const checkCache = sectionCheck<CacheConfig>(CACHE_SCHEMA);
+const checkCatalog = sectionCheck<CatalogConfig>(CATALOG_SCHEMA);
 const checkImportFilter = sectionCheck<Partial<ImportFilter>>(IMPORT_FILTER_SCHEMA);
 const checkImportPlugins = sectionCheck<{
   imageConversion?: { outputFormat: string };
@@ -91,6 +94,9 @@ const importPlugins: Section<"importPlugins"> = (value, _, bad) => {
 /** `cache` replaces what is set: a cache is one directory and its bound. */
 const cache: Section<"cache"> = (value, _, bad) => checkCache(objectValue(value, bad), bad);
 
+/** `catalog` replaces what is set: one database. */
+const catalog: Section<"catalog"> = (value, _, bad) => checkCatalog(objectValue(value, bad), bad);
+
 const SECTIONS: { [K in keyof ServerConfig]?: Section<K> } = {
   formats,
   stores,
@@ -99,6 +105,7 @@ const SECTIONS: { [K in keyof ServerConfig]?: Section<K> } = {
   importFilter,
   importPlugins,
   cache,
+  catalog,
 };
 
 /** Whether `key` is a section (an object-valued key with a schema). */

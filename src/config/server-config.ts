@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from "node:os";
 import type { AuthConfig } from "../auth/open-auth.js";
+import type { CatalogConfig } from "../catalog/open.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy } from "../formats/rules.js";
 import { IMPORT_METHODS, type ImportMethod } from "../images/imports.js";
 import type { QuotaConfig } from "../images/quotas.js";
@@ -91,6 +92,8 @@ export interface ServerConfig {
   importPlugins: ImportPlugins;
   /** The node-local cache of chunks read from remote stores (docs/operations.md); undefined: none. */
   cache: CacheConfig | undefined;
+  /** Where the catalog is: LMDB under the data directory (the default), or a shared PostgreSQL. */
+  catalog: CatalogConfig;
 }
 
 export interface CacheConfig {
@@ -142,6 +145,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   webDownloadMaxRedirects: 5,
   importPlugins: {},
   cache: undefined,
+  catalog: { type: "lmdb" },
 };
 
 /** A configuration that cannot work; the CLI reports it as a usage error (exit status 2). */

@@ -1,0 +1,128 @@
+/**
+ * The image service on a PostgreSQL catalog (a real PostgreSQL this test starts), over real
+ * HTTP: the Images API end to end; two nodes (two data directories) sharing the database and a
+ * filesystem store, one serving what the other uploaded and deduplicating against it; and
+ * 503s while the database is down, the same node serving again once it is back.
+ */
+import { createHash } from "node:crypto";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { prng } from "../helpers/data.js";
+import { type Postgres, requirePostgres, startPostgres } from "../helpers/postgres.js";
+import { client, startTestServer, type TestServer } from "../helpers/server.js";
+
+const run = requirePostgres("the image service on a PostgreSQL catalog");
+const MiB = 1024 * 1024;
+const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) total += (await stat(join(e.parentPath, e.name))).size;
+  }
+  return total;
+}
+
+describe.skipIf(!run)("the image service on a PostgreSQL catalog", () => {
+  let pg: Postgres;
+  let work: string;
+  let url: string;
+  const servers: TestServer[] = [];
+  const node = async (name: string) => {
+    const s = await startTestServer(
+      {
+        catalog: { type: "postgres", url },
+        stores: { local: { type: "filesystem", path: join(work, "shared-store") } },
+        gcIntervalSeconds: 0,
+        scrubIntervalSeconds: 0,
+      },
+      await mkdtemp(join(work, `${name}-`)),
+    );
+    servers.push(s);
+    return s;
+  };
+
+  beforeAll(async () => {
+    pg = await startPostgres();
+    url = await pg.createDatabase();
+    work = await mkdtemp(join(tmpdir(), "tessera-pg-service-"));
+  }, 60_000);
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+    await pg?.destroy();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("creates, uploads, lists, downloads and deletes images", async () => {
+    const s = await node("a");
+    const api = client(() => s.url);
+    const data = Buffer.from(prng(7, 3 * MiB));
+    const img = await api.createImage({ name: "pg-one", disk_format: "raw", container_format: "bare" });
+    expect((await api.upload(img.id, data)).status).toBe(204);
+    const got = await api.get(`/v2/images/${img.id}/file`);
+    expect(got.status).toBe(200);
+    expect(md5(Buffer.from(await got.arrayBuffer()))).toBe(md5(data));
+    const shown = (await (await api.get(`/v2/images/${img.id}`)).json()) as Record<string, unknown>;
+    expect(shown).toMatchObject({ status: "active", size: data.length, checksum: md5(data) });
+    const list = (await (await api.get("/v2/images?sort=name:asc")).json()) as { images: { id: string }[] };
+    expect(list.images.map((i) => i.id)).toContain(img.id);
+    expect((await api.request("DELETE", `/v2/images/${img.id}`)).status).toBe(204);
+    expect((await api.get(`/v2/images/${img.id}`)).status).toBe(404);
+  });
+
+  it("serves on one node what another uploaded, and an upload on the second deduplicates against the first", async () => {
+    const [a, b] = [await node("n1"), await node("n2")];
+    const data = Buffer.from(prng(8, 4 * MiB));
+    const one = await client(() => a.url).createImage({
+      name: "base",
+      disk_format: "raw",
+      container_format: "bare",
+    });
+    expect((await client(() => a.url).upload(one.id, data)).status).toBe(204);
+    const fromB = await client(() => b.url).get(`/v2/images/${one.id}/file`);
+    expect(md5(Buffer.from(await fromB.arrayBuffer()))).toBe(md5(data));
+    const before = await dirBytes(join(work, "shared-store"));
+    const two = await client(() => b.url).createImage({
+      name: "copy",
+      disk_format: "raw",
+      container_format: "bare",
+    });
+    expect((await client(() => b.url).upload(two.id, data)).status).toBe(204);
+    const shown = (await (await client(() => a.url).get(`/v2/images/${two.id}`)).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(shown.status).toBe("active");
+    // Only the second image's manifest was written: every chunk was found in the shared index.
+    expect((await dirBytes(join(work, "shared-store"))) - before).toBeLessThan(64 * 1024);
+  });
+
+  it("answers 503 with Retry-After while the database is down, and serves again once it is back", async () => {
+    const s = await node("down");
+    const api = client(() => s.url);
+    const img = await api.createImage({ name: "survivor", disk_format: "raw", container_format: "bare" });
+    await pg.stop();
+    try {
+      const res = await api.get(`/v2/images/${img.id}`);
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("5");
+      const create = await fetch(`${s.url}/v2/images`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "never" }),
+      });
+      expect(create.status).toBe(503);
+    } finally {
+      await pg.start();
+    }
+    const back = await api.get(`/v2/images/${img.id}`);
+    expect(back.status).toBe(200);
+    const names = ((await (await api.get("/v2/images")).json()) as { images: { name: string }[] }).images.map(
+      (i) => i.name,
+    );
+    expect(names).toContain("survivor");
+    expect(names).not.toContain("never");
+  });
+});
