@@ -11,6 +11,8 @@
  * A cluster worker (`worker`) builds a server without those writes and without schedules: its
  * primary, which holds the lock, did the one and runs the other, once for the node.
  */
+import { hostname } from "node:os";
+import { resolve } from "node:path";
 import pino, { type Logger } from "pino";
 import { registerCacheMetrics } from "./api/cache-metrics.js";
 import type { CacheApiParts } from "./api/cache-routes.js";
@@ -24,10 +26,15 @@ import { chunkerForAverage } from "./chunker/params.js";
 import { nodeHashName } from "./config/hash-names.js";
 import type { ServerConfig } from "./config/server-config.js";
 import { Engine } from "./engine/engine.js";
+import { requeueAbandoned } from "./images/abandoned-uploads.js";
 import { ImageService } from "./images/images.js";
 import { Imports } from "./images/imports.js";
+import { every } from "./schedules/every.js";
 import { type GcSchedule, startGcSchedule } from "./schedules/gc.js";
 import { startScrubSchedule } from "./schedules/scrub.js";
+
+/** How often a node looks for uploads a crash cut off (their leases gone). */
+const REQUEUE_SECONDS = 60;
 
 /**
  * How far to build: "engine" (storage only: reads, ingest of bare objects, gc, fsck), "images"
@@ -91,7 +98,10 @@ export async function compose<P extends Parts>(
 ): Promise<Composed<P>> {
   // The chunk cache outlives the engine that reads through it: opened first, closed last.
   const chunkCache = await openChunkCache(cfg.cache, cfg.dataDir);
+  // A node is a data directory on a host: its leases say so, for its own recovery at start.
+  const node = `${hostname()}:${resolve(cfg.dataDir)}`;
   const engine = await Engine.openDir(cfg.dataDir, {
+    node,
     stores: cfg.stores,
     defaultStore: cfg.defaultStore,
     readOrder: cfg.storeReadOrder.length > 0 ? cfg.storeReadOrder : undefined,
@@ -128,6 +138,7 @@ export async function compose<P extends Parts>(
       memberQuota: cfg.imageMemberQuota,
       dedupWriteThrough: cfg.dedupWriteThrough,
       recover: !options.worker,
+      node,
     });
     if (!auth) return { ...built, images } as Composed<P>;
     const server = await serverParts(cfg, engine, images, options, closers);
@@ -188,8 +199,19 @@ async function serverParts(
     },
     log,
   );
+  // Uploads a crash cut off (a worker's here, any node's on a shared catalog) go back to queued
+  // once their lease is gone, without waiting for a restart.
+  const requeue = every(REQUEUE_SECONDS, async () => {
+    try {
+      const n = await requeueAbandoned(engine.catalog, () => images.now());
+      if (n > 0) log.warn({ images: n }, "uploads cut off by a crash: their images are queued again");
+    } catch (err) {
+      log.error({ err }, "requeueing abandoned uploads failed");
+    }
+  });
   // Closed in reverse: imports first (their tasks settle), then the schedules, as a shutdown did.
   closers.push(
+    () => requeue.stop(),
     () => scrub.stop(),
     () => gc.stop(),
     () => imports.close(),

@@ -14,6 +14,9 @@
  *   tasks (types in image-records.ts, member-records.ts, task-records.ts);
  * - leases: the writes in progress, in every process, that GC must not delete from under.
  *
+ * All of it but the leases can be copied whole into another catalog (`tessera catalog migrate`)
+ * through the optional CatalogCopy interface of catalog-copy.ts.
+ *
  * Consistency: a unit of work (`transact`) is atomic and serializable against every other unit
  * of work, in any process; what it writes is visible to readers all at once after it resolves,
  * and not at all if it throws. A read outside a unit of work sees a committed state that
@@ -101,8 +104,11 @@ export interface ChunkMove {
 /** A write in progress, as recorded for every process to see. */
 export interface LeaseRecord {
   id: number;
-  /** Who holds it: host, process id and what it is doing. */
-  holder: { host: string; pid: number; what: string };
+  /**
+   * Who holds it: host, process id, what it is doing, and the node (a data directory on a
+   * host) whose process took it, when the catalog was opened for one.
+   */
+  holder: { host: string; pid: number; what: string; node?: string };
   /** The catalog's sequence number when it began: anything stamped later is newer than it. */
   seq: number;
   since: number;

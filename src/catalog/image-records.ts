@@ -69,6 +69,11 @@ export interface ImageRecord {
    * once in `store` until the import takes it or the image goes.
    */
   staged?: { object: string; store: string; size: number } | null;
+  /**
+   * While an upload or stage streams in: the lease it holds (catalog.ts), so that any node can
+   * tell an upload in progress from one its crash cut off (images/abandoned-uploads.ts).
+   */
+  upload_lease?: number | null;
 }
 
 export type IndexValue = string | number | boolean;

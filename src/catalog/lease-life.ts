@@ -9,10 +9,11 @@ import type { LeaseRecord } from "./catalog.js";
 
 const HOST = hostname();
 
-/** The lease this process takes at sequence number `seq` (its id too) for `ttlMs`. */
-export function newLease(seq: number, what: string, ttlMs: number): LeaseRecord {
+/** The lease this process (of `node`, if given) takes at sequence number `seq` (its id too) for `ttlMs`. */
+export function newLease(seq: number, what: string, ttlMs: number, node?: string): LeaseRecord {
   const now = Date.now();
-  return { id: seq, holder: { host: HOST, pid: process.pid, what }, seq, since: now, until: now + ttlMs };
+  const holder = { host: HOST, pid: process.pid, what, ...(node === undefined ? {} : { node }) };
+  return { id: seq, holder, seq, since: now, until: now + ttlMs };
 }
 
 export function isAlive(l: LeaseRecord, now: number): boolean {

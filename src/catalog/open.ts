@@ -16,12 +16,16 @@ export type CatalogConfig =
       poolSize?: number;
     };
 
-/** `path`: the LMDB catalog's directory (unused by PostgreSQL). */
+/**
+ * `path`: the LMDB catalog's directory (unused by PostgreSQL). `options.node`: the node (a data
+ * directory on a host) whose leases the catalog takes, so that the node, restarted, knows the
+ * leases of its earlier life (images/abandoned-uploads.ts).
+ */
 export async function openCatalog(
   path: string,
   config: CatalogConfig = { type: "lmdb" },
-  options: { durable?: boolean } = {},
+  options: { durable?: boolean; node?: string } = {},
 ): Promise<Catalog> {
-  if (config.type === "postgres") return PgCatalog.open(config);
+  if (config.type === "postgres") return PgCatalog.open({ ...config, node: options.node });
   return new LmdbCatalog(path, options);
 }

@@ -19,6 +19,7 @@ export interface Flags {
   config?: string;
   "disk-format"?: string;
   to?: string;
+  from?: string;
   store?: string;
   "dry-run"?: boolean;
   grace?: string;

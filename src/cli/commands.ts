@@ -2,6 +2,7 @@
  * The `tessera` subcommands, in the order the usage text lists them, and the text itself.
  */
 import type { Command } from "./command.js";
+import { catalogCommand } from "./commands/catalog.js";
 import { evaluate, evaluateOne } from "./commands/evaluate.js";
 import { fsck } from "./commands/fsck.js";
 import { gc } from "./commands/gc.js";
@@ -23,6 +24,7 @@ export const COMMANDS: Command[] = [
   fsck,
   stats,
   copyImage,
+  catalogCommand,
   evaluate,
   evaluateOne,
 ];

@@ -24,6 +24,7 @@ async function run(argv: string[]): Promise<void> {
       config: { type: "string" },
       "disk-format": { type: "string" },
       to: { type: "string" },
+      from: { type: "string" },
       store: { type: "string" },
       "dry-run": { type: "boolean" },
       grace: { type: "string" },

@@ -41,6 +41,8 @@ export type { Store, StoreSetup } from "./stores.js";
 export interface EngineOptions {
   /** The catalog: LMDB in the catalog directory (the default), or a shared PostgreSQL. */
   catalog?: CatalogConfig;
+  /** The node this process belongs to, named on the leases it takes (catalog/open.ts). */
+  node?: string;
   /** Chunker parameters. Omitted: the store's own (or the defaults for a new store). */
   chunker?: ChunkerParams;
   /**
@@ -173,7 +175,7 @@ export class Engine {
       ? { [DEFAULT_STORE_NAME]: { backend: stores } }
       : stores;
     await mkdir(catalogDir, { recursive: true });
-    const catalog = await openCatalog(catalogDir, options.catalog);
+    const catalog = await openCatalog(catalogDir, options.catalog, { node: options.node });
     try {
       let chunker = options.chunker;
       let format: StoreFormat | undefined;

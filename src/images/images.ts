@@ -25,6 +25,7 @@ import { describeStore, type StoreDescription } from "../engine/stores.js";
 import { ConflictError, ForbiddenError } from "../errors.js";
 import type { ConversionLimits } from "../formats/qemu-img.js";
 import { DEFAULT_FORMAT_POLICY, type FormatPolicy } from "../formats/rules.js";
+import { requeueAbandoned } from "./abandoned-uploads.js";
 import { convertImage } from "./convert-image.js";
 import { download, type ImageDownload } from "./download.js";
 import { type Access, findImage, ImageNotFoundError } from "./image-access.js";
@@ -72,6 +73,8 @@ export interface ImageServiceOptions {
    * uploads in progress in the others.
    */
   recover?: boolean;
+  /** This node, starting (the recovery counts its earlier life's leases dead: abandoned-uploads.ts). */
+  node?: string;
 }
 
 export class ImageService {
@@ -96,29 +99,12 @@ export class ImageService {
   }
 
   /**
-   * Opens the image service on an engine. An image left `saving`, or `uploading` without staged
-   * data, can only be the trace of an upload or stage cut off by a crash (they do not outlive
-   * the process), so it goes back to queued.
+   * Opens the image service on an engine, putting back to queued the images of uploads a crash
+   * cut off (abandoned-uploads.ts), unless `recover` is false.
    */
   static async open(engine: Engine, options: ImageServiceOptions = {}): Promise<ImageService> {
     const svc = new ImageService(engine, options);
-    if (options.recover === false) return svc;
-    await engine.catalog.transact(async (tx) => {
-      // The status index holds them together: no scan of every record at start. Ids are
-      // collected first, since moving a record moves its index entry.
-      const cut: string[] = [];
-      for (const status of ["saving", "uploading"] as const) {
-        for await (const { value, id } of tx.scanImages("status", "asc", status)) {
-          if (value !== status) break;
-          cut.push(id);
-        }
-      }
-      for (const id of cut) {
-        const rec = await tx.getImage(id);
-        // Staged data that committed is kept: the image waits for its import.
-        if (rec && !rec.staged) await tx.putImage({ ...rec, status: "queued" }, rec);
-      }
-    }, USE_RESERVE);
+    if (options.recover !== false) await requeueAbandoned(engine.catalog, () => svc.now(), options.node);
     return svc;
   }
 

@@ -6,6 +6,7 @@
  */
 import type { ImageRecord } from "../catalog/image-records.js";
 import type { CommittedObject } from "../engine/ingest.js";
+import { DEFAULT_LEASE_MS, withLease } from "../engine/lease.js";
 import { BadRequestError, ConflictError, GoneError, TooLargeError } from "../errors.js";
 import { inspectStream } from "../formats/inspect-stream.js";
 import { FormatRejectedError } from "../formats/rules.js";
@@ -76,24 +77,40 @@ export function stage(
   });
 }
 
+interface StreamIn {
+  status: "saving" | "uploading";
+  into: string;
+  access?: Access;
+  inspect: boolean;
+  check?: (rec: ImageRecord) => void;
+  commit: (rec: ImageRecord, obj: CommittedObject, virtualSize: number | undefined) => ImageRecord;
+}
+
 /**
  * The body of upload and stage: the queued image takes `how.status` while `source` streams
  * into the engine (through the format inspector if `how.inspect`), within the size cap and
  * the owner's quota room; the record `how.commit` makes is written in the unit of work that
- * commits the data. On any failure (the source erroring, a limit, a crash) it is queued again.
+ * commits the data. On any failure (the source erroring, a limit) it is queued again; after a
+ * crash, by whichever node sees its lease gone (abandoned-uploads.ts).
  */
-async function streamIn(
+function streamIn(
   svc: ImageService,
   id: string,
   source: AsyncIterable<Uint8Array>,
-  how: {
-    status: "saving" | "uploading";
-    into: string;
-    access?: Access;
-    inspect: boolean;
-    check?: (rec: ImageRecord) => void;
-    commit: (rec: ImageRecord, obj: CommittedObject, virtualSize: number | undefined) => ImageRecord;
-  },
+  how: StreamIn,
+): Promise<ImageRecord> {
+  return withLease(svc.engine.catalog, `upload of image ${id}`, DEFAULT_LEASE_MS, (lease) =>
+    streamUnder(svc, id, source, how, lease),
+  );
+}
+
+/** streamIn under its lease, recorded on the image while the bytes flow. */
+async function streamUnder(
+  svc: ImageService,
+  id: string,
+  source: AsyncIterable<Uint8Array>,
+  how: StreamIn,
+  lease: number,
 ): Promise<ImageRecord> {
   const cat = svc.engine.catalog;
   const staging = how.status === "uploading";
@@ -106,13 +123,14 @@ async function streamIn(
       }
       how.check?.(rec);
       room = await svc.quotas.checkUploadStart(tx, rec.owner, staging);
-      return { ...rec, status: how.status };
+      return { ...rec, status: how.status, upload_lease: lease };
     },
     how.access,
   );
-  // The same image, not one deleted and re-created with this id meanwhile.
+  // The same image and upload: not one deleted and re-created with this id meanwhile, nor
+  // one another node requeued (this upload's lease lapsed) and another upload took since.
   const isOurs = (rec: ImageRecord | undefined): rec is ImageRecord =>
-    rec?.created_at === started.created_at && rec.status === how.status;
+    rec?.created_at === started.created_at && rec.status === how.status && rec.upload_lease === lease;
   let committed: ImageRecord | undefined;
   // The inspector rides along with the chunker; its verdict is read inside the commit, so a
   // rejected image commits nothing and goes back to queued like any failed upload.
@@ -133,7 +151,7 @@ async function streamIn(
         if (verdict && verdict.violations.length > 0) throw new FormatRejectedError(verdict.violations);
         // Other uploads of the owner's may have committed meanwhile.
         await svc.quotas.checkUploadCommit(tx, rec.owner, obj.size, staging);
-        committed = how.commit(rec, obj, verdict?.detection.virtualSize);
+        committed = withoutLease(how.commit(rec, obj, verdict?.detection.virtualSize));
         await tx.putImage(committed, rec);
       },
     });
@@ -143,7 +161,8 @@ async function streamIn(
     await cat
       .transact(async (tx) => {
         const rec = await tx.getImage(id);
-        if (isOurs(rec)) await tx.putImage({ ...rec, status: "queued", updated_at: svc.now() }, rec);
+        if (isOurs(rec))
+          await tx.putImage({ ...withoutLease(rec), status: "queued", updated_at: svc.now() }, rec);
       }, USE_RESERVE)
       .catch(() => {});
     // The stream outgrew the owner's room rather than the size cap: the quota says why.
@@ -153,4 +172,9 @@ async function streamIn(
     throw e;
   }
   return committed as ImageRecord;
+}
+
+function withoutLease(rec: ImageRecord): ImageRecord {
+  const { upload_lease: _, ...rest } = rec;
+  return rest;
 }

@@ -1,8 +1,9 @@
 /**
  * The image service on a PostgreSQL catalog (a real PostgreSQL this test starts), over real
  * HTTP: the Images API end to end; two nodes (two data directories) sharing the database and a
- * filesystem store, one serving what the other uploaded and deduplicating against it; and
- * 503s while the database is down, the same node serving again once it is back.
+ * filesystem store, one serving what the other uploaded and deduplicating against it, and
+ * one starting while the other uploads; and 503s while the database is down, the same node
+ * serving again once it is back.
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
@@ -97,6 +98,40 @@ describe.skipIf(!run)("the image service on a PostgreSQL catalog", () => {
     expect(shown.status).toBe("active");
     // Only the second image's manifest was written: every chunk was found in the shared index.
     expect((await dirBytes(join(work, "shared-store"))) - before).toBeLessThan(64 * 1024);
+  });
+
+  it("leaves an upload in progress on one node alone when another node starts", async () => {
+    const a = await node("busy");
+    const api = client(() => a.url);
+    const img = await api.createImage({ name: "slow", disk_format: "raw", container_format: "bare" });
+    const data = Buffer.from(prng(9, 2 * MiB));
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const body = new ReadableStream<Uint8Array>({
+      async start(c) {
+        c.enqueue(data.subarray(0, MiB));
+        await gate;
+        c.enqueue(data.subarray(MiB));
+        c.close();
+      },
+    });
+    const put = fetch(`${a.url}/v2/images/${img.id}/file`, {
+      method: "PUT",
+      headers: { "content-type": "application/octet-stream" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    const statusOf = async () =>
+      ((await (await api.get(`/v2/images/${img.id}`)).json()) as { status: string }).status;
+    while ((await statusOf()) !== "saving") await new Promise((r) => setTimeout(r, 20));
+    // A second node starting looks for uploads a crash cut off: this one's lease is alive.
+    await node("late");
+    expect(await statusOf()).toBe("saving");
+    release();
+    expect((await put).status).toBe(204);
+    expect(await statusOf()).toBe("active");
   });
 
   it("answers 503 with Retry-After while the database is down, and serves again once it is back", async () => {

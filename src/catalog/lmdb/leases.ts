@@ -10,9 +10,9 @@ export function nextSeq(t: Tables): number {
   return seq;
 }
 
-export function beginLease(t: Tables, what: string, ttlMs: number): LeaseRecord {
+export function beginLease(t: Tables, what: string, ttlMs: number, node?: string): LeaseRecord {
   const seq = nextSeq(t);
-  const lease = newLease(seq, what, ttlMs);
+  const lease = newLease(seq, what, ttlMs, node);
   t.leases.putSync(lease.id, lease);
   return lease;
 }

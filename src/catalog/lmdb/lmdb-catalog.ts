@@ -19,10 +19,12 @@ import type {
   RecordsReader,
   StoreHoldings,
 } from "../catalog.js";
+import { type CatalogCopy, type CatalogItem, type KindCounts, refuseLiveLeases } from "../catalog-copy.js";
 import type { PackRecord } from "../store-index.js";
 import { withGuardedTx } from "../unit-guard.js";
 import { decodeChunkRecord } from "./chunk-record.js";
 import { beginLease, liveLeases, renewLease } from "./leases.js";
+import { exportLmdb, importLmdb, lmdbCounts, lmdbIsEmpty, lmdbStoreNames } from "./lmdb-copy.js";
 import { catalogWriteError, dropLmdbCommitEchoes } from "./lmdb-errors.js";
 import { recordsReader, unitOfWork } from "./lmdb-tx.js";
 import { holdingsByStore } from "./objects.js";
@@ -40,8 +42,9 @@ const LAYOUT = 3;
 /** Entries a scan hands out between pauses for the requests this process serves. */
 const SCAN_STRIDE = 5000;
 
-export class LmdbCatalog implements Catalog {
+export class LmdbCatalog implements Catalog, CatalogCopy {
   private readonly tables: Tables;
+  private readonly path: string;
   private readonly reserve: SpaceReserve;
   private readonly tx: CatalogTx;
   readonly records: RecordsReader;
@@ -50,9 +53,14 @@ export class LmdbCatalog implements Catalog {
   private waiting: (() => void)[] = [];
   private readonly indexes = new Map<string, ChunkIndex>();
 
+  /** The node whose leases this catalog takes (LeaseRecord.holder.node). */
+  private readonly node: string | undefined;
+
   /** Opens (creating if needed) the catalog in directory `path`. */
-  constructor(path: string, options: { durable?: boolean } = {}) {
+  constructor(path: string, options: { durable?: boolean; node?: string } = {}) {
+    this.node = options.node;
     dropLmdbCommitEchoes();
+    this.path = path;
     this.tables = openTables(path, options.durable !== false);
     this.reserve = new SpaceReserve(path);
     this.tx = unitOfWork(this.tables);
@@ -175,7 +183,10 @@ export class LmdbCatalog implements Catalog {
   }
 
   async beginLease(what: string, ttlMs: number): Promise<LeaseRecord> {
-    return this.run(() => this.tables.root.transaction(() => beginLease(this.tables, what, ttlMs)), false);
+    return this.run(
+      () => this.tables.root.transaction(() => beginLease(this.tables, what, ttlMs, this.node)),
+      false,
+    );
   }
 
   async renewLease(id: number, ttlMs: number): Promise<boolean> {
@@ -242,6 +253,34 @@ export class LmdbCatalog implements Catalog {
         }),
       false,
     );
+  }
+
+  // ---- whole-catalog copies (../catalog-copy.ts, lmdb-copy.ts) ----
+
+  async *exportAll(): AsyncIterable<CatalogItem> {
+    await refuseLiveLeases(this);
+    await this.gate();
+    yield* exportLmdb(this.tables, LAYOUT);
+  }
+
+  async importAll(items: AsyncIterable<CatalogItem>, onItems?: (done: number) => void): Promise<KindCounts> {
+    await this.gate();
+    return importLmdb(this.tables, `in ${this.path}`, LAYOUT, items, onItems);
+  }
+
+  async countAll(): Promise<KindCounts> {
+    await this.gate();
+    return lmdbCounts(this.tables);
+  }
+
+  async storeNames(): Promise<string[]> {
+    await this.gate();
+    return lmdbStoreNames(this.tables);
+  }
+
+  async isEmpty(): Promise<boolean> {
+    await this.gate();
+    return lmdbIsEmpty(this.tables);
   }
 
   /**

@@ -24,7 +24,7 @@ import type { Tables } from "./tables.js";
 const EMPTY = Buffer.alloc(0);
 
 /** The usage key of an owner (LMDB keys cannot be empty or null). */
-function ownerKey(owner: string | null): string {
+export function ownerKey(owner: string | null): string {
   return `o:${owner ?? ""}`;
 }
 

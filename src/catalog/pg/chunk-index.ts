@@ -75,8 +75,10 @@ export function idRows(ids: readonly Uint8Array[], param: number): { from: strin
  */
 export async function* keysetScan<R extends QueryResultRow>(
   q: Sql,
-  from: { table: string; columns: string; key: string; store?: string },
+  from: { table: string; columns: string; key: string; store?: string; page?: number },
 ): AsyncGenerator<R> {
+  // `page`: fewer rows per query for big rows (manifests of big images are megabytes each).
+  const page = from.page ?? SCAN_PAGE;
   let after: unknown;
   for (;;) {
     const values: unknown[] = [];
@@ -91,12 +93,12 @@ export async function* keysetScan<R extends QueryResultRow>(
     }
     const cond = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
     const r = await q.query<R>(
-      `SELECT ${from.columns} FROM ${from.table} ${cond} ORDER BY ${from.key} LIMIT ${SCAN_PAGE}`,
+      `SELECT ${from.columns} FROM ${from.table} ${cond} ORDER BY ${from.key} LIMIT ${page}`,
       values,
     );
     yield* r.rows;
     const last = r.rows[r.rows.length - 1];
-    if (r.rows.length < SCAN_PAGE || last === undefined) return;
+    if (r.rows.length < page || last === undefined) return;
     after = last[from.key];
   }
 }

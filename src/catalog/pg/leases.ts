@@ -29,9 +29,9 @@ export async function nextSeq(q: Sql): Promise<number> {
   return Number(r.rows[0]?.value);
 }
 
-export async function beginLease(q: Sql, what: string, ttlMs: number): Promise<LeaseRecord> {
+export async function beginLease(q: Sql, what: string, ttlMs: number, node?: string): Promise<LeaseRecord> {
   const seq = await nextSeq(q);
-  const lease = newLease(seq, what, ttlMs);
+  const lease = newLease(seq, what, ttlMs, node);
   await q.query("INSERT INTO leases (id, record) VALUES ($1, $2)", [lease.id, JSON.stringify(lease)]);
   return lease;
 }

@@ -18,10 +18,13 @@ import type {
   RecordsReader,
   StoreHoldings,
 } from "../catalog.js";
+import { type CatalogCopy, type CatalogItem, type KindCounts, refuseLiveLeases } from "../catalog-copy.js";
 import { withGuardedTx } from "../unit-guard.js";
 import * as index from "./chunk-index.js";
 import * as leases from "./leases.js";
 import * as objects from "./objects.js";
+import { exportPg, pgCounts, pgIsEmpty, pgStoreNames } from "./pg-copy.js";
+import { importPg } from "./pg-import.js";
 import { recordsOn } from "./pg-records.js";
 import { getMeta, unitOfWork } from "./pg-tx.js";
 import { migrate } from "./schema.js";
@@ -36,18 +39,27 @@ export interface PgCatalogOptions {
   url: string;
   /** Connections per process (default 10). */
   poolSize?: number;
+  /** The node whose leases this catalog takes (LeaseRecord.holder.node). */
+  node?: string;
 }
 
-export class PgCatalog implements Catalog {
+export class PgCatalog implements Catalog, CatalogCopy {
   readonly records: RecordsReader;
   private readonly pool: pg.Pool;
   private readonly indexes = new Map<string, ChunkIndex>();
+  /** Where the database is, without its password: for messages. */
+  private readonly where: string;
 
   /** The pool for reads outside a unit of work, its lost connections as CatalogUnavailableError. */
   private readonly reads: Sql;
 
-  private constructor(pool: pg.Pool) {
+  private constructor(
+    pool: pg.Pool,
+    url: string,
+    private readonly node: string | undefined,
+  ) {
     this.pool = pool;
+    this.where = redacted(url);
     this.reads = {
       query: (text, values) =>
         pool.query(text, values).catch((e: unknown) => {
@@ -73,7 +85,7 @@ export class PgCatalog implements Catalog {
       await pool.end();
       throw e;
     }
-    return new PgCatalog(pool);
+    return new PgCatalog(pool, o.url, o.node);
   }
 
   getObject(id: Buffer): Promise<ObjectRecord | undefined> {
@@ -120,7 +132,7 @@ export class PgCatalog implements Catalog {
   }
 
   beginLease(what: string, ttlMs: number): Promise<LeaseRecord> {
-    return this.atomically((q) => leases.beginLease(q, what, ttlMs));
+    return this.atomically((q) => leases.beginLease(q, what, ttlMs, this.node));
   }
 
   renewLease(id: number, ttlMs: number): Promise<boolean> {
@@ -137,6 +149,40 @@ export class PgCatalog implements Catalog {
 
   /** A PostgreSQL catalog starts at the current layout: there is nothing older to upgrade. */
   async upgradeLayout(_store: string): Promise<void> {}
+
+  // ---- whole-catalog copies (../catalog-copy.ts, pg-copy.ts, pg-import.ts) ----
+
+  async *exportAll(): AsyncIterable<CatalogItem> {
+    await refuseLiveLeases(this);
+    yield* exportPg(this.reads);
+  }
+
+  /** On one client of the pool, in one transaction (pg-import.ts). */
+  async importAll(items: AsyncIterable<CatalogItem>, onItems?: (done: number) => void): Promise<KindCounts> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (e) {
+      throw unavailable(e);
+    }
+    try {
+      return await importPg(client, this.where, items, onItems);
+    } finally {
+      client.release();
+    }
+  }
+
+  countAll(): Promise<KindCounts> {
+    return pgCounts(this.reads);
+  }
+
+  storeNames(): Promise<string[]> {
+    return pgStoreNames(this.reads);
+  }
+
+  isEmpty(): Promise<boolean> {
+    return pgIsEmpty(this.reads);
+  }
 
   async close(): Promise<void> {
     await this.pool.end();
@@ -176,6 +222,17 @@ export class PgCatalog implements Catalog {
         client.release(broken);
       }
     }
+  }
+}
+
+/** A database URL without its password, for messages. */
+export function redacted(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(the database)";
   }
 }
 
