@@ -324,6 +324,13 @@ export interface Catalog {
   endLease(id: number): Promise<void>;
   /** Leases alive now (their holders' processes may have died: see until). */
   liveLeases(): Promise<LeaseRecord[]>;
+  /**
+   * Runs `fn` holding the lock `name`, waiting for it first: one holder at a time among every
+   * process of every node using this catalog (garbage collection runs under "gc"). A holder
+   * that dies lets go. Not a safety device: the GC rule holds without it; it keeps nodes from
+   * doing the same long work at once.
+   */
+  exclusively<T>(name: string, fn: () => Promise<T>): Promise<T>;
 
   /** Brings an older layout up to date (once); `store` is the name for unnamed old data. */
   upgradeLayout(store: string): Promise<void>;

@@ -85,13 +85,22 @@ const DROP_BATCH = 20_000;
 /** The last run queued on each store: runs on one store go one after the other. */
 const queues = new WeakMap<Store, Promise<unknown>>();
 
+/**
+ * Collects every store (or `options.store`), one collection at a time across every node that
+ * shares the catalog (its "gc" lock): nodes on a shared catalog do not scan and delete the same
+ * things at once. A dry run only reads, and takes no lock.
+ */
 export async function collectGarbage(engine: Engine, options: GcOptions): Promise<GcReport> {
   const started = performance.now();
   const stores = options.store ? [engine.store(options.store)] : [...engine.stores.values()];
   const reports: StoreGcReport[] = [];
   for (const store of stores) {
     const before = queues.get(store) ?? Promise.resolve();
-    const run = before.catch(() => {}).then(() => collectStore(engine, store, options));
+    const alone = () =>
+      options.dryRun === true
+        ? collectStore(engine, store, options)
+        : engine.catalog.exclusively("gc", () => collectStore(engine, store, options));
+    const run = before.catch(() => {}).then(alone);
     queues.set(store, run);
     reports.push(await run);
   }

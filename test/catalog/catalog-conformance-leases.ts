@@ -25,6 +25,28 @@ export function runCatalogLeaseConformance(name: string, make: CatalogFactory): 
   describe(`catalog conformance: ${name}: leases and sequence numbers`, () => {
     const catalog = freshCatalog(make);
 
+    it("exclusively runs one holder of a name at a time, in turn, and holders of other names alongside", async () => {
+      const cat = catalog();
+      const log: string[] = [];
+      const hold = (who: string, name: string, ms: number) =>
+        cat.exclusively(name, async () => {
+          log.push(`${who} in`);
+          await sleep(ms);
+          log.push(`${who} out`);
+          return who;
+        });
+      const results = await Promise.all([hold("a", "gc", 60), hold("b", "gc", 10), hold("c", "other", 10)]);
+      expect(results).toEqual(["a", "b", "c"]);
+      // "c" holds another lock: it ran inside "a"'s turn; "b" waited for "a" to let go.
+      expect(log.indexOf("c out")).toBeLessThan(log.indexOf("a out"));
+      expect(log.indexOf("b in")).toBeGreaterThan(log.indexOf("a out"));
+      // A holder that throws lets go too.
+      await expect(cat.exclusively("gc", async () => Promise.reject(new Error("boom")))).rejects.toThrow(
+        "boom",
+      );
+      expect(await cat.exclusively("gc", async () => "after")).toBe("after");
+    });
+
     it("beginLease records a live lease with its purpose and a ttl from now; renewLease extends it; endLease ends it for good", async () => {
       const cat = catalog();
       const t0 = Date.now();

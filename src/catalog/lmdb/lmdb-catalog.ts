@@ -52,6 +52,8 @@ export class LmdbCatalog implements Catalog, CatalogCopy {
   private running = 0;
   private waiting: (() => void)[] = [];
   private readonly indexes = new Map<string, ChunkIndex>();
+  /** The last holder queued for each lock name (exclusively). */
+  private readonly locks = new Map<string, Promise<unknown>>();
 
   /** The node whose leases this catalog takes (LeaseRecord.holder.node). */
   private readonly node: string | undefined;
@@ -195,6 +197,22 @@ export class LmdbCatalog implements Catalog, CatalogCopy {
 
   async endLease(id: number): Promise<void> {
     await this.run(() => this.tables.root.transaction(() => this.tables.leases.removeSync(id)), true);
+  }
+
+  /**
+   * One holder at a time within this process. An LMDB catalog is one node's, and of its
+   * processes only the primary runs work under these locks (offline commands take the data
+   * directory's lock first).
+   */
+  exclusively<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.locks.get(name) ?? Promise.resolve();
+    const run = before.catch(() => {}).then(fn);
+    const settled = run.catch(() => {});
+    this.locks.set(name, settled);
+    void settled.then(() => {
+      if (this.locks.get(name) === settled) this.locks.delete(name);
+    });
+    return run;
   }
 
   async liveLeases(): Promise<LeaseRecord[]> {

@@ -143,6 +143,27 @@ export class PgCatalog implements Catalog, CatalogCopy {
     return this.atomically((q) => leases.endLease(q, id));
   }
 
+  /**
+   * A session-level advisory lock, on a connection of its own held for as long as `fn` runs:
+   * PostgreSQL lets go of it when that connection ends, so a node that dies frees it.
+   */
+  async exclusively<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const client = await this.checkout();
+    const key = `tessera:${name}`;
+    let broken = false;
+    try {
+      await client.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [key]).catch((e: unknown) => {
+        throw unavailable(e);
+      });
+      return await fn();
+    } finally {
+      await client.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key]).catch(() => {
+        broken = true;
+      });
+      giveBack(client, broken);
+    }
+  }
+
   liveLeases(): Promise<LeaseRecord[]> {
     return this.read((q) => leases.liveLeases(q, Date.now()));
   }
@@ -159,16 +180,11 @@ export class PgCatalog implements Catalog, CatalogCopy {
 
   /** On one client of the pool, in one transaction (pg-import.ts). */
   async importAll(items: AsyncIterable<CatalogItem>, onItems?: (done: number) => void): Promise<KindCounts> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (e) {
-      throw unavailable(e);
-    }
+    const client = await this.checkout();
     try {
       return await importPg(client, this.where, items, onItems);
     } finally {
-      client.release();
+      giveBack(client, false);
     }
   }
 
@@ -196,12 +212,7 @@ export class PgCatalog implements Catalog, CatalogCopy {
   /** `fn` in one SERIALIZABLE transaction on one client, run again on a serialization failure. */
   private async atomically<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      let client: pg.PoolClient;
-      try {
-        client = await this.pool.connect();
-      } catch (e) {
-        throw unavailable(e);
-      }
+      const client = await this.checkout();
       let broken = false;
       try {
         await client.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
@@ -219,10 +230,33 @@ export class PgCatalog implements Catalog, CatalogCopy {
         }
         throw unavailable(e);
       } finally {
-        client.release(broken);
+        giveBack(client, broken);
       }
     }
   }
+
+  /**
+   * A client of the pool for work of several statements. An error on it while it is out (the
+   * server going away) is met by its next query; unlistened, it would end the process.
+   */
+  private async checkout(): Promise<pg.PoolClient> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (e) {
+      throw unavailable(e);
+    }
+    client.on("error", ignore);
+    return client;
+  }
+}
+
+function ignore(): void {}
+
+/** Returns a checked-out client; a broken one (its connection lost) is closed, not reused. */
+function giveBack(client: pg.PoolClient, broken: boolean): void {
+  client.off("error", ignore);
+  client.release(broken);
 }
 
 /** A database URL without its password, for messages. */
