@@ -21,6 +21,7 @@ import { authenticate } from "./authenticate.js";
 import { type CacheApiParts, cacheReads, cacheRoutes } from "./cache-routes.js";
 import { type Env, requireAdmin } from "./env.js";
 import { errorResponse, responseForError } from "./errors.js";
+import { healthRoutes } from "./health-routes.js";
 import type { ImageLimits } from "./image-changes.js";
 import { imageDataRoutes } from "./image-data-routes.js";
 import { imageRoutes } from "./image-routes.js";
@@ -108,6 +109,8 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     return res;
   });
   app.notFound((c) => errorResponse(c, 404, "The resource could not be found."));
+  // Before authentication, as Glance's: load balancers check it without credentials.
+  app.route("/", healthRoutes(images.engine.catalog));
   app.use(authenticate(opts.auth ?? new NoAuth(), opts.localToken));
 
   const policy = new AccessPolicy(images);

@@ -134,12 +134,19 @@ describe.skipIf(!run)("the image service on a PostgreSQL catalog", () => {
     expect(await statusOf()).toBe("active");
   });
 
-  it("answers 503 with Retry-After while the database is down, and serves again once it is back", async () => {
+  it("answers 503 (and its health check FAILED) while the database is down, and serves again once it is back", async () => {
     const s = await node("down");
     const api = client(() => s.url);
     const img = await api.createImage({ name: "survivor", disk_format: "raw", container_format: "bare" });
+    const health = async () => {
+      const r = await fetch(`${s.url}/healthcheck`);
+      return `${r.status} ${await r.text()}`;
+    };
+    expect(await health()).toBe("200 OK");
     await pg.stop();
     try {
+      // The load balancer's check says so first, and takes the node out of rotation.
+      expect(await health()).toBe("503 FAILED");
       const res = await api.get(`/v2/images/${img.id}`);
       expect(res.status).toBe(503);
       expect(res.headers.get("retry-after")).toBe("5");
@@ -154,6 +161,7 @@ describe.skipIf(!run)("the image service on a PostgreSQL catalog", () => {
     }
     const back = await api.get(`/v2/images/${img.id}`);
     expect(back.status).toBe(200);
+    expect(await health()).toBe("200 OK");
     const names = ((await (await api.get("/v2/images")).json()) as { images: { name: string }[] }).images.map(
       (i) => i.name,
     );
