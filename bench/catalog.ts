@@ -1,0 +1,216 @@
+/**
+ * The PostgreSQL catalog against LMDB, in the same run on the same machine:
+ * - ingest and download of new random bytes over HTTP (curl), a Tessera on each catalog (one
+ *   worker, a filesystem store each), rounds alternating between the two;
+ * - chunk lookups through the catalog's own ChunkIndex.lookup, in batches of `--batch`, at
+ *   `--chunks` indexed chunks (filled with generate_series into the catalog's schema);
+ * - listing: the first page of 25 images by created_at (scanImages + getImages) at `--images`.
+ *
+ *   npm run bench:catalog -- [--size-mb 1024] [--rounds 3] [--chunks 10000000] [--images 100000]
+ *                            [--batch 512] [--seconds 5]
+ *
+ * Results: a log on stderr, one JSON object on the last line of stdout.
+ */
+import type { ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { PgCatalog } from "../src/catalog/pg/pg-catalog.js";
+import { log, makeRandomFile, median } from "./common.js";
+import { startPostgres } from "./pg-server.js";
+import { download, removeImage, startTessera, upload } from "./targets.js";
+
+const { values: opt } = parseArgs({
+  options: {
+    "size-mb": { type: "string", default: "1024" },
+    rounds: { type: "string", default: "3" },
+    chunks: { type: "string", default: "10000000" },
+    images: { type: "string", default: "100000" },
+    seconds: { type: "string", default: "5" },
+    /** Ids per lookup (the read path locates 512 at a time). */
+    batch: { type: "string", default: "512" },
+  },
+});
+const r2 = (x: number) => Math.round(x * 100) / 100;
+const BATCH = Number(opt.batch);
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+/** Upload and download MB/s of `file` on a Tessera whose catalog is `catalog`, per round. */
+async function http(work: string, name: string, catalog: unknown, size: number) {
+  const dir = join(work, name);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, "config.json"), JSON.stringify({ catalog }));
+  const s = await startTessera(join(dir, "data"), {
+    args: ["--config", join(dir, "config.json"), "--workers", "1"],
+    env: { TESSERA_GC_INTERVAL_SECONDS: "0", TESSERA_SCRUB_INTERVAL_SECONDS: "0" },
+  });
+  const t = { name, url: s.url };
+  return {
+    /** One upload of `file` (new bytes to this server each round) and its download. */
+    async round(file: string): Promise<{ up: number; down: number }> {
+      const u = await upload(t, file, size);
+      const down = await download(t, u.id, size);
+      await removeImage(t, u.id);
+      return { up: u.mbps, down };
+    },
+    stop: () => stopChild(s.child),
+  };
+}
+
+/** `n` chunk records of store "bench" put straight into the catalog's table. */
+async function fillChunks(url: string, n: number): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const step = 1_000_000;
+  for (let from = 1; from <= n; from += step) {
+    await c.query(
+      `INSERT INTO chunks (store, id, pack, pos, length, flags, refs, sum)
+       SELECT 'bench', decode(md5(i::text) || md5((i + 1)::text), 'hex'), decode(md5((i / 2000)::text), 'hex'),
+              (i % 2000) * 65536, 65536, 4, 1, i FROM generate_series($1::bigint, $2::bigint) AS i`,
+      [from, Math.min(n, from + step - 1)],
+    );
+  }
+  await c.query("ANALYZE chunks");
+  await c.end();
+}
+
+/** `n` image records put straight into the catalog's table (ids and timestamps distinct). */
+async function fillImages(url: string, n: number): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query(
+    `INSERT INTO images (id, record, owner, name, status, container_format, disk_format, size, created_at, updated_at)
+     SELECT id, jsonb_build_object('id', id, 'name', 'img-' || i, 'status', 'active', 'visibility', 'public',
+              'protected', false, 'os_hidden', false, 'owner', 'p' || (i % 50), 'disk_format', 'raw',
+              'container_format', 'bare', 'min_disk', 0, 'min_ram', 0, 'size', i, 'virtual_size', null,
+              'checksum', null, 'os_hash_algo', null, 'os_hash_value', null, 'created_at', ts, 'updated_at', ts,
+              'tags', '[]'::jsonb, 'properties', '{}'::jsonb, 'object', null, 'stores', '[]'::jsonb),
+            'p' || (i % 50), 'img-' || i, 'active', 'bare', 'raw', i, ts, ts
+       FROM (SELECT i, md5(i::text) AS id,
+                    to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ts
+               FROM generate_series(1, $1) AS i) AS g`,
+    [n],
+  );
+  await c.query("ANALYZE images");
+  await c.end();
+}
+
+function idOf(i: number): Buffer {
+  const h = (x: number) => createHash("md5").update(String(x)).digest();
+  return Buffer.concat([h(i), h(i + 1)]);
+}
+
+/** Calls of `op` per second over the bench's seconds, four callers at once. */
+async function rate(op: () => Promise<unknown>): Promise<number> {
+  const end = performance.now() + Number(opt.seconds) * 1000;
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (performance.now() < end) {
+        await op();
+        n++;
+      }
+    }),
+  );
+  return n / Number(opt.seconds);
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), "tessera-bench-catalog-"));
+  const server = await startPostgres(work);
+  const results: Record<string, unknown> = {};
+  try {
+    const file = join(work, "random.bin");
+    const size = Number(opt["size-mb"]) * 1024 * 1024;
+    const pgUrl = await server.database("http");
+    const lmdb = await http(work, "lmdb", { type: "lmdb" }, size);
+    const onPg = await http(work, "postgres", { type: "postgres", url: pgUrl }, size);
+    const runs: Record<string, { up: number[]; down: number[] }> = {
+      lmdb: { up: [], down: [] },
+      postgres: { up: [], down: [] },
+    };
+    for (let r = 0; r < Number(opt.rounds); r++) {
+      // New random bytes each round: no round deduplicates against the one before.
+      await makeRandomFile(file, size);
+      for (const [name, s] of [
+        ["lmdb", lmdb],
+        ["postgres", onPg],
+      ] as const) {
+        const { up, down } = await s.round(file);
+        runs[name]?.up.push(up);
+        runs[name]?.down.push(down);
+        log(`  ${name}: upload ${up | 0}, download ${down | 0} MB/s`);
+      }
+    }
+    await lmdb.stop();
+    await onPg.stop();
+    const fig = (k: string) => ({
+      upload: r2(median(runs[k]?.up ?? [])),
+      download: r2(median(runs[k]?.down ?? [])),
+    });
+    const [l, p] = [fig("lmdb"), fig("postgres")];
+    results.http = {
+      sizeMB: r2(size / 1e6),
+      lmdb: l,
+      postgres: p,
+      uploadRatio: r2(p.upload / l.upload),
+      downloadRatio: r2(p.download / l.download),
+    };
+    log(`ingest ×${r2(p.upload / l.upload)}, download ×${r2(p.download / l.download)} of LMDB`);
+
+    const url = await server.database("scale");
+    const cat = await PgCatalog.open({ url });
+    const chunks = Number(opt.chunks);
+    let began = performance.now();
+    await fillChunks(url, chunks);
+    log(`${chunks} chunks indexed in ${((performance.now() - began) / 1000).toFixed(0)} s`);
+    const idx = cat.chunkIndex("bench");
+    const batch = () => Array.from({ length: BATCH }, () => idOf(1 + Math.floor(Math.random() * chunks)));
+    const found = (await idx.lookup(batch())).filter(Boolean).length;
+    if (found !== BATCH) throw new Error(`lookups found ${found} of ${BATCH}`);
+    const lookups = await rate(() => idx.lookup(batch()));
+    const contains = await rate(() => idx.contains(batch()));
+    results.lookups = {
+      chunks,
+      batch: BATCH,
+      lookupsPerSecond: Math.round(lookups * BATCH),
+      containsPerSecond: Math.round(contains * BATCH),
+    };
+    log(
+      `lookups at ${chunks} chunks: ${Math.round(lookups * BATCH)}/s (contains: ${Math.round(contains * BATCH)}/s)`,
+    );
+
+    const images = Number(opt.images);
+    began = performance.now();
+    await fillImages(url, images);
+    log(`${images} images recorded in ${((performance.now() - began) / 1000).toFixed(0)} s`);
+    const page = async () => {
+      const ids: string[] = [];
+      for await (const { id } of cat.records.scanImages("created_at", "desc")) {
+        ids.push(id);
+        if (ids.length === 25) break;
+      }
+      return cat.records.getImages(ids);
+    };
+    if ((await page()).filter(Boolean).length !== 25) throw new Error("a page has fewer than 25 images");
+    const pages = await rate(page);
+    results.listing = { images, pagesPerSecond: r2(pages) };
+    log(`first page of 25 of ${images} images: ${r2(pages)} pages/s`);
+    await cat.close();
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+  } finally {
+    await server.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
