@@ -120,6 +120,11 @@ export interface LeaseRecord {
 export interface ChunkIndex {
   readonly store: string;
   /**
+   * Ids worth asking about in one lookup when a caller can wait to gather them: 1 where a
+   * lookup costs no round trip (LMDB), more where each costs one (a remote database).
+   */
+  readonly batchHint?: number;
+  /**
    * One answer per id, in order: where the chunk sits, or undefined when it is not indexed
    * (never stored here, dropped, or condemned by GC). One call answers a whole batch, as one
    * round trip to a remote database.

@@ -111,9 +111,11 @@ async function ingestLeased(
   const compressing: Promise<void>[] = [];
   let appended: Promise<void> = Promise.resolve();
 
-  // A piece's chunks wait here (views into the chunker, valid until its next push) for one
-  // batched lookup in the store's index.
-  let cut: { id: Buffer; chunk: Uint8Array }[] = [];
+  // Chunks wait here for one batched lookup in the store's index: a piece's worth, or (where a
+  // lookup costs a round trip: batchHint) as many as the hint, the views into the chunker
+  // (valid until its next push) copied while they wait.
+  const gather = store.index.batchHint ?? 1;
+  let cut: { id: Buffer; chunk: Uint8Array; copied?: true }[] = [];
   const onChunk = (chunk: Uint8Array): void => {
     if (isAllZero(chunk)) {
       manifest.addZero(chunk.length);
@@ -125,8 +127,16 @@ async function ingestLeased(
     manifest.add(id, chunk.length);
     cut.push({ id, chunk });
   };
-  /** Stores the chunks just cut that neither this ingest nor the store's index has. */
-  const place = async (): Promise<void> => {
+  /** Stores the chunks cut so far that neither this ingest nor the store's index has. */
+  const place = async (final = false): Promise<void> => {
+    if (!final && cut.length < gather) {
+      for (const c of cut) {
+        if (c.copied) continue;
+        c.chunk = Buffer.from(c.chunk);
+        c.copied = true;
+      }
+      return;
+    }
     const mine = cut;
     cut = [];
     const indexed = writeThrough ? [] : await store.index.contains(mine.map((c) => c.id));
@@ -187,7 +197,7 @@ async function ingestLeased(
       }
     }
     chunker.finish(onChunk);
-    await place();
+    await place(true);
     await flush();
     await appended;
     const hashes = await hasher.digest();
