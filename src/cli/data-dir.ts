@@ -53,6 +53,8 @@ async function storeHasFormat(cfg: ServerConfig, name: string): Promise<boolean>
  * is made again from the store alone.
  */
 export async function requireDataDir(cfg: ServerConfig, orStore?: string): Promise<void> {
+  // A shared catalog is not in the directory: opening it (compose) says whether it is there.
+  if (cfg.catalog.type !== "lmdb") return;
   if (await exists(join(cfg.dataDir, CATALOG_FILE))) return;
   if (orStore === undefined) throw new NoDataDirError(cfg.dataDir, "no catalog");
   if (await storeHasFormat(cfg, orStore)) return;

@@ -37,6 +37,24 @@ export async function withLease<T>(
     return await fn(lease.id);
   } finally {
     clearInterval(timer);
-    await catalog.endLease(lease.id).catch(() => {}); // it lapses by itself
+    // The catalog unreachable now (a database restarting): ended once it is back, rather than
+    // left to lapse by itself, holding back every collection's deletions meanwhile.
+    const end = () => catalog.endLease(lease.id);
+    await end().catch(() => retryInBackground(end, ttlMs));
   }
+}
+
+/**
+ * Runs `fn` again every second until it resolves or `ms` have passed: what must happen once
+ * the catalog is back, without holding up the caller (whose client is told at once).
+ */
+export function retryInBackground(fn: () => Promise<unknown>, ms: number): void {
+  const deadline = Date.now() + ms;
+  const again = () => {
+    if (Date.now() > deadline) return;
+    setTimeout(() => {
+      fn().catch(again);
+    }, 1000).unref();
+  };
+  again();
 }

@@ -6,7 +6,7 @@
  */
 import type { ImageRecord } from "../catalog/image-records.js";
 import type { CommittedObject } from "../engine/ingest.js";
-import { DEFAULT_LEASE_MS, withLease } from "../engine/lease.js";
+import { DEFAULT_LEASE_MS, retryInBackground, withLease } from "../engine/lease.js";
 import { BadRequestError, ConflictError, GoneError, TooLargeError } from "../errors.js";
 import { inspectStream } from "../formats/inspect-stream.js";
 import { FormatRejectedError } from "../formats/rules.js";
@@ -156,15 +156,16 @@ async function streamUnder(
       },
     });
   } catch (e) {
-    // The client is told why the upload failed, even if putting the image back fails too
-    // (then a restart puts it back).
-    await cat
-      .transact(async (tx) => {
+    // The client is told why the upload failed at once. Putting the image back may fail too
+    // (the catalog unreachable: the failure's own cause, often): it is tried again every
+    // second until the catalog is back, so the image is queued again within a second of it.
+    const putBack = () =>
+      cat.transact(async (tx) => {
         const rec = await tx.getImage(id);
         if (isOurs(rec))
           await tx.putImage({ ...withoutLease(rec), status: "queued", updated_at: svc.now() }, rec);
-      }, USE_RESERVE)
-      .catch(() => {});
+      }, USE_RESERVE);
+    await putBack().catch(() => retryInBackground(putBack, DEFAULT_LEASE_MS));
     // The stream outgrew the owner's room rather than the size cap: the quota says why.
     if (e instanceof TooLargeError && room < svc.sizeCap) {
       await svc.quotas.checkUploadCommit(cat.records, started.owner, room + 1, staging);
