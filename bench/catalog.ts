@@ -7,7 +7,7 @@
  * - listing: the first page of 25 images by created_at (scanImages + getImages) at `--images`.
  *
  *   npm run bench:catalog -- [--size-mb 1024] [--rounds 3] [--chunks 10000000] [--images 100000]
- *                            [--batch 512] [--seconds 5]
+ *                            [--batch 512] [--seconds 5] [--skip-http]
  *
  * Results: a log on stderr, one JSON object on the last line of stdout.
  */
@@ -32,6 +32,8 @@ const { values: opt } = parseArgs({
     seconds: { type: "string", default: "5" },
     /** Ids per lookup (the read path locates 512 at a time). */
     batch: { type: "string", default: "512" },
+    /** Only the lookups and the listing (no HTTP rounds). */
+    "skip-http": { type: "boolean" },
   },
 });
 const r2 = (x: number) => Math.round(x * 100) / 100;
@@ -124,49 +126,57 @@ async function rate(op: () => Promise<unknown>): Promise<number> {
   return n / Number(opt.seconds);
 }
 
+/** The HTTP rounds: upload and download on each catalog, alternating; their medians. */
+async function httpRounds(
+  server: Awaited<ReturnType<typeof startPostgres>>,
+  work: string,
+  results: Record<string, unknown>,
+): Promise<void> {
+  const file = join(work, "random.bin");
+  const size = Number(opt["size-mb"]) * 1024 * 1024;
+  const pgUrl = await server.database("http");
+  const lmdb = await http(work, "lmdb", { type: "lmdb" }, size);
+  const onPg = await http(work, "postgres", { type: "postgres", url: pgUrl }, size);
+  const runs: Record<string, { up: number[]; down: number[] }> = {
+    lmdb: { up: [], down: [] },
+    postgres: { up: [], down: [] },
+  };
+  for (let r = 0; r < Number(opt.rounds); r++) {
+    // New random bytes each round: no round deduplicates against the one before.
+    await makeRandomFile(file, size);
+    for (const [name, s] of [
+      ["lmdb", lmdb],
+      ["postgres", onPg],
+    ] as const) {
+      const { up, down } = await s.round(file);
+      runs[name]?.up.push(up);
+      runs[name]?.down.push(down);
+      log(`  ${name}: upload ${up | 0}, download ${down | 0} MB/s`);
+    }
+  }
+  await lmdb.stop();
+  await onPg.stop();
+  const fig = (k: string) => ({
+    upload: r2(median(runs[k]?.up ?? [])),
+    download: r2(median(runs[k]?.down ?? [])),
+  });
+  const [l, p] = [fig("lmdb"), fig("postgres")];
+  results.http = {
+    sizeMB: r2(size / 1e6),
+    lmdb: l,
+    postgres: p,
+    uploadRatio: r2(p.upload / l.upload),
+    downloadRatio: r2(p.download / l.download),
+  };
+  log(`ingest ×${r2(p.upload / l.upload)}, download ×${r2(p.download / l.download)} of LMDB`);
+}
+
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), "tessera-bench-catalog-"));
   const server = await startPostgres(work);
   const results: Record<string, unknown> = {};
   try {
-    const file = join(work, "random.bin");
-    const size = Number(opt["size-mb"]) * 1024 * 1024;
-    const pgUrl = await server.database("http");
-    const lmdb = await http(work, "lmdb", { type: "lmdb" }, size);
-    const onPg = await http(work, "postgres", { type: "postgres", url: pgUrl }, size);
-    const runs: Record<string, { up: number[]; down: number[] }> = {
-      lmdb: { up: [], down: [] },
-      postgres: { up: [], down: [] },
-    };
-    for (let r = 0; r < Number(opt.rounds); r++) {
-      // New random bytes each round: no round deduplicates against the one before.
-      await makeRandomFile(file, size);
-      for (const [name, s] of [
-        ["lmdb", lmdb],
-        ["postgres", onPg],
-      ] as const) {
-        const { up, down } = await s.round(file);
-        runs[name]?.up.push(up);
-        runs[name]?.down.push(down);
-        log(`  ${name}: upload ${up | 0}, download ${down | 0} MB/s`);
-      }
-    }
-    await lmdb.stop();
-    await onPg.stop();
-    const fig = (k: string) => ({
-      upload: r2(median(runs[k]?.up ?? [])),
-      download: r2(median(runs[k]?.down ?? [])),
-    });
-    const [l, p] = [fig("lmdb"), fig("postgres")];
-    results.http = {
-      sizeMB: r2(size / 1e6),
-      lmdb: l,
-      postgres: p,
-      uploadRatio: r2(p.upload / l.upload),
-      downloadRatio: r2(p.download / l.download),
-    };
-    log(`ingest ×${r2(p.upload / l.upload)}, download ×${r2(p.download / l.download)} of LMDB`);
-
+    if (!opt["skip-http"]) await httpRounds(server, work, results);
     const url = await server.database("scale");
     const cat = await PgCatalog.open({ url });
     const chunks = Number(opt.chunks);
