@@ -88,35 +88,22 @@ function chunkAt(m: Manifest, pos: number): number {
 /** Chunks located per catalog lookup: one round trip per this many, while reading. */
 const LOCATE_BATCH = 512;
 
-type Located = Awaited<ReturnType<typeof locateChunks>>;
-
 async function* planSegments(engine: Engine, m: Manifest, from: number, to: number): AsyncGenerator<Segment> {
   let seg: Segment | undefined;
   // The read budget's segment size, taken when a segment starts (not once per chunk).
   let limit = 0;
-  let located: Located = [];
+  let located: Awaited<ReturnType<typeof locateChunks>> = [];
   let batchEnd = from - 1;
   let k = 0;
-  // The next batch is looked up while this one's segments are read: where a lookup costs a
-  // round trip (a shared catalog), the reads do not wait for it in line.
-  let next: { start: number; end: number; located: Promise<Located> } | undefined;
-  const locate = (start: number) => {
-    const end = Math.min(to, start + LOCATE_BATCH - 1);
-    const ids: Buffer[] = [];
-    for (let j = start; j <= end; j++) {
-      const id = chunkIdOf(m, j);
-      if (id) ids.push(id);
-    }
-    const p = locateChunks(engine.stores.values(), ids);
-    p.catch(() => {}); // a read given up before it is awaited
-    return { start, end, located: p };
-  };
   for (let i = from; i <= to; i++) {
     if (i > batchEnd) {
-      const batch = next?.start === i ? next : locate(i);
-      next = batch.end < to ? locate(batch.end + 1) : undefined;
-      batchEnd = batch.end;
-      located = await batch.located;
+      batchEnd = Math.min(to, i + LOCATE_BATCH - 1);
+      const ids: Buffer[] = [];
+      for (let j = i; j <= batchEnd; j++) {
+        const id = chunkIdOf(m, j);
+        if (id) ids.push(id);
+      }
+      located = await locateChunks(engine.stores.values(), ids);
       k = 0;
     }
     const id = chunkIdOf(m, i);
