@@ -115,7 +115,9 @@ async function ingestLeased(
   // lookup costs a round trip: batchHint) as many as the hint, the views into the chunker
   // (valid until its next push) copied while they wait.
   const gather = store.index.batchHint ?? 1;
-  let cut: { id: Buffer; chunk: Uint8Array; copied?: true }[] = [];
+  let cut: { id: Buffer; chunk: Uint8Array }[] = [];
+  /** How many of `cut` are copies already (the rest are views into the chunker). */
+  let copied = 0;
   const onChunk = (chunk: Uint8Array): void => {
     if (isAllZero(chunk)) {
       manifest.addZero(chunk.length);
@@ -130,13 +132,13 @@ async function ingestLeased(
   /** Stores the chunks cut so far that neither this ingest nor the store's index has. */
   const place = async (final = false): Promise<void> => {
     if (!final && cut.length < gather) {
-      for (const c of cut) {
-        if (c.copied) continue;
+      for (; copied < cut.length; copied++) {
+        const c = cut[copied] as (typeof cut)[number];
         c.chunk = Buffer.from(c.chunk);
-        c.copied = true;
       }
       return;
     }
+    copied = 0;
     const mine = cut;
     cut = [];
     const indexed = writeThrough ? [] : await store.index.contains(mine.map((c) => c.id));

@@ -89,11 +89,11 @@ export class PgCatalog implements Catalog, CatalogCopy {
   }
 
   getObject(id: Buffer): Promise<ObjectRecord | undefined> {
-    return this.read((q) => objects.getObject(q, id));
+    return objects.getObject(this.reads, id);
   }
 
   getManifest(id: Buffer): Promise<Buffer | undefined> {
-    return this.read((q) => objects.getManifest(q, id));
+    return objects.getManifest(this.reads, id);
   }
 
   scanObjects(): AsyncIterable<{ id: Buffer; obj: ObjectRecord }> {
@@ -101,11 +101,11 @@ export class PgCatalog implements Catalog, CatalogCopy {
   }
 
   holdingsByStore(): Promise<Map<string, StoreHoldings>> {
-    return this.read((q) => objects.holdingsByStore(q));
+    return objects.holdingsByStore(this.reads);
   }
 
   getMeta<T>(key: string): Promise<T | undefined> {
-    return this.read((q) => getMeta<T>(q, key));
+    return getMeta<T>(this.reads, key);
   }
 
   chunkIndex(name: string): ChunkIndex {
@@ -168,7 +168,7 @@ export class PgCatalog implements Catalog, CatalogCopy {
   }
 
   liveLeases(): Promise<LeaseRecord[]> {
-    return this.read((q) => leases.liveLeases(q, Date.now()));
+    return leases.liveLeases(this.reads, Date.now());
   }
 
   /** A PostgreSQL catalog starts at the current layout: there is nothing older to upgrade. */
@@ -205,11 +205,6 @@ export class PgCatalog implements Catalog, CatalogCopy {
 
   async close(): Promise<void> {
     await this.pool.end();
-  }
-
-  /** A read outside any unit of work; a database that cannot be reached is CatalogUnavailableError. */
-  private read<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
-    return fn(this.reads);
   }
 
   /** `fn` in one SERIALIZABLE transaction on one client, run again on a serialization failure. */
