@@ -111,6 +111,7 @@ export async function compose<P extends Parts>(
     verifyOnRead: cfg.verifyOnRead,
     chunkCache,
     catalog: cfg.catalog,
+    leaseMs: cfg.leaseSeconds * 1000,
   }).catch(async (e: unknown) => {
     await chunkCache?.close();
     throw e;
@@ -201,7 +202,7 @@ async function serverParts(
   );
   // Uploads a crash cut off (a worker's here, any node's on a shared catalog) go back to queued
   // once their lease is gone, without waiting for a restart.
-  const requeue = every(REQUEUE_SECONDS, async () => {
+  const requeue = every(Math.min(REQUEUE_SECONDS, cfg.leaseSeconds / 2), async () => {
     try {
       const n = await requeueAbandoned(engine.catalog, () => images.now());
       if (n > 0) log.warn({ images: n }, "uploads cut off by a crash: their images are queued again");

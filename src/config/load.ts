@@ -34,6 +34,7 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_CHUNK_SIZE: "chunkSize",
   TESSERA_GC_INTERVAL_SECONDS: "gcIntervalSeconds",
   TESSERA_GC_GRACE_SECONDS: "gcGraceSeconds",
+  TESSERA_LEASE_SECONDS: "leaseSeconds",
   TESSERA_SCRUB_INTERVAL_SECONDS: "scrubIntervalSeconds",
   TESSERA_SCRUB_BYTES_PER_SECOND: "scrubBytesPerSecond",
   TESSERA_AUTH: "auth",
@@ -128,6 +129,7 @@ function placeOf(cfg: ServerConfig, name: string): string {
 /** Refuses settings that are each valid but cannot work together. */
 function checkTogether(cfg: ServerConfig): void {
   if (cfg.port > 65535) throw new ConfigError(`port must be at most 65535`);
+  if (cfg.leaseSeconds < 2) throw new ConfigError(`leaseSeconds must be at least 2`);
   if (!LOG_LEVELS.includes(cfg.logLevel))
     throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
   if (!getHashes().includes(nodeHashName(cfg.osHashAlgo))) {

@@ -70,6 +70,12 @@ export interface ServerConfig {
   gcIntervalSeconds: number;
   /** Seconds an unreferenced pack or manifest waits before a background run deletes it. */
   gcGraceSeconds: number;
+  /**
+   * Seconds a write's lease (an upload's too) lives unless renewed; renewed every quarter of
+   * it. On a shared catalog it is how long another node takes to count a dead node's uploads
+   * abandoned (they are queued again within half of it more).
+   */
+  leaseSeconds: number;
   /** Seconds between background scrubs of every chunk (0: none); and their read rate. */
   scrubIntervalSeconds: number;
   scrubBytesPerSecond: number;
@@ -135,6 +141,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   chunkSize: 0,
   gcIntervalSeconds: 3600,
   gcGraceSeconds: 3600,
+  leaseSeconds: 300,
   scrubIntervalSeconds: 7 * 24 * 3600,
   scrubBytesPerSecond: 50_000_000,
   auth: { mode: "none" },

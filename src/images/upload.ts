@@ -6,7 +6,7 @@
  */
 import type { ImageRecord } from "../catalog/image-records.js";
 import type { CommittedObject } from "../engine/ingest.js";
-import { DEFAULT_LEASE_MS, retryInBackground, withLease } from "../engine/lease.js";
+import { DEFAULT_LEASE_MS, retryInBackground } from "../engine/lease.js";
 import { BadRequestError, ConflictError, GoneError, TooLargeError } from "../errors.js";
 import { inspectStream } from "../formats/inspect-stream.js";
 import { FormatRejectedError } from "../formats/rules.js";
@@ -99,9 +99,7 @@ function streamIn(
   source: AsyncIterable<Uint8Array>,
   how: StreamIn,
 ): Promise<ImageRecord> {
-  return withLease(svc.engine.catalog, `upload of image ${id}`, DEFAULT_LEASE_MS, (lease) =>
-    streamUnder(svc, id, source, how, lease),
-  );
+  return svc.engine.leased(`upload of image ${id}`, (lease) => streamUnder(svc, id, source, how, lease));
 }
 
 /** streamIn under its lease, recorded on the image while the bytes flow. */

@@ -56,6 +56,13 @@ describe("server configuration", () => {
     expect(() => loadConfig(undefined, { TESSERA_PORT: "-1" }, {})).toThrow(ConfigError);
   });
 
+  it("takes a lease's time to live from the environment and refuses one under 2 seconds", () => {
+    expect(loadConfig(undefined, { TESSERA_LEASE_SECONDS: "6" }, {}).leaseSeconds).toBe(6);
+    expect(() => loadConfig(undefined, { TESSERA_LEASE_SECONDS: "1" }, {})).toThrow(
+      /leaseSeconds must be at least 2/,
+    );
+  });
+
   it("maps hashlib names to Node's", () => {
     expect(nodeHashName("sha3_256")).toBe("sha3-256");
     expect(nodeHashName("blake2b")).toBe("blake2b512");

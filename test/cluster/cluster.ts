@@ -9,7 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
@@ -58,14 +58,21 @@ export interface Cluster {
   dataDirs: string[];
   configFile: string;
   haproxy: Haproxy;
-  /** "radosgw" or "s3rver". */
+  /** "radosgw", "s3rver" or "shared directory". */
   storeKind: string;
   /** The store's objects now: how many, and their bytes. */
   storeObjects(): Promise<{ count: number; bytes: number }>;
   close(): Promise<void>;
 }
 
-export async function startTesseraCluster(): Promise<Cluster> {
+export interface ClusterOptions {
+  /** Where the shared store is: S3 (radosgw or s3rver, the default) or one directory every node mounts. */
+  store?: "s3" | "filesystem";
+  /** Settings merged over the cluster's configuration (leaseSeconds, cache, ...). */
+  config?: Record<string, unknown>;
+}
+
+export async function startTesseraCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const work = await mkdtemp(join(tmpdir(), "tessera-cluster-"));
   await chmod(work, 0o755);
   const closers: (() => Promise<unknown>)[] = [() => rm(work, { recursive: true, force: true })];
@@ -75,27 +82,20 @@ export async function startTesseraCluster(): Promise<Cluster> {
   try {
     const pg = await startPostgres();
     closers.push(() => pg.destroy());
-    const rgw = await radosgw();
-    let s3rver: S3rver | undefined;
-    if (!rgw) {
-      s3rver = await startS3rver();
-      closers.push(() => (s3rver as S3rver).stop());
-    }
-    const store: S3BackendOptions = rgw
-      ? { ...rgw, prefix: `run-${process.pid}-${Date.now()}/` }
-      : (s3rver as S3rver).options;
+    const store = await sharedStore(work, options.store ?? "s3", closers);
     const tokens = Object.fromEntries(Object.entries(PEOPLE).map(([n, p]) => [`${n}-token`, p]));
     await writeFile(join(work, "tokens.json"), JSON.stringify({ tokens }));
     const configFile = join(work, "tessera.json");
     const config = {
       catalog: { type: "postgres", url: await pg.createDatabase(), poolSize: 4 },
-      stores: { central: { type: "s3", ...store } },
+      stores: { central: store.config },
       defaultStore: "central",
       auth: { mode: "tokens", tokensFile: join(work, "tokens.json") },
       quotas: { projects: { gamma: { image_count_total: GAMMA_IMAGES } } },
       gcIntervalSeconds: 0,
       gcGraceSeconds: 2,
       scrubIntervalSeconds: 0,
+      ...options.config,
     };
     await writeFile(configFile, JSON.stringify(config, null, 2));
     const base = await freePorts(3);
@@ -123,32 +123,6 @@ export async function startTesseraCluster(): Promise<Cluster> {
     }
     const haproxy = await startHaproxy({ backends: nodes.map((n) => n.url), checkPath: "/healthcheck" });
     closers.push(() => haproxy.stop());
-    const s3 = new S3Client({
-      endpoint: store.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: {
-        accessKeyId: store.accessKeyId as string,
-        secretAccessKey: store.secretAccessKey as string,
-      },
-    });
-    closers.push(async () => s3.destroy());
-    const storeObjects = async () => {
-      let count = 0;
-      let bytes = 0;
-      let token: string | undefined;
-      do {
-        const page = await s3.send(
-          new ListObjectsV2Command({ Bucket: store.bucket, Prefix: store.prefix, ContinuationToken: token }),
-        );
-        for (const o of page.Contents ?? []) {
-          count++;
-          bytes += o.Size ?? 0;
-        }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
-      return { count, bytes };
-    };
     return {
       work,
       pg,
@@ -156,14 +130,83 @@ export async function startTesseraCluster(): Promise<Cluster> {
       dataDirs,
       configFile,
       haproxy,
-      storeKind: rgw ? "radosgw" : "s3rver",
-      storeObjects,
+      storeKind: store.kind,
+      storeObjects: store.objects,
       close,
     };
   } catch (e) {
     await close();
     throw e;
   }
+}
+
+interface SharedStore {
+  /** The store's entry in `stores`. */
+  config: Record<string, unknown>;
+  kind: string;
+  objects(): Promise<{ count: number; bytes: number }>;
+}
+
+/**
+ * The one store of the cluster: S3 (radosgw in a fresh prefix when S3_ENDPOINT is set, s3rver
+ * otherwise), or a directory every node names (a shared mount, as NFS would be).
+ */
+async function sharedStore(
+  work: string,
+  kind: "s3" | "filesystem",
+  closers: (() => Promise<unknown>)[],
+): Promise<SharedStore> {
+  if (kind === "filesystem") {
+    const path = join(work, "shared-store");
+    await mkdir(path);
+    const objects = async () => {
+      let count = 0;
+      let bytes = 0;
+      for (const e of await readdir(path, { recursive: true, withFileTypes: true })) {
+        if (!e.isFile()) continue;
+        count++;
+        bytes += (await stat(join(e.parentPath, e.name))).size;
+      }
+      return { count, bytes };
+    };
+    return { config: { type: "filesystem", path }, kind: "shared directory", objects };
+  }
+  const rgw = await radosgw();
+  let s3rver: S3rver | undefined;
+  if (!rgw) {
+    s3rver = await startS3rver();
+    closers.push(() => (s3rver as S3rver).stop());
+  }
+  const store: S3BackendOptions = rgw
+    ? { ...rgw, prefix: `run-${process.pid}-${Date.now()}/` }
+    : (s3rver as S3rver).options;
+  const s3 = new S3Client({
+    endpoint: store.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: {
+      accessKeyId: store.accessKeyId as string,
+      secretAccessKey: store.secretAccessKey as string,
+    },
+  });
+  closers.push(async () => s3.destroy());
+  const objects = async () => {
+    let count = 0;
+    let bytes = 0;
+    let token: string | undefined;
+    do {
+      const page = await s3.send(
+        new ListObjectsV2Command({ Bucket: store.bucket, Prefix: store.prefix, ContinuationToken: token }),
+      );
+      for (const o of page.Contents ?? []) {
+        count++;
+        bytes += o.Size ?? 0;
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return { count, bytes };
+  };
+  return { config: { type: "s3", ...store }, kind: rgw ? "radosgw" : "s3rver", objects };
 }
 
 /** SIGTERM by pid (the server finishes what it serves), SIGKILL after 10 s. */
