@@ -4,11 +4,11 @@
  * s3rver otherwise), three `tessera serve --workers 1` child processes (dist/) on loopback ports
  * from freePorts, each its own data directory, and Debian's HAProxy round-robin in front of
  * them. Tokens-mode auth, so images have owners (members, quotas). Every process is stopped by
- * its pid in close().
+ * its pid in close(), a node restarted after a crash (restartNode) included.
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,6 +62,13 @@ export interface Cluster {
   storeKind: string;
   /** The store's objects now: how many, and their bytes. */
   storeObjects(): Promise<{ count: number; bytes: number }>;
+  /**
+   * SIGKILL to every process of node `i` (its index in `nodes`): the serve process and the
+   * workers it forked, as when the machine dies; resolves with their pids once none runs.
+   */
+  killNode(i: number): Promise<number[]>;
+  /** `tessera serve` again on node `i`'s data directory and port; it replaces `nodes[i]`. */
+  restartNode(i: number): Promise<ChildServer>;
   close(): Promise<void>;
 }
 
@@ -70,6 +77,10 @@ export interface ClusterOptions {
   store?: "s3" | "filesystem";
   /** Settings merged over the cluster's configuration (leaseSeconds, cache, ...). */
   config?: Record<string, unknown>;
+  /** Settings merged over the shared store's entry in `stores` (packSize: S3 only, ...). */
+  storeSettings?: Record<string, unknown>;
+  /** `--workers` of every node (default 1: one process per node, no primary). */
+  workers?: number;
 }
 
 export async function startTesseraCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -88,7 +99,7 @@ export async function startTesseraCluster(options: ClusterOptions = {}): Promise
     const configFile = join(work, "tessera.json");
     const config = {
       catalog: { type: "postgres", url: await pg.createDatabase(), poolSize: 4 },
-      stores: { central: store.config },
+      stores: { central: { ...store.config, ...options.storeSettings } },
       defaultStore: "central",
       auth: { mode: "tokens", tokensFile: join(work, "tokens.json") },
       quotas: { projects: { gamma: { image_count_total: GAMMA_IMAGES } } },
@@ -108,7 +119,7 @@ export async function startTesseraCluster(options: ClusterOptions = {}): Promise
         "--port",
         String(base + i),
         "--workers",
-        "1",
+        String(options.workers ?? 1),
       ]);
     // Node 1 alone first: it creates the schema and the store's format record (s3rver writes
     // objects in place, so a node starting beside it could read that record half written).
@@ -116,11 +127,13 @@ export async function startTesseraCluster(options: ClusterOptions = {}): Promise
     const nodes = [await start(0)];
     closers.push(() => stopChild(nodes[0]));
     const more = await Promise.allSettled([start(1), start(2)]);
-    for (const r of more) if (r.status === "fulfilled") closers.push(() => stopChild(r.value));
     for (const r of more) {
-      if (r.status === "rejected") throw r.reason;
-      nodes.push(r.value);
+      if (r.status !== "fulfilled") continue;
+      // Looked up when closing: the process then serving as that node (restartNode).
+      const k = nodes.push(r.value) - 1;
+      closers.push(() => stopChild(nodes[k]));
     }
+    for (const r of more) if (r.status === "rejected") throw r.reason;
     const haproxy = await startHaproxy({ backends: nodes.map((n) => n.url), checkPath: "/healthcheck" });
     closers.push(() => haproxy.stop());
     return {
@@ -132,6 +145,13 @@ export async function startTesseraCluster(options: ClusterOptions = {}): Promise
       haproxy,
       storeKind: store.kind,
       storeObjects: store.objects,
+      killNode: (i) => killTree(nodes[i]),
+      async restartNode(i) {
+        if (nodes[i].child.exitCode === null && nodes[i].child.signalCode === null)
+          throw new Error(`node ${i + 1} is still running`);
+        nodes[i] = await start(i);
+        return nodes[i];
+      },
       close,
     };
   } catch (e) {
@@ -209,6 +229,48 @@ async function sharedStore(
   return { config: { type: "s3", ...store }, kind: rgw ? "radosgw" : "s3rver", objects };
 }
 
+/** `pid` and every process under it, parents first. */
+export function processTree(pid: number): number[] {
+  const all = [pid];
+  for (let k = 0; k < all.length; k++) {
+    const r = spawnSync("ps", ["-o", "pid=", "--ppid", String(all[k])], { encoding: "utf8" });
+    all.push(...r.stdout.split(/\s+/).filter(Boolean).map(Number));
+  }
+  return all;
+}
+
+/** Whether `pid` runs: neither gone nor a zombie (which still answers kill(pid, 0)). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * SIGKILL to `s` and every process under it. The parent first: a primary killed after its
+ * workers could fork their replacements in between.
+ */
+async function killTree(s: ChildServer): Promise<number[]> {
+  const pids = processTree(s.child.pid as number);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  await s.exited;
+  const deadline = Date.now() + 10_000;
+  while (pids.some(running)) {
+    if (Date.now() > deadline) throw new Error(`still running after SIGKILL: ${pids.filter(running)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return pids;
+}
+
 /** SIGTERM by pid (the server finishes what it serves), SIGKILL after 10 s. */
 async function stopChild(s: ChildServer): Promise<void> {
   if (s.child.exitCode !== null || s.child.signalCode !== null) return;
@@ -278,7 +340,9 @@ export function createImage(who: Person, base: string, name: string): Promise<Re
 export interface GcStoreReport {
   chunksDropped: number;
   packsTrashed: number;
+  orphansTrashed: number;
   objectsDeleted: number;
+  bytesDeleted: number;
   trashWaiting: number;
 }
 
