@@ -88,22 +88,35 @@ function chunkAt(m: Manifest, pos: number): number {
 /** Chunks located per catalog lookup: one round trip per this many, while reading. */
 const LOCATE_BATCH = 512;
 
+type Located = Awaited<ReturnType<typeof locateChunks>>;
+
 async function* planSegments(engine: Engine, m: Manifest, from: number, to: number): AsyncGenerator<Segment> {
   let seg: Segment | undefined;
   // The read budget's segment size, taken when a segment starts (not once per chunk).
   let limit = 0;
-  let located: Awaited<ReturnType<typeof locateChunks>> = [];
+  let located: Located = [];
   let batchEnd = from - 1;
   let k = 0;
+  // The next batch is looked up while this one's segments are read: where a lookup costs a
+  // round trip (a shared catalog), the reads do not wait for it in line.
+  let next: { start: number; end: number; located: Promise<Located> } | undefined;
+  const locate = (start: number) => {
+    const end = Math.min(to, start + LOCATE_BATCH - 1);
+    const ids: Buffer[] = [];
+    for (let j = start; j <= end; j++) {
+      const id = chunkIdOf(m, j);
+      if (id) ids.push(id);
+    }
+    const p = locateChunks(engine.stores.values(), ids);
+    p.catch(() => {}); // a read given up before it is awaited
+    return { start, end, located: p };
+  };
   for (let i = from; i <= to; i++) {
     if (i > batchEnd) {
-      batchEnd = Math.min(to, i + LOCATE_BATCH - 1);
-      const ids: Buffer[] = [];
-      for (let j = i; j <= batchEnd; j++) {
-        const id = chunkIdOf(m, j);
-        if (id) ids.push(id);
-      }
-      located = await locateChunks(engine.stores.values(), ids);
+      const batch = next?.start === i ? next : locate(i);
+      next = batch.end < to ? locate(batch.end + 1) : undefined;
+      batchEnd = batch.end;
+      located = await batch.located;
       k = 0;
     }
     const id = chunkIdOf(m, i);
@@ -190,6 +203,28 @@ function fetchSegment(engine: Engine, m: Manifest, seg: Segment, into?: Buffer):
   return data.then((d) => checkSegment(engine, store.readCheck, d, spans));
 }
 
+/**
+ * fetchSegment, its chunks looked up again if their pack is gone: a collection moved them to
+ * another pack after this read located them (a batch ahead) and deleted the old one, its grace
+ * over (none, or a read slower than it). Once only: a pack gone that the index still names is
+ * damage, and its NotFoundError stands.
+ */
+async function fetchRelocating(engine: Engine, m: Manifest, seg: Segment, into?: Buffer): Promise<Buffer> {
+  try {
+    return await fetchSegment(engine, m, seg, into);
+  } catch (e) {
+    if (!(e instanceof NotFoundError)) throw e;
+    const parts: Buffer[] = [];
+    for await (const moved of planSegments(engine, m, seg.first, seg.last)) {
+      parts.push(await fetchSegment(engine, m, moved));
+    }
+    if (!into || into.length < seg.length) return Buffer.concat(parts, seg.length);
+    let at = 0;
+    for (const p of parts) at += p.copy(into, at);
+    return into.subarray(0, seg.length);
+  }
+}
+
 export async function* readObject(engine: Engine, id: Buffer, options: ReadOptions): AsyncGenerator<Buffer> {
   for await (const piece of readPieces(engine, id, options, false)) {
     yield piece.bytes;
@@ -256,8 +291,9 @@ export async function* readPieces(
         budget.unconstrained &&
         pooledQueued * engine.readSegmentBytes <= budget.ahead;
       const into = pool ? engine.readBuffers.take() : undefined;
-      // Through the node's chunk cache for remote stores (read-cache.ts), else fetchSegment alone.
-      const data = seg.pack === undefined ? undefined : fetchThroughCache(engine, m, seg, into, fetchSegment);
+      // Through the node's chunk cache for remote stores (read-cache.ts), else fetchRelocating alone.
+      const data =
+        seg.pack === undefined ? undefined : fetchThroughCache(engine, m, seg, into, fetchRelocating);
       // Reads ahead may fail after the consumer has gone; their errors surface when awaited.
       data?.catch(() => {});
       queue.push({ seg, data, pooled: into !== undefined });
