@@ -142,7 +142,7 @@ export async function compose<P extends Parts>(
       node,
     });
     if (!auth) return { ...built, images } as Composed<P>;
-    const server = await serverParts(cfg, engine, images, options, closers);
+    const server = await serverParts(cfg, engine, images, options, node, closers);
     const cache = chunkCache && serveCache(chunkCache, images, server.metrics, options.log, closers);
     return { ...built, images, auth, ...server, cache } as Composed<P>;
   } catch (e) {
@@ -157,6 +157,7 @@ async function serverParts(
   engine: Engine,
   images: ImageService,
   options: ComposeOptions,
+  node: string,
   closers: (() => unknown)[],
 ): Promise<Pick<ServerParts, "imports" | "metrics" | "gc" | "scrub">> {
   const log = options.log ?? pino({ level: "silent" });
@@ -172,6 +173,7 @@ async function serverParts(
     injectIgnoreRoles: cfg.importPlugins.injectMetadata?.ignoreUserRoles ?? ["admin"],
     maxWebDownloads: cfg.maxUploads,
     recover: !options.worker,
+    node,
   });
   const { worker } = options;
   if (worker) {

@@ -20,6 +20,11 @@ export interface TaskRecord {
   updated_at: string;
   /** When an ended task may be removed (Glance keeps them 48 hours); null while it runs. */
   expires_at: string | null;
+  /**
+   * The node running it (host:data directory; not shown to clients): on a shared catalog
+   * only that node, restarting, counts it cut off, not another node starting beside it.
+   */
+  node?: string;
 }
 
 /** Newest first (ties by id, descending): the order task lists are in. */

@@ -13,12 +13,16 @@ import { endTask, expired, methodOf } from "./import-tasks.js";
 /** Recording a failure must work on a full disk: it may use the catalog's space reserve. */
 const PUT_BACK = { useReserve: true };
 
-/** Settles what the imports a crash cut off left, in one unit of work. */
-export async function recoverImports(svc: ImageService): Promise<void> {
+/**
+ * Settles what the imports a crash cut off left, in one unit of work: those of `node` (this
+ * node, restarting) and those that name no node; another node's imports run on.
+ */
+export async function recoverImports(svc: ImageService, node?: string): Promise<void> {
   const now = Date.now();
   await svc.engine.catalog.transact(async (tx) => {
     for (const t of await tx.listTasks()) {
-      if (t.status === "pending" || t.status === "processing") {
+      const mine = t.node === undefined || node === undefined || t.node === node;
+      if ((t.status === "pending" || t.status === "processing") && mine) {
         await endTask(tx, t, "failure", "The import was interrupted: the server stopped before it finished.");
         const rec = await tx.getImage(t.image_id);
         if (rec) await settleInterrupted(svc, tx, rec, t.id, methodOf(t));

@@ -30,6 +30,7 @@ export function newTask(
   who: { projectId: string | null; userId: string | null; requestId: string | null },
   body: Record<string, unknown>,
   stores: string[],
+  node?: string,
 ): TaskRecord {
   const now = new Date().toISOString();
   return {
@@ -46,6 +47,7 @@ export function newTask(
     created_at: now,
     updated_at: now,
     expires_at: null,
+    ...(node === undefined ? {} : { node }),
   };
 }
 

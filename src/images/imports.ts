@@ -57,6 +57,8 @@ export interface ImportOptions {
   injectIgnoreRoles?: string[];
   /** Fail the tasks a crash cut off at open (default true; false in a cluster worker). */
   recover?: boolean;
+  /** This node (host:data directory): its tasks say so, for its own recovery only. */
+  node?: string;
 }
 
 export const DEFAULT_IMPORT_OPTIONS: ImportOptions = {
@@ -112,7 +114,7 @@ export class Imports implements ImportContext {
     const imports = new Imports(images, { ...DEFAULT_IMPORT_OPTIONS, ...options });
     // A cluster worker's primary recovered them once before any worker served: a worker
     // (re)starting must not fail the imports running in the others.
-    if (options.recover !== false) await recoverImports(images);
+    if (options.recover !== false) await recoverImports(images, options.node);
     return imports;
   }
 
@@ -215,7 +217,7 @@ export class Imports implements ImportContext {
         }
         if (m === "web-download") await this.images.quotas.checkUploadStart(tx, rec.owner);
         else await this.images.quotas.checkUploadCommit(tx, rec.owner, 0);
-        const t = newTask(id, who, req.body, stores);
+        const t = newTask(id, who, req.body, stores, this.options.node);
         await tx.putTask(t);
         task = t;
         return {

@@ -88,8 +88,8 @@ async function twoStores(): Promise<{ engine: Engine; svc: ImageService }> {
 }
 
 /** Starts a glance-direct import of the staged image into both stores. */
-async function importIntoBoth(svc: ImageService, id: string): Promise<void> {
-  const imports = await Imports.open(svc);
+async function importIntoBoth(svc: ImageService, id: string, node?: string): Promise<void> {
+  const imports = await Imports.open(svc, { node });
   await imports.start(
     id,
     { method: "glance-direct", stores: ["local", "extra"], body: {} },
@@ -130,6 +130,36 @@ it("a restart after an import into two stores was cut off past activation keeps 
   expect(after.properties).not.toHaveProperty("os_glance_import_task");
   expect((await collect(engine.read(after.object as string))).equals(data)).toBe(true);
   die(new Error("the test is over")); // the first runner's import ends, as the process would have
+});
+
+it("on a shared catalog a node starting leaves another node's import running; only that node, restarting, fails it", async () => {
+  const { svc } = await twoStores();
+  let die!: (e: Error) => void;
+  let copying!: () => void;
+  const copyStarted = new Promise<void>((r) => {
+    copying = r;
+  });
+  svc.copyToStore = () => {
+    copying();
+    return new Promise((_, reject) => {
+      die = reject;
+    });
+  };
+  const img = await svc.create({ disk_format: "raw", container_format: "bare" });
+  await svc.stage(img.id, pieces(Buffer.from(prng(9, 1024 * 1024))));
+  await importIntoBoth(svc, img.id, "host-a:/srv/a");
+  await copyStarted;
+  const task = (await svc.engine.catalog.records.tasksOfImage(img.id))[0] as TaskRecord;
+  expect(task).toMatchObject({ status: "processing", node: "host-a:/srv/a" });
+
+  await Imports.open(svc, { node: "host-b:/srv/b" }); // another node starts: the import runs on
+  expect(await svc.engine.catalog.records.getTask(task.id)).toMatchObject({ status: "processing" });
+  expect((await svc.get(img.id)).properties).toHaveProperty("os_glance_import_task", task.id);
+
+  await Imports.open(svc, { node: "host-a:/srv/a" }); // its own node restarts: it was cut off
+  expect(await svc.engine.catalog.records.getTask(task.id)).toMatchObject({ status: "failure" });
+  expect((await svc.get(img.id)).properties).not.toHaveProperty("os_glance_import_task");
+  die(new Error("the test is over"));
 });
 
 it("a restart after a copy committed but before its bookkeeping lists no store the image is in as failed", async () => {
