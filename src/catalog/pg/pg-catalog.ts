@@ -62,7 +62,7 @@ export class PgCatalog implements Catalog, CatalogCopy {
     this.where = redacted(url);
     this.reads = {
       query: (text, values) =>
-        pool.query(text, values).catch((e: unknown) => {
+        (typeof text === "string" ? pool.query(text, values) : pool.query(text)).catch((e: unknown) => {
           throw unavailable(e);
         }),
     };

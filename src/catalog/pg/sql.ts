@@ -3,10 +3,14 @@
  * of work: autocommit, sees committed data) or the one client of a unit of work's
  * transaction. Both are node-postgres objects; the functions need only `query`.
  */
-import type { QueryResult, QueryResultRow } from "pg";
+import type { QueryConfig, QueryResult, QueryResultRow } from "pg";
 
 export interface Sql {
-  query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
+  /** `text` as a QueryConfig when the statement is named: prepared once per connection. */
+  query<R extends QueryResultRow = QueryResultRow>(
+    text: string | QueryConfig,
+    values?: unknown[],
+  ): Promise<QueryResult<R>>;
 }
 
 /** A u64 (a chunk's XXH64 sum) as PostgreSQL's signed bigint, and back. */
