@@ -113,11 +113,14 @@ async function ingestLeased(
 
   // Chunks wait here for one batched lookup in the store's index: a piece's worth, or (where a
   // lookup costs a round trip: batchHint) as many as the hint, the views into the chunker
-  // (valid until its next push) copied while they wait.
+  // (valid until its next push) copied while they wait. There, the batch's lookup runs while
+  // the next batch is cut, one lookup ahead: the chunks are kept (keep) in order once it answers.
   const gather = store.index.batchHint ?? 1;
   let cut: { id: Buffer; chunk: Uint8Array }[] = [];
   /** How many of `cut` are copies already (the rest are views into the chunker). */
   let copied = 0;
+  /** The batches looked up so far, kept in order. */
+  let kept: Promise<void> = Promise.resolve();
   const onChunk = (chunk: Uint8Array): void => {
     if (isAllZero(chunk)) {
       manifest.addZero(chunk.length);
@@ -129,20 +132,33 @@ async function ingestLeased(
     manifest.add(id, chunk.length);
     cut.push({ id, chunk });
   };
+  const copyViews = () => {
+    for (; copied < cut.length; copied++) {
+      const c = cut[copied] as (typeof cut)[number];
+      c.chunk = Buffer.from(c.chunk);
+    }
+  };
   /** Stores the chunks cut so far that neither this ingest nor the store's index has. */
   const place = async (final = false): Promise<void> => {
     if (!final && cut.length < gather) {
-      for (; copied < cut.length; copied++) {
-        const c = cut[copied] as (typeof cut)[number];
-        c.chunk = Buffer.from(c.chunk);
-      }
+      copyViews();
       return;
     }
+    const ahead = gather > 1 && !final;
+    if (ahead) copyViews(); // the chunker moves on before this batch is kept
     copied = 0;
     const mine = cut;
     cut = [];
-    const indexed = writeThrough ? [] : await store.index.contains(mine.map((c) => c.id));
-    for (const [k, c] of mine.entries()) keep(c.id, c.chunk, indexed[k] === true);
+    const indexed = writeThrough ? Promise.resolve([]) : store.index.contains(mine.map((c) => c.id));
+    indexed.catch(() => {}); // awaited in `kept`, unless an earlier batch failed
+    const before = kept;
+    kept = (async () => {
+      await before;
+      const found = await indexed;
+      for (const [k, c] of mine.entries()) keep(c.id, c.chunk, found[k] === true);
+    })();
+    kept.catch(() => {}); // awaited below, or by the next batch, or at the end
+    await (ahead ? before : kept);
   };
   const keep = (id: Buffer, chunk: Uint8Array, indexed: boolean): void => {
     const hex = id.toString("hex");
@@ -235,6 +251,8 @@ async function ingestLeased(
       createdObject: created,
     };
   } catch (e) {
+    // A lookup still in flight would keep its chunks into the packs after they were aborted.
+    await kept.catch(() => {});
     await appended.catch(() => {});
     await packs.abort();
     throw e;
