@@ -6,6 +6,9 @@
 #   postgres.sh start DIR PORT   initdb (first time) and start on 127.0.0.1:PORT
 #   postgres.sh stop DIR         fast shutdown
 #
+# PG_OPTS: more server settings for start (e.g. "-c shared_buffers=4GB", as the benchmarks
+# size a production server).
+#
 # Superuser "tessera", trust authentication, socket in DIR: a test server, never a production
 # one. initdb and postgres refuse to run as root, so as root they run as the system user
 # "postgres" (Debian's postgresql package makes it) and DIR must be traversable by it.
@@ -23,7 +26,7 @@ case "$cmd" in
       as_pg "$BIN/initdb" -D "$DIR/data" -A trust -U tessera >"$DIR/initdb.log" 2>&1
     fi
     as_pg "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
-      -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null ;;
+      -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off ${PG_OPTS:-}" start >/dev/null ;;
   stop)
     [ -s "$DIR/data/PG_VERSION" ] && as_pg "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 || true ;;
   *) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;

@@ -17,13 +17,18 @@ export interface BenchPostgres {
   stop(): Promise<void>;
 }
 
-/** Starts a server in `scratch` (whose parents the "postgres" user must be able to traverse). */
-export async function startPostgres(scratch: string): Promise<BenchPostgres> {
+/**
+ * Starts a server in `scratch` (whose parents the "postgres" user must be able to traverse);
+ * `sharedBuffers` (e.g. "4GB") sizes its cache as a production server's would be, instead of
+ * PostgreSQL's default 128MB.
+ */
+export async function startPostgres(scratch: string, sharedBuffers?: string): Promise<BenchPostgres> {
   const dir = join(scratch, "pg");
   await mkdir(dir, { recursive: true });
   await chmod(scratch, 0o755);
   const port = await freePort();
-  await run("bash", [".ci/postgres.sh", "start", dir, String(port)]);
+  const env = { ...process.env, PG_OPTS: sharedBuffers ? `-c shared_buffers=${sharedBuffers}` : "" };
+  await run("bash", [".ci/postgres.sh", "start", dir, String(port)], { env });
   const url = (db: string) => `postgres://tessera@127.0.0.1:${port}/${db}`;
   return {
     async database(name: string) {
