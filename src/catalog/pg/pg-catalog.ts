@@ -115,7 +115,8 @@ export class PgCatalog implements Catalog, CatalogCopy {
     idx = {
       store: name,
       // An ingest asks every ~64 KiB otherwise: one round trip per chunk ran uploads at ×0.41
-      // of LMDB's (bench/catalog.ts). 128 chunks are about 8 MiB held per upload.
+      // of LMDB's (bench/catalog.ts). 128 chunks are about 8 MiB, and an ingest holds two
+      // batches (one being looked up while the next is cut): about 16 MiB per upload.
       batchHint: 128,
       lookup: (ids) => index.lookup(q, name, ids),
       contains: (ids) => index.contains(q, name, ids),
