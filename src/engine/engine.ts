@@ -281,7 +281,8 @@ export class Engine {
     return withLease(this.catalog, what, this.leaseMs, fn);
   }
 
-  private readonly leaseMs: number;
+  /** A write's lease's time to live (what is older than it is no write in progress). */
+  readonly leaseMs: number;
 
   /** Runs a write (ingest, copy); an engine that none is using gives back its pack buffers. */
   private async writing<T>(fn: () => Promise<T>): Promise<T> {

@@ -66,6 +66,8 @@ export interface StoreGcReport {
   bytesDeleted: number;
   /** Objects left in the trash, waiting out the grace period. */
   trashWaiting: number;
+  /** What crashed writes left beside the objects (temporary files), deleted this run. */
+  leftoversDeleted: number;
 }
 
 export interface GcReport {
@@ -128,6 +130,7 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     objectsDeleted: 0,
     bytesDeleted: 0,
     trashWaiting: 0,
+    leftoversDeleted: 0,
   };
 
   // Revivals after this are not in the counts below: the packs they touch are not trashed.
@@ -244,6 +247,9 @@ async function collectStore(engine: Engine, store: Store, o: GcOptions): Promise
     report.objectsDeleted++;
     report.bytesDeleted += claimed.size;
   }
+  // A put takes seconds and its write holds a lease renewed meanwhile: a temporary file older
+  // than a lease's whole life belongs to no write in progress on any node.
+  if (!dry) report.leftoversDeleted = (await store.backend.sweepLeftovers?.(engine.leaseMs)) ?? 0;
   return report;
 }
 

@@ -39,6 +39,13 @@ export interface ObjectBackend {
   /** Every complete object whose name starts with `prefix`, in no particular order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
 
+  /**
+   * Removes what writes cut off by a crash left beside the objects and list() never shows
+   * (the filesystem's temporary files), untouched for `olderThanMs`; how many it removed.
+   * Absent where a write leaves nothing behind (an S3 or Swift PUT is whole or absent).
+   */
+  sweepLeftovers?(olderThanMs: number): Promise<number>;
+
   /** Releases handles; the backend is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -55,6 +55,10 @@ export class CountingBackend implements ObjectBackend {
     return this.inner.list(prefix);
   }
 
+  sweepLeftovers(olderThanMs: number): Promise<number> {
+    return this.inner.sweepLeftovers?.(olderThanMs) ?? Promise.resolve(0);
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

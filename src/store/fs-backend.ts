@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from "node:fs/promises";
-import { dirname, join, relative, sep } from "node:path";
+import { basename, dirname, join, relative, sep } from "node:path";
 import { CorruptDataError, NotFoundError, StoreFullError } from "../errors.js";
 import { assertValidName, type ObjectBackend, type ObjectInfo } from "./backend.js";
 import { openDirect, writeDirect } from "./direct-write.js";
@@ -141,6 +141,23 @@ export class FsBackend implements ObjectBackend {
     }
   }
 
+  /**
+   * Temporary files of puts that never finished (the process died between creating and
+   * renaming one): on a store several nodes share, every node's crashes leave them there.
+   */
+  async sweepLeftovers(olderThanMs: number): Promise<number> {
+    const before = Date.now() - olderThanMs;
+    let removed = 0;
+    for await (const file of walk(this.root, true)) {
+      if (!basename(file).startsWith(TMP_PREFIX)) continue;
+      const s = await stat(file).catch(() => undefined);
+      if (!s || s.mtimeMs >= before) continue;
+      await rm(file, { force: true });
+      removed++;
+    }
+    return removed;
+  }
+
   async close(): Promise<void> {
     await this.handles.closeAll();
   }
@@ -186,7 +203,8 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-async function* walk(dir: string): AsyncIterable<string> {
+/** Every file under `dir`; temporary files too when `temporaries`, else not. */
+async function* walk(dir: string, temporaries = false): AsyncIterable<string> {
   let entries: import("node:fs").Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -195,9 +213,9 @@ async function* walk(dir: string): AsyncIterable<string> {
     throw e;
   }
   for (const e of entries) {
-    if (e.name.startsWith(TMP_PREFIX)) continue;
+    if (e.name.startsWith(TMP_PREFIX) && !temporaries) continue;
     const p = join(dir, e.name);
-    if (e.isDirectory()) yield* walk(p);
+    if (e.isDirectory()) yield* walk(p, temporaries);
     else if (e.isFile()) yield p;
   }
 }

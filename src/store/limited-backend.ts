@@ -64,6 +64,10 @@ export class LimitedBackend implements ObjectBackend {
     return this.inner.list(prefix);
   }
 
+  sweepLeftovers(olderThanMs: number): Promise<number> {
+    return this.inner.sweepLeftovers?.(olderThanMs) ?? Promise.resolve(0);
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

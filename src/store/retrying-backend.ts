@@ -78,6 +78,10 @@ export class RetryingBackend implements ObjectBackend {
     }
   }
 
+  sweepLeftovers(olderThanMs: number): Promise<number> {
+    return this.inner.sweepLeftovers?.(olderThanMs) ?? Promise.resolve(0);
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

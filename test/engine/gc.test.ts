@@ -6,7 +6,8 @@
  * object intact and nothing unreferenced behind.
  */
 import { spawn } from "node:child_process";
-import { cp, readdir, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { cp, mkdir, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
@@ -318,6 +319,28 @@ describe("garbage collection", () => {
     expect([...packsBefore].filter((p) => !left.has(p)).length).toBeGreaterThan(4);
     for (let n = await reading.next(); !n.done; n = await reading.next()) got.push(n.value);
     expect(Buffer.concat(got).equals(y)).toBe(true);
+  });
+
+  it("deletes the temporary files of puts a crash cut off once they are older than a lease, and leaves younger ones", async () => {
+    const { engine, dir } = await store({ leaseMs: 60_000 });
+    await engine.ingest(pieces(Buffer.from(prng(70, 2 * MiB))));
+    const packDir = join(dir, "objects", "packs", "00");
+    await mkdir(packDir, { recursive: true });
+    const stale = join(packDir, ".tmp-0123456789abcdef");
+    const fresh = join(packDir, ".tmp-fedcba9876543210");
+    await writeFile(stale, "a pack cut off");
+    await writeFile(fresh, "a pack being written");
+    const old = new Date(Date.now() - 120_000);
+    await utimes(stale, old, old);
+    const dry = await engine.gc({ graceSeconds: 0, dryRun: true });
+    expect(dry.stores[0]?.leftoversDeleted).toBe(0);
+    const r = await engine.gc({ graceSeconds: 0 });
+    expect(r.stores[0]?.leftoversDeleted).toBe(1);
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(fresh)).toBe(true);
+    const listed: string[] = [];
+    for await (const o of engine.store().backend.list("")) listed.push(o.name);
+    expect(listed.some((n) => n.includes(".tmp-"))).toBe(false);
   });
 
   it("survives a hammer of overlapping uploads, deletes and collections: survivors intact, nothing unreferenced left", async () => {
