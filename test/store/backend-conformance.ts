@@ -84,6 +84,13 @@ export function runBackendConformance(
       expect(none).toEqual([]);
     });
 
+    it("sweeps nothing that was put, however old, where it sweeps leftovers at all", async () => {
+      await backend.put("packs/00/kept", [prng(11, 3)]);
+      const removed = (await backend.sweepLeftovers?.(0)) ?? 0;
+      expect(removed).toBe(0);
+      expect((await backend.stat("packs/00/kept"))?.size).toBe(3);
+    });
+
     it("replaces an object whole when a name is put again, even after it was read", async () => {
       await backend.put("r", [prng(8, 50)]);
       expect((await backend.get("r", 0, 50)).equals(Buffer.from(prng(8, 50)))).toBe(true);
