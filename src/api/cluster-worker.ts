@@ -40,6 +40,14 @@ function send(m: Message, done: (err: Error | null) => void = () => {}): void {
 /** Serves until SIGTERM; exits 1 (telling the primary why) if it cannot start. */
 export async function runWorker(spec: WorkerSpec): Promise<void> {
   process.on("SIGINT", () => {});
+  // A worker must not outlive its primary: node:cluster exits it when the channel closes, but
+  // now and then that did not come after a SIGKILL of the primary (seen: workers of
+  // test/faults/crash-recovery's servers, reparented to init, still serving hours later).
+  // Its parent changing says the primary is gone, whatever happened to the channel.
+  const primary = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== primary) process.exit(1);
+  }, 1000).unref();
   let server: RunningServer | undefined;
   const notYet = () => Promise.reject(new Error("this worker is starting"));
   const channel = new Channel(send, {

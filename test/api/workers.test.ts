@@ -186,6 +186,15 @@ describe("tessera serve with two workers", () => {
     expect((await call(`${again.url}/v2/images`)).status).toBe(200);
   });
 
+  it("a primary killed with SIGKILL takes its workers with it: none serves on without it", async () => {
+    const s = await cluster(await tempDir());
+    const workers = [...workerPids(s.logs).values()];
+    expect(workers.length).toBe(2);
+    s.child.kill("SIGKILL");
+    await s.exited;
+    await waitFor("the workers to exit", async () => workers.every((pid) => !running(pid)));
+  });
+
   it("a worker killed with SIGKILL is replaced; the node keeps answering and loses nothing committed", async () => {
     const s = await cluster(await tempDir());
     const images: { id: string; data: Uint8Array }[] = [];
