@@ -41,6 +41,23 @@ async function indexed(engine: Engine): Promise<{ chunks: number; packs: number 
   return { chunks: (await chunksOf(engine)).length, packs: (await packsOf(engine)).length };
 }
 
+/**
+ * x (8 MiB of `seed`) and y, which keeps a quarter of each MiB of x beside bytes of its own,
+ * stored; x released: each of x's 1 MiB packs is left mostly dead. y and its ingest's result.
+ */
+async function leaveMostlyDead(engine: Engine, seed: number) {
+  const x = Buffer.from(prng(seed, 8 * MiB));
+  const parts: Buffer[] = [];
+  for (let i = 0; i < 8; i++) {
+    parts.push(x.subarray(i * MiB, i * MiB + 256 * 1024), Buffer.from(prng(seed + 10 + i, 64 * 1024)));
+  }
+  const y = Buffer.concat(parts);
+  const rx = await engine.ingest(pieces(x));
+  const ry = await engine.ingest(pieces(y));
+  await engine.release(rx.manifestId);
+  return { y, ry };
+}
+
 describe("garbage collection", () => {
   it("returns a store to its format record once every object is released: index, packs, manifests", async () => {
     const { engine } = await store();
@@ -262,16 +279,7 @@ describe("garbage collection", () => {
 
   it("repacks packs left mostly dead: live chunks move to new packs, the old ones go, every byte still reads", async () => {
     const { engine } = await store();
-    const x = Buffer.from(prng(30, 8 * MiB));
-    // y keeps a quarter of each MiB of x: after x goes, each of x's 1 MiB packs is mostly dead.
-    const parts: Buffer[] = [];
-    for (let i = 0; i < 8; i++) {
-      parts.push(x.subarray(i * MiB, i * MiB + 256 * 1024), Buffer.from(prng(40 + i, 64 * 1024)));
-    }
-    const y = Buffer.concat(parts);
-    const rx = await engine.ingest(pieces(x));
-    const ry = await engine.ingest(pieces(y));
-    await engine.release(rx.manifestId);
+    const { y, ry } = await leaveMostlyDead(engine, 30);
     const dry = await engine.gc({ graceSeconds: 0, dryRun: true });
     expect(dry.stores[0]?.packsRepacked).toBeGreaterThan(4);
     const before = await storedBytes(engine);
@@ -298,15 +306,7 @@ describe("garbage collection", () => {
     // Small reads, little ahead: most of y's segments are located (a lookup covers 512
     // chunks) but not yet read when the first piece is handed out.
     const { engine } = await store({ packSize: MiB, readSegmentBytes: 64 * 1024, readAheadBytes: 64 * 1024 });
-    const x = Buffer.from(prng(50, 8 * MiB));
-    const parts: Buffer[] = [];
-    for (let i = 0; i < 8; i++) {
-      parts.push(x.subarray(i * MiB, i * MiB + 256 * 1024), Buffer.from(prng(60 + i, 64 * 1024)));
-    }
-    const y = Buffer.concat(parts);
-    const rx = await engine.ingest(pieces(x));
-    const ry = await engine.ingest(pieces(y));
-    await engine.release(rx.manifestId);
+    const { y, ry } = await leaveMostlyDead(engine, 50);
     const reading = engine.read(ry.manifestId)[Symbol.asyncIterator]();
     const got: Buffer[] = [];
     const first = await reading.next();
