@@ -106,7 +106,7 @@ export async function* keysetScan<R extends QueryResultRow>(
 /**
  * The lookup of a batch of ids of one width, prepared once per connection, its whole answer
  * one bytea of packed records (packedRecords): node-postgres parsing seven text columns of
- * each of 512 rows cost as much as the server's index probes (bench/catalog.ts; measured on
+ * each of 512 rows cost as much as the server's index probes (a scratch A/B beside bench/catalog.ts on
  * 2M chunks, 4 callers: 145k lookups/s as rows, 215k as one bytea).
  */
 const LOOKUP: { name: string; text: string } = {
