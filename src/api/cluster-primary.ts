@@ -82,7 +82,14 @@ export async function startPrimary(o: ServerConfig): Promise<Primary> {
     };
     const pool = new Workers({
       count: o.workers,
-      env: (id) => ({ [WORKER_ENV]: JSON.stringify({ id, localToken, config: o } satisfies WorkerSpec) }),
+      env: (id) => ({
+        [WORKER_ENV]: JSON.stringify({
+          id,
+          localToken,
+          config: o,
+          primaryPid: process.pid,
+        } satisfies WorkerSpec),
+      }),
       handlers: {
         gc: (arg) => parts.gc.run(arg as GcOptions),
         metrics: nodeMetrics,

@@ -22,6 +22,8 @@ export interface WorkerSpec {
   localToken: string;
   /** The primary's configuration, as loaded: a config file edited since does not reach a replacement. */
   config: ServerConfig;
+  /** The primary's pid: the worker's parent for as long as the primary lives. */
+  primaryPid: number;
 }
 
 /** This process's spec if it is a worker, taken out of the environment (its children need no token). */
@@ -43,10 +45,13 @@ export async function runWorker(spec: WorkerSpec): Promise<void> {
   // A worker must not outlive its primary: node:cluster exits it when the channel closes, but
   // now and then that did not come after a SIGKILL of the primary (seen: workers of
   // test/faults/crash-recovery's servers, reparented to init, still serving hours later).
-  // Its parent changing says the primary is gone, whatever happened to the channel.
-  const primary = process.ppid;
+  // Its parent not being the primary says the primary is gone, whatever happened to the
+  // channel; the primary names itself in the spec, since a primary that died while this
+  // process was loading has already left it a different parent.
+  const alive = () => process.ppid === spec.primaryPid;
+  if (!alive()) process.exit(1);
   setInterval(() => {
-    if (process.ppid !== primary) process.exit(1);
+    if (!alive()) process.exit(1);
   }, 1000).unref();
   let server: RunningServer | undefined;
   const notYet = () => Promise.reject(new Error("this worker is starting"));

@@ -11,6 +11,8 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { WORKER_ENV } from "../../src/api/cluster-worker.js";
+import { loadConfig } from "../../src/config/load.js";
 import { BIN } from "../helpers/child-server.js";
 import {
   type Answer,
@@ -193,6 +195,34 @@ describe("tessera serve with two workers", () => {
     s.child.kill("SIGKILL");
     await s.exited;
     await waitFor("the workers to exit", async () => workers.every((pid) => !running(pid)));
+  });
+
+  it("a worker whose primary died before it started exits instead of serving", async () => {
+    const dir = await tempDir();
+    // As the primary would spawn it, but named by a primary that is not its parent (the
+    // primary died while this worker loaded, and it was reparented): it must not start serving.
+    const config = loadConfig(undefined, {}, { dataDir: dir, port: 0, host: "127.0.0.1" });
+    const spec = { id: 1, localToken: "t", config, primaryPid: process.pid + 1_000_000 };
+    const child = spawn(process.execPath, [BIN, "serve"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, [WORKER_ENV]: JSON.stringify(spec) },
+    });
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    const status = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => {
+        child.kill("SIGKILL");
+        resolve(null);
+      }, 15_000);
+      child.on("exit", (code) => {
+        clearTimeout(t);
+        resolve(code);
+      });
+    });
+    expect(status).toBe(1);
+    expect(out).not.toContain("listening");
   });
 
   it("a worker killed with SIGKILL is replaced; the node keeps answering and loses nothing committed", async () => {
