@@ -98,6 +98,8 @@ export const DEFAULT_STORE_NAME = "local";
 
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 
+const HELD_SLAB_BYTES = 4 * 1024 * 1024;
+
 export class Engine {
   readonly hashers: HasherPool;
   readonly hashAlgorithms: string[];
@@ -107,6 +109,8 @@ export class Engine {
   readonly readSegmentBytes: number;
   readonly readBudget: ReadBudget;
   readonly readBuffers: BufferPool;
+  /** Slabs for ingest's copies of chunks waiting for a lookup (held-chunks.ts). */
+  readonly heldChunkSlabs: BufferPool;
   readonly verifier = new ChunkVerifier();
   readonly codec = new ChunkCodec();
   readonly manifests = new ManifestCache();
@@ -145,6 +149,10 @@ export class Engine {
       this.readSegmentBytes,
       Math.ceil(this.readAheadBytes / this.readSegmentBytes) + 4,
       (n) => Buffer.allocUnsafeSlow(n),
+    );
+    // Two batches of an ingest at a time (the one looked up, the one cut): a few slabs each.
+    this.heldChunkSlabs = new BufferPool(Math.max(HELD_SLAB_BYTES, this.chunkerParams.max), 16, (n) =>
+      Buffer.allocUnsafeSlow(n),
     );
   }
 

@@ -20,6 +20,7 @@ import { manifestName } from "../store/names.js";
 import { CHUNK_FLAGS_NONE } from "../store/pack-format.js";
 import type { ChunkLocation, PackWriter } from "../store/pack-writer.js";
 import type { Engine } from "./engine.js";
+import { HeldChunks } from "./held-chunks.js";
 import type { Store } from "./stores.js";
 import { isAllZero } from "./zero.js";
 
@@ -119,6 +120,7 @@ async function ingestLeased(
   let cut: { id: Buffer; chunk: Uint8Array }[] = [];
   /** How many of `cut` are copies already (the rest are views into the chunker). */
   let copied = 0;
+  const held = new HeldChunks(engine.heldChunkSlabs);
   /** The batches looked up so far, kept in order. */
   let kept: Promise<void> = Promise.resolve();
   const onChunk = (chunk: Uint8Array): void => {
@@ -135,7 +137,7 @@ async function ingestLeased(
   const copyViews = () => {
     for (; copied < cut.length; copied++) {
       const c = cut[copied] as (typeof cut)[number];
-      c.chunk = Buffer.from(c.chunk);
+      c.chunk = held.copy(c.chunk);
     }
   };
   /** Stores the chunks cut so far that neither this ingest nor the store's index has. */
@@ -149,6 +151,7 @@ async function ingestLeased(
     copied = 0;
     const mine = cut;
     cut = [];
+    const slabs = held.seal();
     const indexed = writeThrough ? Promise.resolve([]) : store.index.contains(mine.map((c) => c.id));
     indexed.catch(() => {}); // awaited in `kept`, unless an earlier batch failed
     const before = kept;
@@ -156,6 +159,7 @@ async function ingestLeased(
       await before;
       const found = await indexed;
       for (const [k, c] of mine.entries()) keep(c.id, c.chunk, found[k] === true);
+      held.release(slabs); // keep copied what it kept
     })();
     kept.catch(() => {}); // awaited below, or by the next batch, or at the end
     await (ahead ? before : kept);
