@@ -112,6 +112,7 @@ export async function compose<P extends Parts>(
     chunkCache,
     catalog: cfg.catalog,
     leaseMs: cfg.leaseSeconds * 1000,
+    locationCacheEntries: cfg.locationCacheEntries,
   }).catch(async (e: unknown) => {
     await chunkCache?.close();
     throw e;

@@ -35,6 +35,7 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_GC_INTERVAL_SECONDS: "gcIntervalSeconds",
   TESSERA_GC_GRACE_SECONDS: "gcGraceSeconds",
   TESSERA_LEASE_SECONDS: "leaseSeconds",
+  TESSERA_LOCATION_CACHE_ENTRIES: "locationCacheEntries",
   TESSERA_SCRUB_INTERVAL_SECONDS: "scrubIntervalSeconds",
   TESSERA_SCRUB_BYTES_PER_SECOND: "scrubBytesPerSecond",
   TESSERA_AUTH: "auth",
@@ -130,6 +131,9 @@ function placeOf(cfg: ServerConfig, name: string): string {
 function checkTogether(cfg: ServerConfig): void {
   if (cfg.port > 65535) throw new ConfigError(`port must be at most 65535`);
   if (cfg.leaseSeconds < 2) throw new ConfigError(`leaseSeconds must be at least 2`);
+  if (!Number.isSafeInteger(cfg.locationCacheEntries) || cfg.locationCacheEntries < 0) {
+    throw new ConfigError(`locationCacheEntries must be a whole number, at least 0`);
+  }
   if (!LOG_LEVELS.includes(cfg.logLevel))
     throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
   if (!getHashes().includes(nodeHashName(cfg.osHashAlgo))) {

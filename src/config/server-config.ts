@@ -76,6 +76,11 @@ export interface ServerConfig {
    * abandoned (they are queued again within half of it more).
    */
   leaseSeconds: number;
+  /**
+   * Chunk locations each process remembers where lookups cost a round trip (a postgres
+   * catalog), so that images it wrote or served are read without asking the database; 0: none.
+   */
+  locationCacheEntries: number;
   /** Seconds between background scrubs of every chunk (0: none); and their read rate. */
   scrubIntervalSeconds: number;
   scrubBytesPerSecond: number;
@@ -142,6 +147,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   gcIntervalSeconds: 3600,
   gcGraceSeconds: 3600,
   leaseSeconds: 300,
+  locationCacheEntries: 65_536,
   scrubIntervalSeconds: 7 * 24 * 3600,
   scrubBytesPerSecond: 50_000_000,
   auth: { mode: "none" },

@@ -28,6 +28,7 @@ import { type FsckOptions, type FsckReport, fsck } from "./fsck.js";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.js";
 import { type IngestOptions, type IngestResult, ingest } from "./ingest.js";
 import { DEFAULT_LEASE_MS, withLease } from "./lease.js";
+import { DEFAULT_LOCATION_CACHE_ENTRIES, LocationCache } from "./location-cache.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
 import { ReadBudget } from "./read-budget.js";
@@ -91,6 +92,11 @@ export interface EngineOptions {
    * opens and closes it. Absent: no cache.
    */
   chunkCache?: ChunkCache;
+  /**
+   * Chunk locations a node remembers where its catalog's lookups cost a round trip
+   * (location-cache.ts; default 65,536); 0 remembers none. Unused on a local catalog.
+   */
+  locationCacheEntries?: number;
 }
 
 /** The name of the one store of an engine opened on a bare backend. */
@@ -120,6 +126,8 @@ export class Engine {
   readonly stores: ReadonlyMap<string, Store>;
   readonly defaultStore: Store;
   readonly chunkCache: ChunkCache | undefined;
+  /** Where this node last found chunks, if lookups cost a round trip (location-cache.ts). */
+  readonly locations: LocationCache | undefined;
 
   private constructor(
     readonly catalog: Catalog,
@@ -134,6 +142,9 @@ export class Engine {
     this.hashAlgorithms = options.hashAlgorithms ?? ["md5", "sha512"];
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.chunkCache = options.chunkCache;
+    const remembered = options.locationCacheEntries ?? DEFAULT_LOCATION_CACHE_ENTRIES;
+    const roundTrips = stores.some((s) => (s.index.batchHint ?? 1) > 1);
+    this.locations = roundTrips && remembered > 0 ? new LocationCache(remembered) : undefined;
     this.hashers = new HasherPool(this.hashAlgorithms);
     this.verifyOnRead = options.verifyOnRead ?? true;
     this.readAheadBytes = Math.max(...stores.map((s) => s.readAheadBytes));

@@ -244,6 +244,7 @@ async function ingestLeased(
         alsoInTransaction: inCommit && ((tx) => inCommit(tx, { manifestId: hex, ...object })),
       }),
     );
+    learnWritten(engine, store, written);
     return {
       manifestId: hex,
       size: manifest.size,
@@ -263,6 +264,17 @@ async function ingestLeased(
   } finally {
     engine.hashers.release(hasher, finished);
   }
+}
+
+/**
+ * Remembers where this ingest wrote its chunks, once committed, so that this node serves them
+ * without asking the catalog: only for the first store reads try, which is where a lookup would
+ * find them (a copy another ingest indexed first is as good while its pack lasts).
+ */
+function learnWritten(engine: Engine, store: Store, written: ReadonlyMap<string, ChunkLocation>): void {
+  const cache = engine.locations;
+  if (!cache || engine.stores.values().next().value !== store) return;
+  for (const [hex, loc] of written) cache.set(Buffer.from(hex, "hex"), { store, rec: { ...loc, refs: 1 } });
 }
 
 /**

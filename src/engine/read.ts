@@ -90,7 +90,42 @@ const LOCATE_BATCH = 512;
 
 type Located = Awaited<ReturnType<typeof locateChunks>>;
 
-async function* planSegments(engine: Engine, m: Manifest, from: number, to: number): AsyncGenerator<Segment> {
+/**
+ * locateChunks, through the node's location cache where it has one: only the ids it does not
+ * know go to the catalog, and what the catalog answers is remembered. `fresh`: ask the catalog
+ * for every id, correcting what the cache held.
+ */
+async function locateRemembered(engine: Engine, ids: readonly Buffer[], fresh: boolean): Promise<Located> {
+  const cache = engine.locations;
+  if (!cache) return locateChunks(engine.stores.values(), ids);
+  const out: Located = new Array(ids.length).fill(undefined);
+  const asked: number[] = [];
+  ids.forEach((id, i) => {
+    const at = fresh ? undefined : cache.get(id);
+    if (at) out[i] = at;
+    else asked.push(i);
+  });
+  if (asked.length === 0) return out;
+  const found = await locateChunks(
+    engine.stores.values(),
+    asked.map((i) => ids[i] as Buffer),
+  );
+  asked.forEach((i, k) => {
+    const at = found[k];
+    out[i] = at;
+    // Unreferenced copies are a collection's to delete: not worth remembering.
+    if (at && at.rec.refs > 0) cache.set(ids[i] as Buffer, at);
+  });
+  return out;
+}
+
+async function* planSegments(
+  engine: Engine,
+  m: Manifest,
+  from: number,
+  to: number,
+  fresh = false,
+): AsyncGenerator<Segment> {
   let seg: Segment | undefined;
   // The read budget's segment size, taken when a segment starts (not once per chunk).
   let limit = 0;
@@ -107,7 +142,7 @@ async function* planSegments(engine: Engine, m: Manifest, from: number, to: numb
       const id = chunkIdOf(m, j);
       if (id) ids.push(id);
     }
-    const p = locateChunks(engine.stores.values(), ids);
+    const p = locateRemembered(engine, ids, fresh);
     p.catch(() => {}); // a read given up before it is awaited
     return { start, end, located: p };
   };
@@ -204,9 +239,9 @@ function fetchSegment(engine: Engine, m: Manifest, seg: Segment, into?: Buffer):
 }
 
 /**
- * fetchSegment, its chunks looked up again if their pack is gone: a collection moved them to
- * another pack after this read located them (a batch ahead) and deleted the old one, its grace
- * over (none, or a read slower than it). Once only: a pack gone that the index still names is
+ * fetchSegment, its chunks looked up again in the catalog if their pack is gone: a collection
+ * moved them to another pack after this read located them (a batch ahead, or long before: the
+ * node's location cache) and deleted the old one, its grace over. Once only: a pack gone that the index still names is
  * damage, and its NotFoundError stands.
  */
 async function fetchRelocating(engine: Engine, m: Manifest, seg: Segment, into?: Buffer): Promise<Buffer> {
@@ -215,7 +250,7 @@ async function fetchRelocating(engine: Engine, m: Manifest, seg: Segment, into?:
   } catch (e) {
     if (!(e instanceof NotFoundError)) throw e;
     const parts: Buffer[] = [];
-    for await (const moved of planSegments(engine, m, seg.first, seg.last)) {
+    for await (const moved of planSegments(engine, m, seg.first, seg.last, true)) {
       parts.push(await fetchSegment(engine, m, moved));
     }
     if (!into || into.length < seg.length) return Buffer.concat(parts, seg.length);
