@@ -2,7 +2,9 @@
  * The PostgreSQL catalog against LMDB, in the same run on the same machine:
  * - ingest of new random bytes over HTTP (curl), ingest of the same bytes again (a second image:
  *   every chunk found indexed), and download, a Tessera on each catalog (one worker, a
- *   filesystem store each), rounds alternating between the two;
+ *   filesystem store each), and one more on PostgreSQL that remembers no chunk location
+ *   (every download asks the database, as a node's first download of another node's image
+ *   does), rounds rotating which goes first;
  * - chunk lookups through the catalog's own ChunkIndex.lookup, in batches of `--batch`, at
  *   `--chunks` indexed chunks (filled with generate_series into the catalog's schema);
  * - listing: the first page of 25 images by created_at (scanImages + getImages) at `--images`.
@@ -52,10 +54,10 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Upload and download MB/s of `file` on a Tessera whose catalog is `catalog`, per round. */
-async function http(work: string, name: string, catalog: unknown, size: number) {
+async function http(work: string, name: string, config: Record<string, unknown>, size: number) {
   const dir = join(work, name);
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, "config.json"), JSON.stringify({ catalog }));
+  await writeFile(join(dir, "config.json"), JSON.stringify(config));
   const s = await startTessera(join(dir, "data"), {
     args: ["--config", join(dir, "config.json"), "--workers", "1"],
     env: { TESSERA_GC_INTERVAL_SECONDS: "0", TESSERA_SCRUB_INTERVAL_SECONDS: "0" },
@@ -150,24 +152,34 @@ async function httpRounds(
   const file = join(work, "random.bin");
   const size = Number(opt["size-mb"]) * 1024 * 1024;
   const pgUrl = await server.database("http");
-  const lmdb = await http(work, "lmdb", { type: "lmdb" }, size);
-  const onPg = await http(work, "postgres", { type: "postgres", url: pgUrl }, size);
+  const lmdb = await http(work, "lmdb", { catalog: { type: "lmdb" } }, size);
+  const onPg = await http(work, "postgres", { catalog: { type: "postgres", url: pgUrl } }, size);
+  // A node that remembers no chunk location: every download asks the database for all of them,
+  // as a node's first download of an image another node uploaded does.
+  const forgetful = await http(
+    work,
+    "postgres-uncached",
+    { catalog: { type: "postgres", url: await server.database("uncached") }, locationCacheEntries: 0 },
+    size,
+  );
   const runs: Record<string, { up: number[]; again: number[]; down: number[] }> = {
     lmdb: { up: [], again: [], down: [] },
     postgres: { up: [], again: [], down: [] },
+    "postgres-uncached": { up: [], again: [], down: [] },
   };
   for (let r = 0; r < Number(opt.rounds); r++) {
     // New random bytes each round: no round deduplicates against the one before (the chunks
     // of a deleted image stay indexed until a collection, and there is none here).
     await rm(file, { force: true });
     await makeRandomFile(file, size);
-    // Each catalog goes first every other round: the one after meets the first's writes
-    // still being flushed to disk.
+    // Each server goes first every third round: the ones after meet the first's writes still
+    // being flushed to disk.
     const order = [
       ["lmdb", lmdb],
       ["postgres", onPg],
+      ["postgres-uncached", forgetful],
     ] as const;
-    for (const [name, s] of r % 2 === 0 ? order : [...order].reverse()) {
+    for (const [name, s] of [...order.slice(r % 3), ...order.slice(0, r % 3)]) {
       const { up, again, down } = await s.round(file);
       runs[name]?.up.push(up);
       runs[name]?.again.push(again);
@@ -177,23 +189,26 @@ async function httpRounds(
   }
   await lmdb.stop();
   await onPg.stop();
+  await forgetful.stop();
   const fig = (k: string) => ({
     upload: r2(median(runs[k]?.up ?? [])),
     uploadAgain: r2(median(runs[k]?.again ?? [])),
     download: r2(median(runs[k]?.down ?? [])),
   });
-  const [l, p] = [fig("lmdb"), fig("postgres")];
+  const [l, p, u] = [fig("lmdb"), fig("postgres"), fig("postgres-uncached")];
   results.http = {
     sizeMB: r2(size / 1e6),
     lmdb: l,
     postgres: p,
+    postgresUncached: u,
     uploadRatio: r2(p.upload / l.upload),
     uploadAgainRatio: r2(p.uploadAgain / l.uploadAgain),
     downloadRatio: r2(p.download / l.download),
+    downloadUncachedRatio: r2(u.download / l.download),
   };
   log(
     `ingest ×${r2(p.upload / l.upload)}, again ×${r2(p.uploadAgain / l.uploadAgain)}, ` +
-      `download ×${r2(p.download / l.download)} of LMDB`,
+      `download ×${r2(p.download / l.download)} (no location cache ×${r2(u.download / l.download)}) of LMDB`,
   );
 }
 
