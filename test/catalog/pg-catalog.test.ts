@@ -1,6 +1,8 @@
 /** The PostgreSQL catalog against the catalog conformance suite, on a real PostgreSQL. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LOOKUP_TEXT } from "../../src/catalog/pg/chunk-index.js";
 import { PgCatalog } from "../../src/catalog/pg/pg-catalog.js";
+import { MIGRATIONS, SCHEMA_VERSION } from "../../src/catalog/pg/schema.js";
 import { type Postgres, requirePostgres, startPostgres } from "../helpers/postgres.js";
 import { runCatalogConformance } from "./catalog-conformance.js";
 
@@ -66,6 +68,96 @@ describe.skipIf(!run)("the PostgreSQL catalog", () => {
     } finally {
       await one.close().catch(() => {});
       await two.close();
+      await pg.dropDatabase(url);
+    }
+  });
+
+  /** A client on `url`, ended after `fn`. */
+  async function onDatabase<T>(url: string, fn: (c: import("pg").Client) => Promise<T>): Promise<T> {
+    const { default: pgClient } = await import("pg");
+    const c = new pgClient.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  }
+
+  it("migrates a database of the first schema at open, keeping its chunks, and adds the lookups' hash index", async () => {
+    const url = await pg.createDatabase();
+    const id = Buffer.alloc(32, 7);
+    await onDatabase(url, async (c) => {
+      // As the first release left it.
+      for (const statement of MIGRATIONS[0] as readonly string[]) await c.query(statement);
+      await c.query("CREATE TABLE tessera_schema (version integer NOT NULL)");
+      await c.query("INSERT INTO tessera_schema (version) VALUES (1)");
+      await c.query(
+        "INSERT INTO chunks (store, id, pack, pos, length, flags, refs) VALUES ('local', $1, $2, 0, 10, 0, 1)",
+        [id, Buffer.alloc(16, 1)],
+      );
+    });
+    const catalog = await PgCatalog.open({ url });
+    try {
+      expect((await catalog.chunkIndex("local").lookup([id]))[0]).toMatchObject({
+        offset: 0,
+        length: 10,
+        refs: 1,
+      });
+      await onDatabase(url, async (c) => {
+        expect((await c.query("SELECT version FROM tessera_schema")).rows).toEqual([
+          { version: SCHEMA_VERSION },
+        ]);
+        const idx = await c.query("SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_by_id'");
+        expect(idx.rows[0]?.indexdef).toContain("USING hash (id)");
+      });
+    } finally {
+      await catalog.close();
+      await pg.dropDatabase(url);
+    }
+  });
+
+  it("refuses a database whose schema is newer than this code, changing nothing", async () => {
+    const url = await pg.createDatabase();
+    await (await PgCatalog.open({ url })).close();
+    await onDatabase(url, (c) => c.query("UPDATE tessera_schema SET version = $1", [SCHEMA_VERSION + 1]));
+    try {
+      await expect(PgCatalog.open({ url })).rejects.toThrow(/newer than this Tessera's/);
+      await onDatabase(url, async (c) => {
+        expect((await c.query("SELECT version FROM tessera_schema")).rows).toEqual([
+          { version: SCHEMA_VERSION + 1 },
+        ]);
+      });
+    } finally {
+      await pg.dropDatabase(url);
+    }
+  });
+
+  it("probes the hash index for each id of a batched lookup, in the prepared statement's generic plan", async () => {
+    const url = await pg.createDatabase();
+    const catalog = await PgCatalog.open({ url });
+    try {
+      const ids = await onDatabase(url, async (c) => {
+        await c.query(
+          `INSERT INTO chunks (store, id, pack, pos, length, flags, refs)
+           SELECT 'local', decode(md5(i::text) || md5((i + 1)::text), 'hex'), decode(md5((i / 100)::text), 'hex'),
+                  i * 10, 10, 0, 1 FROM generate_series(1, 20000) AS i`,
+        );
+        await c.query("ANALYZE chunks");
+        const r = await c.query<{ id: Buffer }>("SELECT id FROM chunks ORDER BY pos LIMIT 512");
+        return r.rows.map((row) => row.id);
+      });
+      expect((await catalog.chunkIndex("local").lookup(ids)).every((rec) => rec !== undefined)).toBe(true);
+      const plan = await onDatabase(url, async (c) => {
+        await c.query("SET plan_cache_mode = force_generic_plan");
+        await c.query(`PREPARE lookup(text, bytea, integer, integer) AS ${LOOKUP_TEXT}`);
+        const hex = Buffer.concat(ids).toString("hex");
+        const r = await c.query(`EXPLAIN EXECUTE lookup('local', decode('${hex}', 'hex'), 32, 512)`);
+        return r.rows.map((row) => row["QUERY PLAN"]).join("\n");
+      });
+      expect(plan).toContain("chunks_by_id");
+    } finally {
+      await catalog.close();
       await pg.dropDatabase(url);
     }
   });

@@ -109,14 +109,13 @@ export async function* keysetScan<R extends QueryResultRow>(
  * each of 512 rows cost as much as the server's index probes (a scratch A/B beside bench/catalog.ts on
  * 2M chunks, 4 callers: 145k lookups/s as rows, 215k as one bytea).
  */
-const LOOKUP: { name: string; text: string } = {
-  name: "tessera_chunk_lookup",
-  text: `SELECT string_agg(int4send(i) || int2send(length(c.pack)::int2) || c.pack || int8send(c.pos)
+export const LOOKUP_TEXT = `SELECT string_agg(int4send(i) || int2send(length(c.pack)::int2) || c.pack || int8send(c.pos)
                        || int4send(c.length) || int4send(c.flags) || int4send(c.refs)
                        || CASE WHEN c.sum IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || int8send(c.sum) END,
                        ''::bytea) AS found
-           FROM ${probes("pack, pos, length, flags, refs, sum")}`,
-};
+           FROM ${probes("pack, pos, length, flags, refs, sum")}`;
+
+const LOOKUP = { name: "tessera_chunk_lookup", text: LOOKUP_TEXT };
 
 /** contains' statement: the indexes of the ids found, as int4s in one bytea. */
 const CONTAINS: { name: string; text: string } = {
