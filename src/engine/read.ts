@@ -241,14 +241,19 @@ function fetchSegment(engine: Engine, m: Manifest, seg: Segment, into?: Buffer):
 /**
  * fetchSegment, its chunks looked up again in the catalog if their pack is gone: a collection
  * moved them to another pack after this read located them (a batch ahead, or long before: the
- * node's location cache) and deleted the old one, its grace over. Once only: a pack gone that the index still names is
+ * node's location cache) and deleted the old one, its grace over; or, with a location cache,
+ * bytes that fail their check (a repair moved the chunk). Once only: a pack gone that the index still names is
  * damage, and its NotFoundError stands.
  */
 async function fetchRelocating(engine: Engine, m: Manifest, seg: Segment, into?: Buffer): Promise<Buffer> {
   try {
     return await fetchSegment(engine, m, seg, into);
   } catch (e) {
-    if (!(e instanceof NotFoundError)) throw e;
+    // Bytes that fail their check where the node's location cache sent the read may be a copy
+    // repaired since (fsck on another node) at a place the catalog no longer names: ask it.
+    const stale =
+      e instanceof NotFoundError || (e instanceof CorruptDataError && engine.locations !== undefined);
+    if (!stale) throw e;
     const parts: Buffer[] = [];
     for await (const moved of planSegments(engine, m, seg.first, seg.last, true)) {
       parts.push(await fetchSegment(engine, m, moved));

@@ -8,7 +8,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { chunkIdOf } from "../../src/catalog/manifest.js";
 import { Engine } from "../../src/engine/engine.js";
+import { loadManifest } from "../../src/engine/read.js";
 import { prng } from "../helpers/data.js";
 import { type Postgres, requirePostgres, startPostgres } from "../helpers/postgres.js";
 import { collect, pieces } from "../helpers/store.js";
@@ -107,6 +109,24 @@ describe.skipIf(!run)("the location cache", () => {
       expect((await collect(engine.read(ry.manifestId))).equals(y)).toBe(true);
     });
     expect(after).toBe(0);
+  });
+
+  it("looks chunks up again when the bytes at a remembered place fail their check (a repair elsewhere moved them), and reads the right bytes", async () => {
+    const { engine } = await open();
+    const data = Buffer.from(prng(5, 6 * MiB));
+    const r = await engine.ingest(pieces(data));
+    // As if fsck on another node had written a good copy elsewhere and pointed the index at
+    // it, while this node still remembers the first copy, since damaged: the place one byte on.
+    const m = await loadManifest(engine, Buffer.from(r.manifestId, "hex"));
+    const id = chunkIdOf(m, 3) as Buffer;
+    const at = engine.locations?.get(id);
+    if (!at) throw new Error("the ingest's chunk is not remembered");
+    engine.locations?.set(id, { store: at.store, rec: { ...at.rec, offset: at.rec.offset + 1 } });
+    const asked = await lookupsDuring(engine, async () => {
+      expect((await collect(engine.read(r.manifestId))).equals(data)).toBe(true);
+    });
+    expect(asked).toBeGreaterThan(0);
+    expect(engine.locations?.get(id)?.rec.offset).toBe(at.rec.offset);
   });
 
   it("is not kept on a local catalog, whose lookups cost no round trip", async () => {
