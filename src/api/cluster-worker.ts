@@ -23,7 +23,7 @@ export interface WorkerSpec {
   /** The primary's configuration, as loaded: a config file edited since does not reach a replacement. */
   config: ServerConfig;
   /** The primary's pid: the worker's parent for as long as the primary lives. */
-  primaryPid: number;
+  primaryPid?: number;
 }
 
 /** This process's spec if it is a worker, taken out of the environment (its children need no token). */
@@ -48,7 +48,9 @@ export async function runWorker(spec: WorkerSpec): Promise<void> {
   // Its parent not being the primary says the primary is gone, whatever happened to the
   // channel; the primary names itself in the spec, since a primary that died while this
   // process was loading has already left it a different parent.
-  const alive = () => process.ppid === spec.primaryPid;
+  // A spec without it comes from a primary of an older release (still running after an upgrade on disk).
+  const primary = spec.primaryPid ?? process.ppid;
+  const alive = () => process.ppid === primary;
   if (!alive()) process.exit(1);
   setInterval(() => {
     if (!alive()) process.exit(1);
