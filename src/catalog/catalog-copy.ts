@@ -8,7 +8,8 @@
  * number, so stamps taken after the move stay newer than those before it), per store the chunk
  * index (with references and sums), the packs, the trash and the condemned chunks; manifests
  * and object records; image records exactly as kept (their sort indexes are derived from them),
- * members, tasks and owners' usage tallies (copied, not recounted: a copy must not change them).
+ * members, tasks and owners' usage tallies (copied, not recounted: a copy must not change them);
+ * the metadata definitions' namespaces and resource types.
  *
  * Leases are not: a copy is made with every node stopped, and a live lease means a write is in
  * progress whose commit the copy would miss, so exportAll refuses while one lives. The sequence
@@ -21,6 +22,7 @@ import { TesseraError } from "../errors.js";
 import type { Catalog, ChunkRecord, ObjectRecord, PackRecord, TrashEntry } from "./catalog.js";
 import type { ImageRecord, OwnerUsage } from "./image-records.js";
 import type { Member } from "./member-records.js";
+import type { MetadefNamespaceRecord, MetadefResourceTypeRecord } from "./metadef-records.js";
 import type { TaskRecord } from "./task-records.js";
 
 /** A condemned chunk: out of the index by GC, still in its pack until that pack is deleted. */
@@ -51,7 +53,9 @@ export type CatalogItem =
   | { kind: "member"; member: Member }
   | { kind: "task"; task: TaskRecord }
   /** `owner`: the tally's key, "" for images without an owner (as both implementations key it). */
-  | { kind: "usage"; owner: string; usage: OwnerUsage };
+  | { kind: "usage"; owner: string; usage: OwnerUsage }
+  | { kind: "namespace"; ns: MetadefNamespaceRecord }
+  | { kind: "resource_type"; rt: MetadefResourceTypeRecord };
 
 export type ItemKind = CatalogItem["kind"];
 
@@ -68,6 +72,8 @@ export const ITEM_KINDS: readonly ItemKind[] = [
   "member",
   "task",
   "usage",
+  "namespace",
+  "resource_type",
 ];
 
 export type KindCounts = Record<ItemKind, number>;

@@ -11,7 +11,8 @@
  * - manifests and their object records (the same whichever stores hold them; `stores` counts
  *   the holders in each);
  * - the image service's records: images with their sort indexes and owners' usage, members,
- *   tasks (types in image-records.ts, member-records.ts, task-records.ts);
+ *   tasks (types in image-records.ts, member-records.ts, task-records.ts), and the metadata
+ *   definitions: namespaces, each whole in one record, and resource types (metadef-records.ts);
  * - leases: the writes in progress, in every process, that GC must not delete from under.
  *
  * All of it but the leases can be copied whole into another catalog (`tessera catalog migrate`)
@@ -33,6 +34,7 @@
 import type { ChunkLocation } from "../store/pack-writer.js";
 import type { ImageRecord, ImageSortKey, IndexValue, OwnerUsage } from "./image-records.js";
 import type { Member } from "./member-records.js";
+import type { MetadefNamespaceRecord, MetadefResourceTypeRecord } from "./metadef-records.js";
 import type { ChunkRecord, PackRecord, TrashEntry } from "./store-index.js";
 import type { TaskRecord } from "./task-records.js";
 
@@ -171,6 +173,12 @@ export interface RecordsReader {
   listTasks(): Promise<TaskRecord[]>;
   /** An image's tasks, newest first. */
   tasksOfImage(imageId: string): Promise<TaskRecord[]>;
+  /** A metadata definitions namespace by its name (exact: names are case-sensitive). */
+  getNamespace(name: string): Promise<MetadefNamespaceRecord | undefined>;
+  /** Every namespace, by name in byte order; each property map in the order it was written. */
+  listNamespaces(): Promise<MetadefNamespaceRecord[]>;
+  /** Every metadefs resource type, by name in byte order. */
+  listResourceTypes(): Promise<MetadefResourceTypeRecord[]>;
 }
 
 /** The image service's records, inside a unit of work. */
@@ -183,6 +191,11 @@ export interface RecordsWriter extends RecordsReader {
   removeMember(imageId: string, project: string): Promise<void>;
   putTask(t: TaskRecord): Promise<void>;
   removeTask(t: TaskRecord): Promise<void>;
+  /** Writes a namespace under its name, replacing one of that name (a rename removes the old). */
+  putNamespace(ns: MetadefNamespaceRecord): Promise<void>;
+  removeNamespace(name: string): Promise<void>;
+  putResourceType(rt: MetadefResourceTypeRecord): Promise<void>;
+  removeResourceType(name: string): Promise<void>;
 }
 
 /**

@@ -11,7 +11,8 @@
  * 3. through the Catalog interface the service reads with (an independent path through each
  *    implementation's readers): per store every chunk record (scanChunks), pack and trash
  *    entry; every object record; every image record (scanImages by id, getImages), each
- *    image's members and tasks, every task, and the usage of every owner of an image.
+ *    image's members and tasks, every task, and the usage of every owner of an image; every
+ *    metadefs namespace and resource type.
  *
  * Condemned chunks, manifests and meta keys have no reader in the interface: check 2 covers
  * them.
@@ -46,6 +47,8 @@ export interface CheckReport {
     images: number;
     members: number;
     tasks: number;
+    namespaces: number;
+    resourceTypes: number;
     owners: number;
   };
 }
@@ -86,6 +89,10 @@ export function describe(item: CatalogItem): string {
         return item.task.id;
       case "usage":
         return `owner "${item.owner}"`;
+      case "namespace":
+        return item.ns.namespace;
+      case "resource_type":
+        return item.rt.name;
       default:
         return item.id.toString("hex");
     }
@@ -237,6 +244,8 @@ export async function checkCopy(
     members: 0,
     tasks: 0,
     owners: 0,
+    namespaces: 0,
+    resourceTypes: 0,
   };
   for (const name of stores) {
     const [a, b] = [source.chunkIndex(name), target.chunkIndex(name)];
@@ -259,5 +268,22 @@ export async function checkCopy(
     tick,
   );
   Object.assign(via, await checkImages(source, target, tick));
+  const [na, nb] = await Promise.all([source.records.listNamespaces(), target.records.listNamespaces()]);
+  via.namespaces = await walkPair(
+    "namespaces",
+    toAsync(na),
+    toAsync(nb),
+    (ns) => `namespace ${ns.namespace}`,
+  );
+  const [ra, rb] = await Promise.all([
+    source.records.listResourceTypes(),
+    target.records.listResourceTypes(),
+  ]);
+  via.resourceTypes = await walkPair(
+    "resource types",
+    toAsync(ra),
+    toAsync(rb),
+    (rt) => `resource type ${rt.name}`,
+  );
   return { counts, itemsCompared, viaInterface: via };
 }

@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { ChunkVanishedError } from "../../src/errors.js";
 import { runCatalogGcConformance } from "./catalog-conformance-gc.js";
 import { runCatalogLeaseConformance } from "./catalog-conformance-leases.js";
+import { runCatalogMetadefsConformance } from "./catalog-conformance-metadefs.js";
 import { runCatalogRecordsConformance } from "./catalog-conformance-records.js";
 import {
   type CatalogFactory,
@@ -365,4 +366,5 @@ export function runCatalogConformance(name: string, make: CatalogFactory): void 
   runCatalogGcConformance(name, make);
   runCatalogLeaseConformance(name, make);
   runCatalogRecordsConformance(name, make);
+  runCatalogMetadefsConformance(name, make);
 }

@@ -2,7 +2,7 @@
  * Whole-catalog copies (src/catalog/catalog-copy.ts) LMDB → PostgreSQL → LMDB on a real
  * PostgreSQL: a catalog with every kind of record (shared chunks in two stores, a chunk with a
  * sum past 2^63, condemned chunks, trashed packs and orphans, images with and without owners,
- * members, tasks, usage) arrives whole and checked; the copy works (a condemned chunk revives
+ * members, tasks, usage, metadefs namespaces and resource types) arrives whole and checked; the copy works (a condemned chunk revives
  * in it); a non-empty target and a source with a live lease are refused; a difference is found.
  */
 import { mkdtemp, rm } from "node:fs/promises";
@@ -29,6 +29,7 @@ import {
   lookup,
   manifest,
   member,
+  namespace,
   newChunk,
   newPack,
   packObject,
@@ -79,6 +80,13 @@ async function populate(cat: Catalog) {
     await tx.putMember(member("img-3", "proj-x", "rejected"));
     await tx.putTask(task("task-1", "img-3", "2024-03-01T00:00:00.000Z"));
     await tx.putTask(task("task-2", "img-1", "2024-03-02T00:00:00.000Z"));
+    await tx.putNamespace(namespace("OS::Test::Copied"));
+    await tx.putNamespace(namespace("CIM::Other", { visibility: "private", owner: "beta" }));
+    await tx.putResourceType({
+      name: "OS::Glance::Image",
+      protected: true,
+      created_at: "2024-04-01T00:00:00.000Z",
+    });
   });
   return { d };
 }
@@ -122,12 +130,21 @@ describe.skipIf(!run)("whole-catalog copies", () => {
       member: 3,
       task: 2,
       usage: 3,
+      namespace: 2,
+      resource_type: 1,
     });
 
     const onPg = await postgres();
     const there = await migrateCatalog(first, onPg, { source: "first", target: "pg" });
     expect(there.copied).toEqual(before);
-    expect(there.check.viaInterface).toMatchObject({ stores: [S1, S2], chunks: 6, images: 3, members: 3 });
+    expect(there.check.viaInterface).toMatchObject({
+      stores: [S1, S2],
+      chunks: 6,
+      images: 3,
+      members: 3,
+      namespaces: 2,
+      resourceTypes: 1,
+    });
     expect(there.check.itemsCompared).toBe(Object.values(before).reduce((n, k) => n + k, 0));
 
     const back = lmdb("back");
@@ -137,6 +154,9 @@ describe.skipIf(!run)("whole-catalog copies", () => {
     expect(await back.records.ownerUsage(null)).toEqual(await first.records.ownerUsage(null));
     const sorted = await collect(back.records.scanImages("name", "asc"));
     expect(sorted.map((e) => e.id)).toEqual(["img-2", "img-1", "img-3"]);
+    // A namespace's properties keep their order through PostgreSQL and back.
+    const ns = await back.records.getNamespace("OS::Test::Copied");
+    expect(Object.keys(ns?.properties ?? {})).toEqual(["zeta_long_name", "a", "mid"]);
 
     // The sequence moved with the data; a condemned chunk revives in the copy as in the source.
     expect(await onPg.transact((tx) => tx.nextSeq())).toBeGreaterThan(

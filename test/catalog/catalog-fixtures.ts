@@ -9,6 +9,7 @@ import type { Catalog, ChunkRecord, IngestCommit, StoreWrite } from "../../src/c
 import type { ImageRecord } from "../../src/catalog/image-records.js";
 import { ManifestBuilder } from "../../src/catalog/manifest.js";
 import type { Member } from "../../src/catalog/member-records.js";
+import type { MetadefNamespaceRecord } from "../../src/catalog/metadef-records.js";
 import type { TaskRecord } from "../../src/catalog/task-records.js";
 import { packName } from "../../src/store/names.js";
 import type { ChunkLocation } from "../../src/store/pack-writer.js";
@@ -188,5 +189,37 @@ export function task(id: string, imageId: string, createdAt: string): TaskRecord
     created_at: createdAt,
     updated_at: createdAt,
     expires_at: null,
+  };
+}
+
+/**
+ * A metadefs namespace with a property, an object and a tag; its property maps in an order
+ * neither alphabetical nor by length (jsonb would reorder them).
+ */
+export function namespace(name: string, over: Partial<MetadefNamespaceRecord> = {}): MetadefNamespaceRecord {
+  const at = "2024-04-01T00:00:00.000Z";
+  return {
+    namespace: name,
+    display_name: `Display ${name}`,
+    description: "for the conformance suite",
+    visibility: "public",
+    protected: false,
+    owner: "admin-project",
+    created_at: at,
+    resource_type_associations: [{ name: "OS::Glance::Image", prefix: "hw_", created_at: at }],
+    properties: {
+      zeta_long_name: { type: "string", title: "Z", enum: ["b", "a"] },
+      a: { type: "integer", title: "A", minimum: 1 },
+      mid: { type: "array", title: "M", items: { type: "string", enum: ["x", "y"] } },
+    },
+    objects: [
+      {
+        name: "obj",
+        properties: { y: { type: "boolean", title: "Y" }, x: { type: "string", title: "X" } },
+        created_at: at,
+      },
+    ],
+    tags: [{ name: "tag-1", created_at: at }],
+    ...over,
   };
 }

@@ -44,6 +44,7 @@ function storeTables(s: StoreTables) {
 
 export function lmdbIsEmpty(t: Tables): boolean {
   const global = [t.meta, t.manifests, t.objects, t.images, t.members, t.usage, t.tasks, t.leases];
+  global.push(t.namespaces, t.resourceTypes);
   const stores = lmdbStoreNames(t).flatMap((n) => storeTables(t.store(n)));
   return [...global, ...stores].every((db) => db.getCount({ limit: 1 }) === 0);
 }
@@ -64,6 +65,8 @@ export function lmdbCounts(t: Tables): KindCounts {
   c.member = t.members.getCount();
   c.task = t.tasks.getCount();
   c.usage = t.usage.getCount();
+  c.namespace = t.namespaces.getCount();
+  c.resource_type = t.resourceTypes.getCount();
   return c;
 }
 
@@ -110,6 +113,8 @@ export async function* exportLmdb(t: Tables, layout: number): AsyncGenerator<Cat
   for (const { value } of t.tasks.getRange()) yield { kind: "task", task: value };
   // Keys are "o:" and the owner (records.ts ownerKey).
   for (const { key, value } of t.usage.getRange()) yield { kind: "usage", owner: key.slice(2), usage: value };
+  for (const { value } of t.namespaces.getRange()) yield { kind: "namespace", ns: value };
+  for (const { value } of t.resourceTypes.getRange()) yield { kind: "resource_type", rt: value };
 }
 
 /** Writes one item (inside a write transaction). */
@@ -160,6 +165,12 @@ function put(t: Tables, item: CatalogItem): void {
       return;
     case "usage":
       t.usage.putSync(ownerKey(item.owner), item.usage);
+      return;
+    case "namespace":
+      t.namespaces.putSync(item.ns.namespace, item.ns);
+      return;
+    case "resource_type":
+      t.resourceTypes.putSync(item.rt.name, item.rt);
       return;
   }
 }

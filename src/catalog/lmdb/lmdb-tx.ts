@@ -61,6 +61,18 @@ export function recordsReader(t: Tables, gate: () => Promise<void> | undefined):
       await gate();
       return records.tasksOfImage(t, imageId);
     },
+    async getNamespace(name) {
+      await gate();
+      return t.namespaces.get(name);
+    },
+    async listNamespaces() {
+      await gate();
+      return [...t.namespaces.getRange()].map((e) => e.value);
+    },
+    async listResourceTypes() {
+      await gate();
+      return [...t.resourceTypes.getRange()].map((e) => e.value);
+    },
   };
 }
 
@@ -84,6 +96,18 @@ export function unitOfWork(t: Tables): CatalogTx {
     },
     async removeTask(task) {
       records.removeTask(t, task);
+    },
+    async putNamespace(ns) {
+      t.namespaces.putSync(ns.namespace, ns);
+    },
+    async removeNamespace(name) {
+      t.namespaces.removeSync(name);
+    },
+    async putResourceType(rt) {
+      t.resourceTypes.putSync(rt.name, rt);
+    },
+    async removeResourceType(name) {
+      t.resourceTypes.removeSync(name);
     },
     async getObject(id) {
       return t.objects.get(id);

@@ -15,6 +15,8 @@
  *   members      [image id, project] → JSON
  *   usage        owner → JSON            each owner's images, bytes and uploads (quota tallies)
  *   tasks        task id → JSON          and task_by_image [image, task] → ""
+ *   metadef_namespaces  name → JSON     a namespace whole (metadef-records.ts)
+ *   metadef_resource_types  name → JSON
  *   leases       lease id → JSON         LeaseRecord (catalog.ts)
  *
  * Only code under catalog/lmdb/ touches these.
@@ -23,6 +25,7 @@ import { type Database, open, type RootDatabase } from "lmdb";
 import type { ObjectRecord } from "../catalog.js";
 import { IMAGE_SORT_KEYS, type ImageRecord, type ImageSortKey, type OwnerUsage } from "../image-records.js";
 import type { MemberRecord } from "../member-records.js";
+import type { MetadefNamespaceRecord, MetadefResourceTypeRecord } from "../metadef-records.js";
 import type { PackRecord, TrashEntry } from "../store-index.js";
 import type { TaskRecord } from "../task-records.js";
 
@@ -57,6 +60,8 @@ export interface Tables {
   usage: Database<OwnerUsage, string>;
   tasks: Database<TaskRecord, string>;
   taskByImage: Database<string, [string, string]>;
+  namespaces: Database<MetadefNamespaceRecord, string>;
+  resourceTypes: Database<MetadefResourceTypeRecord, string>;
   leases: Database<unknown, number>;
   /** Per store, opened on first use. */
   store(name: string): StoreTables;
@@ -86,6 +91,11 @@ export function openTables(path: string, durable: boolean): Tables {
     usage: root.openDB<OwnerUsage, string>({ name: "usage", encoding: "json" }),
     tasks: root.openDB<TaskRecord, string>({ name: "tasks", encoding: "json" }),
     taskByImage: root.openDB<string, [string, string]>({ name: "task_by_image", encoding: "json" }),
+    namespaces: root.openDB<MetadefNamespaceRecord, string>({ name: "metadef_namespaces", encoding: "json" }),
+    resourceTypes: root.openDB<MetadefResourceTypeRecord, string>({
+      name: "metadef_resource_types",
+      encoding: "json",
+    }),
     leases: root.openDB<unknown, number>({ name: "leases", keyEncoding: "uint32", encoding: "json" }),
     storeNames: () => [...stores.keys()],
     forgetStores(names: Iterable<string>): void {

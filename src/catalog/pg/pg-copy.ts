@@ -12,6 +12,7 @@ import type { ObjectRecord } from "../catalog.js";
 import { type CatalogItem, type CondemnedRecord, type KindCounts, zeroCounts } from "../catalog-copy.js";
 import type { ImageRecord, OwnerUsage } from "../image-records.js";
 import type { MemberRecord } from "../member-records.js";
+import type { MetadefNamespaceRecord, MetadefResourceTypeRecord } from "../metadef-records.js";
 import type { TaskRecord } from "../task-records.js";
 import { keysetScan, scanChunks, scanPacks, scanTrash } from "./chunk-index.js";
 import { scanObjects } from "./objects.js";
@@ -30,6 +31,8 @@ const TABLE_OF_KIND: Record<keyof KindCounts, string> = {
   member: "members",
   task: "tasks",
   usage: "usage",
+  namespace: "metadef_namespaces",
+  resource_type: "metadef_resource_types",
 };
 
 /** Manifests per page: a big image's manifest is megabytes, so pages of them stay small. */
@@ -156,4 +159,10 @@ export async function* exportPg(q: Sql): AsyncGenerator<CatalogItem> {
     key: "owner",
   }))
     yield { kind: "usage", owner: row.owner, usage: row.record };
+  const namespaces = { table: "metadef_namespaces", columns: "name, record", key: "name" };
+  for await (const row of keysetScan<{ name: string; record: MetadefNamespaceRecord }>(q, namespaces))
+    yield { kind: "namespace", ns: row.record };
+  const types = { table: "metadef_resource_types", columns: "name, record", key: "name" };
+  for await (const row of keysetScan<{ name: string; record: MetadefResourceTypeRecord }>(q, types))
+    yield { kind: "resource_type", rt: row.record };
 }

@@ -180,6 +180,22 @@ const SPECS: { [K in Exclude<ItemKind, "manifest">]: Spec<K> } = {
     ],
     row: ({ owner, usage }) => [owner, JSON.stringify(usage)],
   },
+  namespace: {
+    table: "metadef_namespaces",
+    columns: [
+      ["name", "text"],
+      ["record", "json"],
+    ],
+    row: ({ ns }) => [ns.namespace, JSON.stringify(ns)],
+  },
+  resource_type: {
+    table: "metadef_resource_types",
+    columns: [
+      ["name", "text"],
+      ["record", "json"],
+    ],
+    row: ({ rt }) => [rt.name, JSON.stringify(rt)],
+  },
 };
 
 /** Every table the import writes, locked for its whole transaction. */

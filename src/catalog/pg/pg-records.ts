@@ -1,5 +1,6 @@
 /** The image service's records, for reading, on a pool or a unit of work's client. */
 import type { RecordsReader } from "../catalog.js";
+import { namespaces, resourceTypes } from "./metadef-records.js";
 import * as records from "./records.js";
 import type { Sql } from "./sql.js";
 
@@ -15,5 +16,8 @@ export function recordsOn(q: Sql): RecordsReader {
     getTask: (id) => records.getTask(q, id),
     listTasks: () => records.listTasks(q),
     tasksOfImage: (imageId) => records.tasksOfImage(q, imageId),
+    getNamespace: (name) => namespaces.get(q, name),
+    listNamespaces: () => namespaces.list(q),
+    listResourceTypes: () => resourceTypes.list(q),
   };
 }

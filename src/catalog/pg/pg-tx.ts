@@ -5,6 +5,7 @@
 import type { CatalogTx } from "../catalog.js";
 import * as gc from "./gc.js";
 import * as leases from "./leases.js";
+import { namespaces, resourceTypes } from "./metadef-records.js";
 import * as objects from "./objects.js";
 import { recordsOn } from "./pg-records.js";
 import { rebuildStore } from "./rebuild.js";
@@ -20,6 +21,10 @@ export function unitOfWork(q: Sql): CatalogTx {
     removeMember: (imageId, project) => records.removeMember(q, imageId, project),
     putTask: (t) => records.putTask(q, t),
     removeTask: (t) => records.removeTask(q, t),
+    putNamespace: (ns) => namespaces.put(q, ns.namespace, ns),
+    removeNamespace: (name) => namespaces.remove(q, name),
+    putResourceType: (rt) => resourceTypes.put(q, rt.name, rt),
+    removeResourceType: (name) => resourceTypes.remove(q, name),
     getObject: (id) => objects.getObject(q, id),
     getManifest: (id) => objects.getManifest(q, id),
     getMeta: (key) => getMeta(q, key),

@@ -20,6 +20,8 @@
  * | `usage`     | owner              | OwnerUsage as JSON ('' for no owner)                           |
  * | `tasks`     | id                 | the TaskRecord as JSON, image_id, created_at                   |
  * | `leases`    | id                 | the LeaseRecord as JSON                                        |
+ * | `metadef_namespaces` | name      | a metadefs namespace whole, as `json` (key order kept)         |
+ * | `metadef_resource_types` | name  | a metadefs resource type, as `json`                            |
  */
 import type { Sql } from "./sql.js";
 
@@ -68,6 +70,10 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     // id at each. At 10 million chunks, 4 callers, batches of 512: 161k lookups/s through the
     // primary key, 243-288k through this (256 MB against 731 MB), built in 12 s.
     `CREATE INDEX chunks_by_id ON chunks USING hash (id)`,
+  ],
+  [
+    `CREATE TABLE metadef_namespaces (name text COLLATE "C" PRIMARY KEY, record json NOT NULL)`,
+    `CREATE TABLE metadef_resource_types (name text COLLATE "C" PRIMARY KEY, record json NOT NULL)`,
   ],
 ];
 
