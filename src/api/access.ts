@@ -4,12 +4,14 @@
  */
 
 import type { RequestContext } from "../auth/context.js";
+import { metadefAllowed, namespaceVisible } from "../auth/metadef-policy.js";
 import { allowed, type ImageAction, visible } from "../auth/policy.js";
 import type { RecordsReader } from "../catalog/catalog.js";
 import type { ImageRecord } from "../catalog/image-records.js";
 import { ForbiddenError } from "../errors.js";
 import type { MemberAccess } from "../images/image-members.js";
 import type { Access, ImageService } from "../images/images.js";
+import type { MetadefAccess } from "../metadefs/metadef-access.js";
 
 /** Glance's words when a policy refuses an action on an image the caller sees. */
 export function notAuthorized(action: string): ForbiddenError {
@@ -51,6 +53,17 @@ export class AccessPolicy {
           );
         }
       },
+    };
+  }
+
+  /** The metadata definitions' access: visibility, then Glance's metadefs policy. */
+  metadefs(ctx: RequestContext): MetadefAccess {
+    return {
+      sees: (ns) => namespaceVisible(ctx, ns),
+      check: (action) => {
+        if (!metadefAllowed(ctx, action)) throw notAuthorized(action);
+      },
+      project: ctx.projectId,
     };
   }
 

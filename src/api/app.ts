@@ -14,6 +14,7 @@ import { FormatRejectedError } from "../formats/rules.js";
 import { ImageMembers } from "../images/image-members.js";
 import type { ImageService } from "../images/images.js";
 import type { Imports } from "../images/imports.js";
+import { Metadefs } from "../metadefs/metadefs.js";
 import type { GcSchedule } from "../schedules/gc.js";
 import { AccessPolicy } from "./access.js";
 import { adminRoutes } from "./admin-routes.js";
@@ -28,6 +29,8 @@ import { imageRoutes } from "./image-routes.js";
 import { importRoutes } from "./import-routes.js";
 import type { ListLimits } from "./list-query.js";
 import { memberRoutes } from "./member-routes.js";
+import { metadefItemRoutes } from "./metadef-item-routes.js";
+import { metadefRoutes } from "./metadef-routes.js";
 import { answerOtherMethods } from "./method-not-allowed.js";
 import type { Metrics } from "./metrics.js";
 import { type ReadJson, readJson } from "./read-json.js";
@@ -139,6 +142,9 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   app.route("/", storeRoutes(images, policy));
   app.route("/", cacheRoutes(images, policy, opts.cache));
   app.route("/", memberRoutes(new ImageMembers(images), policy, json));
+  const metadefs = new Metadefs(images.engine.catalog);
+  app.route("/", metadefRoutes(metadefs, policy, json));
+  app.route("/", metadefItemRoutes(metadefs, policy, json));
   if (opts.imports) app.route("/", importRoutes(opts.imports, policy, { readJson: json, track }));
   const metrics = opts.metrics;
   if (metrics) {
