@@ -58,40 +58,58 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
 
   // ---- objects ----
   app.get(`${base}/objects`, async (c) => {
-    const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_objects");
+    const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_objects", "namespace");
     return c.json(objectsView(ns));
   });
 
   app.post(`${base}/objects`, async (c) => {
     const input = await metadefBody<contents.ObjectInput>(c, readJson, checkObject);
-    const o = await metadefs.edit(access(c), c.req.param("ns"), "add_metadef_object", (ns, at) => {
-      const next = contents.addObject(ns, input, at);
-      return { next, out: contents.findObject(next, input.name) };
-    });
+    const o = await metadefs.edit(
+      access(c),
+      c.req.param("ns"),
+      "add_metadef_object",
+      (ns, at) => {
+        const next = contents.addObject(ns, input, at);
+        return { next, out: contents.findObject(next, input.name) };
+      },
+      "namespace",
+    );
     return c.json(objectView(c.req.param("ns"), o), 201);
   });
 
   app.get(`${base}/objects/:name`, async (c) => {
-    const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_object");
+    const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_object", "namespace");
     return c.json(objectView(ns.namespace, contents.findObject(ns, c.req.param("name"))));
   });
 
   app.put(`${base}/objects/:name`, async (c) => {
     const input = await metadefBody<contents.ObjectInput>(c, readJson, checkObject);
-    const o = await metadefs.edit(access(c), c.req.param("ns"), "modify_metadef_object", (ns, at) => {
-      const next = contents.replaceObject(ns, c.req.param("name"), input, at);
-      return { next, out: contents.findObject(next, input.name) };
-    });
+    const o = await metadefs.edit(
+      access(c),
+      c.req.param("ns"),
+      "modify_metadef_object",
+      (ns, at) => {
+        const next = contents.replaceObject(ns, c.req.param("name"), input, at);
+        return { next, out: contents.findObject(next, input.name) };
+      },
+      "namespace",
+    );
     return c.json(objectView(c.req.param("ns"), o));
   });
 
   app.delete(`${base}/objects/:name`, async (c) => {
     const name = c.req.param("name");
-    await metadefs.edit(access(c), c.req.param("ns"), "delete_metadef_object", (ns) => {
-      const next = contents.removeObject(ns, name);
-      if (ns.protected) throw protectedFrom("object", name);
-      return { next, out: undefined };
-    });
+    await metadefs.edit(
+      access(c),
+      c.req.param("ns"),
+      "delete_metadef_object",
+      (ns) => {
+        const next = contents.removeObject(ns, name);
+        if (ns.protected) throw protectedFrom("object", name);
+        return { next, out: undefined };
+      },
+      "namespace",
+    );
     return c.body(null, 204);
   });
 

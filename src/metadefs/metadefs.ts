@@ -54,7 +54,7 @@ export interface NamespaceQuery {
 type Ns = MetadefNamespaceRecord;
 
 /** Which 404 a missing namespace gets: Glance words its own GET apart from everything under it. */
-type Missing = "namespace" | "parent";
+export type Missing = "namespace" | "parent";
 
 function compare(a: unknown, b: unknown): number {
   // Glance's database sorts NULL first ascending; absent fields are NULL.
@@ -102,9 +102,10 @@ export class Metadefs {
     name: string,
     action: MetadefAction,
     change: (ns: Ns, at: string, tx: CatalogTx) => Promise<{ next: Ns; out: T }> | { next: Ns; out: T },
+    style: Missing = "parent",
   ): Promise<T> {
     return this.catalog.transact(async (tx) => {
-      const ns = await this.seen(tx, access, name, "parent");
+      const ns = await this.seen(tx, access, name, style);
       access.check(action);
       const { next, out } = await change(ns, this.now(), tx);
       if (next !== ns) {
