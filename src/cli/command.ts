@@ -33,12 +33,17 @@ export interface Flags {
   out?: string;
   "no-peers"?: boolean;
   payload?: string;
+  merge?: boolean;
+  "prefer-new"?: boolean;
+  overwrite?: boolean;
   help?: boolean;
 }
 
 export interface CommandInput {
   /** The positional argument after the command's name, if any. */
   arg: string | undefined;
+  /** The positional arguments after that one (a subcommand's own). */
+  rest?: string[];
   values: Flags;
   /** The whole command line after `tessera`. */
   argv: string[];

@@ -8,6 +8,7 @@ import { fsck } from "./commands/fsck.js";
 import { gc } from "./commands/gc.js";
 import { convert, copyImage } from "./commands/image-commands.js";
 import { inspect } from "./commands/inspect.js";
+import { metadefsCommand } from "./commands/metadefs.js";
 import { cat, ingest, rebuildIndex, stat } from "./commands/objects.js";
 import { serve } from "./commands/serve.js";
 import { stats } from "./commands/stats.js";
@@ -25,6 +26,7 @@ export const COMMANDS: Command[] = [
   stats,
   copyImage,
   catalogCommand,
+  metadefsCommand,
   evaluate,
   evaluateOne,
 ];

@@ -38,17 +38,20 @@ async function run(argv: string[]): Promise<void> {
       out: { type: "string" },
       "no-peers": { type: "boolean" },
       payload: { type: "string" },
+      merge: { type: "boolean" },
+      "prefer-new": { type: "boolean" },
+      overwrite: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
-  const [name, arg] = positionals;
+  const [name, arg, ...rest] = positionals;
   if (values.help || !name) {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) throw new UsageError(`unknown command ${name}`);
-  await command.run({ arg, values, argv });
+  await command.run({ arg, rest, values, argv });
 }
 
 run(process.argv.slice(2)).catch((e: unknown) => {
