@@ -3,8 +3,9 @@
  * messages, and the `first`/`next` links that keep the caller's query.
  *
  * Filters: name, status, visibility, owner, tag (repeatable, all must match), disk_format,
- * container_format, protected, os_hidden, size_min, size_max, id, created_at, updated_at,
- * member_status, and any other name as a free-form property (exact match). Values may carry
+ * container_format, protected, os_hidden, size_min, size_max, size, min_ram, min_disk (exact
+ * integers), id, created_at, updated_at, member_status, and any other name as a free-form
+ * property (exact match); `changes-since` is refused, as Glance v2 refuses it. Values may carry
  * an operator: `in:a,b`, `eq:`, `neq:`, and for timestamps also `gt:`, `gte:`, `lt:`, `lte:`.
  */
 import { IMAGE_SORT_KEYS, type ImageRecord, type ImageSortKey } from "../catalog/image-records.js";
@@ -187,7 +188,12 @@ export function parseListQuery(q: URLSearchParams, limits: ListLimits): ParsedLi
   ]);
   for (const key of new Set(q.keys())) {
     if (handled.has(key)) continue;
-    if (key === "min_ram" || key === "min_disk") {
+    if (key === "changes-since") {
+      throw new BadRequestError('The "changes-since" filter is no longer available on v2.');
+    }
+    // Columns of Glance's images table: an exact match on the number (tempest's
+    // test_list_images_param_size lists by the size of an image it uploaded).
+    if (key === "min_ram" || key === "min_disk" || key === "size") {
       for (const v of q.getAll(key)) {
         const n = intParam(key, v);
         preds.push((r) => r[key] === n);

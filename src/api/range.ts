@@ -1,7 +1,9 @@
 /**
  * The Range header of an image download, as Glance reads it: one byte range (`a-b`, `a-`,
- * `-n`); several ranges are refused (400); a start at or beyond the end is 416; a header that
- * is not a byte range at all is ignored (the whole image), as RFC 9110 asks.
+ * `-n`); several ranges are refused (400); a start at or beyond the end, or a last byte before
+ * the first (`bytes=5-1`), is 416, as Glance answers (RFC 9110 14.2 says such a range SHOULD be
+ * ignored; clients written against Glance expect the 416); a header that is not a byte range
+ * at all is ignored (the whole image), as RFC 9110 asks.
  */
 import { HttpError } from "./errors.js";
 
@@ -34,7 +36,11 @@ export function parseRange(
     return { start: Math.max(0, size - n), end: size };
   }
   const start = Number(r[1]);
-  if (r[2] !== "" && Number(r[2]) < start) return undefined;
+  if (r[2] !== "" && Number(r[2]) < start) {
+    throw new HttpError(416, "The Range requested is not available.\nInvalid Range header.", {
+      "Content-Range": `bytes */${size}`,
+    });
+  }
   if (start >= size) throw unsatisfiable();
   const last = r[2] === "" ? size - 1 : Number(r[2]);
   return { start, end: Math.min(last + 1, size) };

@@ -160,7 +160,7 @@ describe("image lifecycle", () => {
     });
   });
 
-  it("answers single ranges with 206 and Content-Range, several with 400, and out-of-range starts with 416", async () => {
+  it("answers single ranges with 206 and Content-Range, several with 400, and out-of-range starts or a last byte before the first with 416", async () => {
     const data = prng(9, 1024 * 1024);
     const id = await activeImage(data);
     const path = `/v2/images/${id}/file`;
@@ -184,6 +184,10 @@ describe("image lifecycle", () => {
     const beyond = await api.get(path, { range: "bytes=2000000-2000010" });
     expect(beyond.status).toBe(416);
     expect(beyond.headers.get("content-range")).toBe(`bytes */${data.length}`);
+    const inverted = await api.get(path, { range: "bytes=5-1" });
+    expect(inverted.status).toBe(416);
+    expect(await inverted.text()).toContain("Invalid Range header.");
+    expect(inverted.headers.get("content-range")).toBe(`bytes */${data.length}`);
     const head = await api.request("HEAD", path);
     expect(head.status).toBe(405);
     expect(head.headers.get("allow")).toBe("GET, PUT");

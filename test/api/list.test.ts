@@ -138,7 +138,7 @@ describe("listing", () => {
     expect(body.next).toBe(`/v2/images?tag=even&limit=2&sort=name%3Aasc&marker=${body.images[1].id}`);
   });
 
-  it("filters on name, status, visibility, tags, formats, sizes, hidden, custom properties and in: lists", async () => {
+  it("filters on name, status, visibility, tags, formats, sizes (exact and bounds), hidden, custom properties and in: lists", async () => {
     const cases: [string, (i: Img) => boolean][] = [
       ["?name=img-2", (i) => i.name === "img-2"],
       ["?name=in:img-1,img-3", (i) => i.name === "img-1" || i.name === "img-3"],
@@ -154,6 +154,10 @@ describe("listing", () => {
         (i) => i.container_format === "bare" && i.disk_format !== "raw",
       ],
       ["?size_min=2000&size_max=4000", (i) => i.size !== null && i.size >= 2000 && i.size <= 4000],
+      [
+        `?size=${created.find((i) => i.size !== null)?.size}`,
+        (i) => i.size === created.find((c) => c.size !== null)?.size,
+      ],
       ["?hw_disk_bus=virtio", (i) => i.hw_disk_bus === "virtio"],
       ["?protected=false&status=active", (i) => i.status === "active"],
     ];
@@ -218,6 +222,8 @@ describe("listing", () => {
         "No image found with ID 00000000-0000-0000-0000-000000000000",
       ],
       ["?size_min=big", ""],
+      ["?size=big", "size param must be an integer"],
+      ["?changes-since=2020-01-01T00:00:00Z", "filter is no longer available on v2."],
       ["?created_at=gt:yesterday", ""],
       ["?created_at=between:1", ""],
       ["?name=foo:bar", ""],
