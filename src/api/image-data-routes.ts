@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import type { ImageService } from "../images/images.js";
 import type { AccessPolicy } from "./access.js";
 import type { CacheReads } from "./cache-routes.js";
+import { checkedAgainst, declaredSize } from "./declared-size.js";
 import type { Env } from "./env.js";
 import { mediaType, unsupportedMediaType } from "./media-type.js";
 import type { Metrics } from "./metrics.js";
@@ -38,8 +39,9 @@ export function imageDataRoutes(
     if (type !== undefined && type !== "application/octet-stream") throw unsupportedMediaType(type);
     const began = performance.now();
     const access = policy.to(c.get("auth"), "upload_image");
+    const body = checkedAgainst(c.env.incoming, declaredSize(c.req.header("x-openstack-image-size")));
     const rec = await opts.track(c, () =>
-      images.upload(c.req.param("id"), c.env.incoming, c.req.header("x-image-meta-store"), access),
+      images.upload(c.req.param("id"), body, c.req.header("x-image-meta-store"), access),
     );
     opts.metrics?.upload(rec.size ?? 0, (performance.now() - began) / 1000);
     return c.body(null, 204);

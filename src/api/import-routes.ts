@@ -9,6 +9,7 @@ import type { TaskRecord } from "../catalog/task-records.js";
 import { BadRequestError } from "../errors.js";
 import { IMPORT_METHODS, type ImportMethod, type ImportRequest, type Imports } from "../images/imports.js";
 import type { AccessPolicy } from "./access.js";
+import { checkedAgainst, declaredSize } from "./declared-size.js";
 import { type Env, requireAdmin } from "./env.js";
 import { glanceTime } from "./image-view.js";
 import { mediaType, unsupportedMediaType } from "./media-type.js";
@@ -131,7 +132,8 @@ export function importRoutes(
     const type = mediaType(c);
     if (type !== undefined && type !== "application/octet-stream") throw unsupportedMediaType(type);
     const access = policy.to(c.get("auth"), "modify_image");
-    await opts.track(c, () => images.stage(c.req.param("id"), c.env.incoming, access));
+    const body = checkedAgainst(c.env.incoming, declaredSize(c.req.header("x-openstack-image-size")));
+    await opts.track(c, () => images.stage(c.req.param("id"), body, access));
     return c.body(null, 204);
   });
 
