@@ -53,7 +53,12 @@ export function imageDataRoutes(
     const access = policy.download(c.get("auth"));
     const image = await images.get(c.req.param("id"), access);
     const range = image.size === null ? undefined : parseRange(c.req.header("range"), image.size);
-    const dl = await images.download(image.id, range, access);
+    // Glance's newest: ?prefer=store1,store2, the stores to read from first.
+    const prefer = (c.req.query("prefer") ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+    const dl = await images.download(image.id, range, access, prefer);
     if (!dl.body) return c.body(null, 204);
     const out = c.env.outgoing;
     const headers: Record<string, string | number> = {

@@ -23,6 +23,18 @@ export interface ReadOptions {
   start?: number;
   /** End (exclusive), default the object's size. */
   end?: number;
+  /**
+   * Stores to read from first, by name, then the others in read order (Glance's `?prefer=`).
+   * Such a read asks the catalog where every chunk is: the node's location cache knows one
+   * place per chunk, whichever store it was.
+   */
+  prefer?: readonly string[];
+}
+
+/** The engine's stores with `prefer`'s first (names not among them are the caller's to refuse). */
+export function preferredOrder(engine: Engine, prefer: readonly string[]): Store[] {
+  const first = prefer.flatMap((n) => engine.stores.get(n) ?? []);
+  return [...new Set([...first, ...engine.stores.values()])];
 }
 
 /**
@@ -95,7 +107,13 @@ type Located = Awaited<ReturnType<typeof locateChunks>>;
  * know go to the catalog, and what the catalog answers is remembered. `fresh`: ask the catalog
  * for every id, correcting what the cache held.
  */
-async function locateRemembered(engine: Engine, ids: readonly Buffer[], fresh: boolean): Promise<Located> {
+async function locateRemembered(
+  engine: Engine,
+  ids: readonly Buffer[],
+  fresh: boolean,
+  order?: Store[],
+): Promise<Located> {
+  if (order) return locateChunks(order, ids);
   const cache = engine.locations;
   if (!cache) return locateChunks(engine.stores.values(), ids);
   const out: Located = new Array(ids.length).fill(undefined);
@@ -125,6 +143,7 @@ async function* planSegments(
   from: number,
   to: number,
   fresh = false,
+  order?: Store[],
 ): AsyncGenerator<Segment> {
   let seg: Segment | undefined;
   // The read budget's segment size, taken when a segment starts (not once per chunk).
@@ -142,7 +161,7 @@ async function* planSegments(
       const id = chunkIdOf(m, j);
       if (id) ids.push(id);
     }
-    const p = locateRemembered(engine, ids, fresh);
+    const p = locateRemembered(engine, ids, fresh, order);
     p.catch(() => {}); // a read given up before it is awaited
     return { start, end, located: p };
   };
@@ -290,7 +309,9 @@ export async function* readPieces(
   if (start === end) return;
   const first = chunkAt(m, start);
   const last = chunkAt(m, end - 1);
-  const plan = planSegments(engine, m, first, last);
+  const order =
+    options.prefer && options.prefer.length > 0 ? preferredOrder(engine, options.prefer) : undefined;
+  const plan = planSegments(engine, m, first, last, false, order);
   const queue: { seg: Segment; data: Promise<Buffer> | undefined; pooled: boolean }[] = [];
   let queued = 0;
   // Queued segments in pool buffers. Each holds a whole buffer whatever its length, so only as

@@ -18,14 +18,17 @@ export interface ImageDownload {
 
 /**
  * Opens an image's data for reading, or a range [start, end) of it. An image without data
- * answers with no body (Glance's 204).
+ * answers with no body (Glance's 204). `prefer`: stores to read from first (an unknown name is
+ * refused; a store without the image is passed over).
  */
 export async function download(
   svc: ImageService,
   id: string,
   range?: { start: number; end: number },
   access?: Access,
+  prefer: readonly string[] = [],
 ): Promise<ImageDownload> {
+  for (const name of prefer) svc.engine.store(name);
   const image = await svc.get(id, access);
   if (!image.object || (image.status !== "active" && image.status !== "deactivated")) {
     return { image, start: 0, end: 0 };
@@ -34,5 +37,5 @@ export async function download(
   if ((await svc.engine.stat(image.object)).damaged) throw new DamagedDataError(`The data of image ${id}`);
   const start = range?.start ?? 0;
   const end = range?.end ?? (image.size as number);
-  return { image, start, end, body: svc.engine.readPooled(image.object, { start, end }) };
+  return { image, start, end, body: svc.engine.readPooled(image.object, { start, end, prefer }) };
 }

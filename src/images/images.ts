@@ -298,8 +298,13 @@ export class ImageService {
   }
 
   /** Opens an image's data, or a range of it, for reading (download.ts). */
-  download(id: string, range?: { start: number; end: number }, access?: Access): Promise<ImageDownload> {
-    return download(this, id, range, access);
+  download(
+    id: string,
+    range?: { start: number; end: number },
+    access?: Access,
+    prefer?: readonly string[],
+  ): Promise<ImageDownload> {
+    return download(this, id, range, access, prefer);
   }
 
   /** Converts an active image's data to another disk format (convert-image.ts). */

@@ -377,6 +377,49 @@ describe("copy-image", () => {
   });
 });
 
+describe("copy-image with all_stores on a one-store server", () => {
+  let one: TestServer;
+  beforeAll(async () => {
+    one = await startTestServer();
+  });
+  afterAll(async () => {
+    await one?.close();
+    if (one) await rm(one.dataDir, { recursive: true, force: true });
+  });
+
+  test("an image every store already holds is done at once: os_glance_importing_to_stores is there and empty right after the 202", async () => {
+    const req = (method: string, path: string, body?: unknown) =>
+      fetch(`${one.url}${path}`, {
+        method,
+        headers: json,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    const created = await req("POST", "/v2/images", {
+      name: "one",
+      disk_format: "raw",
+      container_format: "bare",
+    });
+    const { id } = (await created.json()) as { id: string };
+    const put = await fetch(`${one.url}/v2/images/${id}/file`, {
+      method: "PUT",
+      headers: { "Content-Type": "application/octet-stream" },
+      body: new Uint8Array(randomBytes(64 * 1024)),
+    });
+    expect(put.status).toBe(204);
+    const res = await req("POST", `/v2/images/${id}/import`, {
+      method: { name: "copy-image" },
+      all_stores: true,
+    });
+    expect(res.status).toBe(202);
+    const img = (await (await req("GET", `/v2/images/${id}`)).json()) as Record<string, unknown>;
+    expect(img).toMatchObject({
+      status: "active",
+      os_glance_importing_to_stores: "",
+      os_glance_failed_import: "",
+    });
+  });
+});
+
 describe("a target store that fails (an S3 server killed after the start)", () => {
   let t: TestServer;
   let s3: S3rver;
