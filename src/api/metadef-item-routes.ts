@@ -11,7 +11,7 @@ import type { Metadefs } from "../metadefs/metadefs.js";
 import * as contents from "../metadefs/namespace-contents.js";
 import type { AccessPolicy } from "./access.js";
 import type { Env } from "./env.js";
-import { metadefBody } from "./metadef-routes.js";
+import { getOnly, metadefBody } from "./metadef-request.js";
 import { METADEF_SCHEMAS } from "./metadef-schemas.js";
 import {
   newestTags,
@@ -42,7 +42,11 @@ function pageOfTags(c: Context<Env>, tags: ReturnType<typeof newestTags>) {
   if (sortKey === "name") list = [...tags].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   if ((sortKey === "name") === (dir === "desc")) list = [...list].reverse();
   const marker = c.req.query("marker");
-  if (marker !== undefined) list = list.slice(list.findIndex((t) => t.name === marker) + 1);
+  if (marker !== undefined) {
+    const at = list.findIndex((t) => t.name === marker);
+    if (at < 0) throw missing.tag(marker);
+    list = list.slice(at + 1);
+  }
   const limit = c.req.query("limit");
   if (limit !== undefined) {
     if (!/^\d+$/.test(limit)) throw new BadRequestError("limit param must be a positive integer");
@@ -57,7 +61,7 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
   const base = "/v2/metadefs/namespaces/:ns";
 
   // ---- objects ----
-  app.get(`${base}/objects`, async (c) => {
+  getOnly(app, `${base}/objects`, async (c) => {
     const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_objects", "namespace");
     return c.json(objectsView(ns));
   });
@@ -77,7 +81,7 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
     return c.json(objectView(c.req.param("ns"), o), 201);
   });
 
-  app.get(`${base}/objects/:name`, async (c) => {
+  getOnly(app, `${base}/objects/:name`, async (c) => {
     const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_object", "namespace");
     return c.json(objectView(ns.namespace, contents.findObject(ns, c.req.param("name"))));
   });
@@ -114,7 +118,7 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
   });
 
   // ---- properties ----
-  app.get(`${base}/properties`, async (c) => {
+  getOnly(app, `${base}/properties`, async (c) => {
     const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_properties");
     return c.json(propertiesView(ns));
   });
@@ -128,7 +132,7 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
     return c.json(propertyView(input.name, input), 201);
   });
 
-  app.get(`${base}/properties/:name`, async (c) => {
+  getOnly(app, `${base}/properties/:name`, async (c) => {
     const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_property");
     let name = c.req.param("name");
     const type = c.req.query("resource_type");
@@ -161,7 +165,7 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
   });
 
   // ---- tags ----
-  app.get(`${base}/tags`, async (c) => {
+  getOnly(app, `${base}/tags`, async (c) => {
     const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_tags");
     return c.json({ tags: pageOfTags(c, newestTags(ns.tags)).map((t) => ({ name: t.name })) });
   });
@@ -174,7 +178,8 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
     const names = body.tags.map((t) => t.name);
     const append = (c.req.header("x-openstack-append") ?? "").toLowerCase() === "true";
     await metadefs.edit(access(c), c.req.param("ns"), "add_metadef_tags", (ns, at) => ({
-      next: contents.addTags(append ? ns : { ...ns, tags: [] }, names, at),
+      // An empty list replaces nothing: Glance keeps the tags (its delete-then-insert has no rows).
+      next: names.length === 0 ? ns : contents.addTags(append ? ns : { ...ns, tags: [] }, names, at),
       out: undefined,
     }));
     return c.json({ tags: names.map((name) => ({ name })) }, 201);
@@ -190,7 +195,7 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
     return c.json(tagView(t), 201);
   });
 
-  app.get(`${base}/tags/:name`, async (c) => {
+  getOnly(app, `${base}/tags/:name`, async (c) => {
     const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_tag");
     return c.json(tagView(contents.findTag(ns, c.req.param("name"))));
   });

@@ -18,6 +18,7 @@ import {
 import * as contents from "../metadefs/namespace-contents.js";
 import type { AccessPolicy } from "./access.js";
 import type { Env } from "./env.js";
+import { getOnly, metadefBody, refuseNulPaths } from "./metadef-request.js";
 import { METADEF_SCHEMAS } from "./metadef-schemas.js";
 import { associationView, namespaceView, resourceTypeView } from "./metadef-views.js";
 import type { ReadJson } from "./read-json.js";
@@ -25,22 +26,6 @@ import { schemaCheck } from "./validate.js";
 
 const checkNamespace = schemaCheck(METADEF_SCHEMAS.namespace as object, "namespace");
 const checkAssociation = schemaCheck(METADEF_SCHEMAS.resource_type as object, "resource_type_association");
-
-/** Glance refuses read-only attributes (403) before checking the schema. */
-export function refuseReadOnly(body: unknown): void {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) return;
-  for (const key of ["created_at", "updated_at", "schema", "self"]) {
-    if (key in body) throw new ForbiddenError(`Attribute '${key}' is read-only.`);
-  }
-}
-
-/** A body checked against a metadefs schema, read-only attributes first. */
-export async function metadefBody<T>(c: Context<Env>, readJson: ReadJson, check: (doc: unknown) => void) {
-  const body = await readJson(c);
-  refuseReadOnly(body);
-  check(body);
-  return body as T;
-}
 
 const DEFAULT_LIMIT = 25;
 const MAX_LIMIT = 1000;
@@ -93,8 +78,9 @@ function pageLinks(url: URL, last: string | undefined): { first: string; next?: 
 export function metadefRoutes(metadefs: Metadefs, policy: AccessPolicy, readJson: ReadJson): Hono<Env> {
   const app = new Hono<Env>();
   const access = (c: Context<Env>) => policy.metadefs(c.get("auth"));
+  refuseNulPaths(app);
 
-  app.get("/v2/metadefs/namespaces", async (c) => {
+  getOnly(app, "/v2/metadefs/namespaces", async (c) => {
     const url = new URL(c.req.url);
     const q = listQuery(url);
     const { page } = await metadefs.list(access(c), q);
@@ -112,11 +98,13 @@ export function metadefRoutes(metadefs: Metadefs, policy: AccessPolicy, readJson
   app.post("/v2/metadefs/namespaces", async (c) => {
     const input = await metadefBody<NamespaceInput>(c, readJson, checkNamespace);
     const ns = await metadefs.create(access(c), input);
-    const location = `${new URL(c.req.url).origin}/v2/metadefs/namespaces/${ns.namespace}`;
+    // Encoded: a header carries no character past Latin-1 (the colons Glance leaves as they are).
+    const name = encodeURIComponent(ns.namespace).replace(/%3A/gi, ":");
+    const location = `${new URL(c.req.url).origin}/v2/metadefs/namespaces/${name}`;
     return c.json(namespaceView(ns, true), 201, { Location: location });
   });
 
-  app.get("/v2/metadefs/namespaces/:ns", async (c) => {
+  getOnly(app, "/v2/metadefs/namespaces/:ns", async (c) => {
     const a = access(c);
     const ns = await metadefs.read(a, c.req.param("ns"), "get_metadef_namespace", "namespace");
     const type = c.req.query("resource_type");
@@ -141,12 +129,12 @@ export function metadefRoutes(metadefs: Metadefs, policy: AccessPolicy, readJson
     return c.body(null, 204);
   });
 
-  app.get("/v2/metadefs/resource_types", async (c) => {
+  getOnly(app, "/v2/metadefs/resource_types", async (c) => {
     const types = await metadefs.resourceTypes(access(c));
     return c.json({ resource_types: types.map(resourceTypeView) });
   });
 
-  app.get("/v2/metadefs/namespaces/:ns/resource_types", async (c) => {
+  getOnly(app, "/v2/metadefs/namespaces/:ns/resource_types", async (c) => {
     const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_resource_type");
     return c.json({ resource_type_associations: ns.resource_type_associations.map(associationView) });
   });

@@ -14,7 +14,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Catalog, CatalogTx } from "../catalog/catalog.js";
 import type { MetadefNamespaceRecord, MetadefProperty } from "../catalog/metadef-records.js";
-import { ConflictError, TesseraError } from "../errors.js";
+import { BadRequestError, ConflictError, TesseraError } from "../errors.js";
 import * as contents from "./namespace-contents.js";
 
 export interface LoadOptions {
@@ -96,7 +96,8 @@ export function namespaceOfFile(file: string, doc: unknown, at: string): Metadef
   try {
     ns = withContents(file, doc, ns, at);
   } catch (e) {
-    if (e instanceof ConflictError) throw new DefinitionFileError(file, e.message);
+    if (e instanceof ConflictError || e instanceof BadRequestError)
+      throw new DefinitionFileError(file, e.message);
     throw e;
   }
   // Loaded rows have no updated_at (Glance's column stays NULL until a change).
@@ -238,13 +239,21 @@ export function fileOfNamespace(ns: MetadefNamespaceRecord): Json {
 
 /**
  * Writes every namespace to `dir`, one file each, named after the namespace (glance-manage
- * names them after display names, which need not exist or differ). Returns the files.
+ * names them after display names, which need not exist or differ, and overwrites one file
+ * with the next when two are alike). Returns the files.
  */
 export async function exportDefinitions(catalog: Catalog, dir: string): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const out: string[] = [];
+  const taken = new Set<string>();
   for (const ns of await catalog.records.listNamespaces()) {
-    const file = join(dir, `${ns.namespace.replace(/[^A-Za-z0-9]+/g, "-")}.json`);
+    // Readable names (OS::Compute::Libvirt → OS-Compute-Libvirt.json); two namespaces that
+    // read alike (X::Y, X:Y) get -2, -3... rather than one file over the other.
+    const base = ns.namespace.replace(/[^A-Za-z0-9]+/g, "-");
+    let stem = base;
+    for (let n = 2; taken.has(stem.toLowerCase()); n++) stem = `${base}-${n}`;
+    taken.add(stem.toLowerCase());
+    const file = join(dir, `${stem}.json`);
     await writeFile(file, `${JSON.stringify(fileOfNamespace(ns), null, 4)}\n`);
     out.push(file);
   }

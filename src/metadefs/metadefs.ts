@@ -140,6 +140,7 @@ export class Metadefs {
 
   async create(access: MetadefAccess, input: NamespaceInput): Promise<Ns> {
     access.check("add_metadef_namespace");
+    contents.checkName(input.namespace, "metadata definition namespace");
     return this.catalog.transact(async (tx) => {
       if (await tx.getNamespace(input.namespace)) throw duplicate.namespace(input.namespace);
       const at = this.now();
@@ -184,6 +185,7 @@ export class Metadefs {
     name: string,
     input: NamespaceInput,
   ): Promise<{ before: Ns; after: Ns }> {
+    contents.checkName(input.namespace, "metadata definition namespace");
     return this.edit(access, name, "modify_metadef_namespace", async (ns, at, tx) => {
       if (input.namespace !== name && (await tx.getNamespace(input.namespace))) {
         throw duplicate.renamedNamespace(input.namespace);

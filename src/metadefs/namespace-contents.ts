@@ -11,6 +11,7 @@ import type {
   MetadefProperty,
   MetadefTag,
 } from "../catalog/metadef-records.js";
+import { BadRequestError } from "../errors.js";
 import { duplicate, missing } from "./metadef-errors.js";
 
 export interface ObjectInput {
@@ -28,8 +29,26 @@ export interface AssociationInput {
 
 type Ns = MetadefNamespaceRecord;
 
+/**
+ * Every name a namespace holds is 1 to 80 characters, as Glance's columns are: the schemas
+ * check a body's own name but not those nested in a namespace's, nor a definition file's.
+ */
+export function checkName(name: unknown, what: string): string {
+  if (typeof name !== "string" || name.length === 0 || name.length > 80) {
+    throw new BadRequestError(`A ${what} name must be a string of 1 to 80 characters.`);
+  }
+  return name;
+}
+
+function checkOptional(v: unknown, what: string): void {
+  if (v !== undefined && (typeof v !== "string" || v.length > 80)) {
+    throw new BadRequestError(`A ${what} must be a string of at most 80 characters.`);
+  }
+}
+
 export function newObject(input: ObjectInput, at: string): MetadefObject {
   const { name, description, required, properties } = input;
+  checkName(name, "metadata definition object");
   return {
     name,
     ...(description === undefined ? {} : { description }),
@@ -74,21 +93,22 @@ export function findProperty(ns: Ns, name: string): MetadefProperty {
 
 /** `def` as the client wrote it (Glance keeps a POSTed property's own `name` inside it). */
 export function addProperty(ns: Ns, name: string, def: MetadefProperty): Ns {
+  checkName(name, "metadata definition property");
   if (Object.hasOwn(ns.properties, name)) throw duplicate.property(name, ns.namespace);
   return { ...ns, properties: { ...ns.properties, [name]: def } };
 }
 
 export function replaceProperty(ns: Ns, name: string, newName: string, def: MetadefProperty): Ns {
   findProperty(ns, name);
+  checkName(newName, "metadata definition property");
   if (newName !== name && Object.hasOwn(ns.properties, newName)) {
     throw duplicate.renamedProperty(newName, ns.namespace);
   }
-  const properties: Record<string, MetadefProperty> = {};
-  for (const [k, v] of Object.entries(ns.properties)) {
-    if (k === name) properties[newName] = def;
-    else properties[k] = v;
-  }
-  return { ...ns, properties };
+  // Built from entries: an assignment of "__proto__" would set the prototype, not a key.
+  const entries = Object.entries(ns.properties).map(([k, v]): [string, MetadefProperty] =>
+    k === name ? [newName, def] : [k, v],
+  );
+  return { ...ns, properties: Object.fromEntries(entries) };
 }
 
 export function removeProperty(ns: Ns, name: string): Ns {
@@ -107,6 +127,7 @@ export function findTag(ns: Ns, name: string): MetadefTag {
 export function addTags(ns: Ns, names: readonly string[], at: string): Ns {
   const seen = new Set(ns.tags.map((t) => t.name));
   for (const name of names) {
+    checkName(name, "metadata tag");
     if (seen.has(name)) throw duplicate.tag(name, ns.namespace);
     seen.add(name);
   }
@@ -115,6 +136,7 @@ export function addTags(ns: Ns, names: readonly string[], at: string): Ns {
 
 export function renameTag(ns: Ns, name: string, newName: string, at: string): Ns {
   const old = findTag(ns, name);
+  checkName(newName, "metadata tag");
   if (newName !== name && ns.tags.some((t) => t.name === newName)) throw duplicate.tag(newName, ns.namespace);
   const next = { ...old, name: newName, updated_at: at };
   return { ...ns, tags: ns.tags.map((t) => (t === old ? next : t)) };
@@ -127,6 +149,9 @@ export function removeTag(ns: Ns, name: string): Ns {
 
 export function newAssociation(input: AssociationInput, at: string): MetadefAssociation {
   const { name, prefix, properties_target } = input;
+  checkName(name, "resource type");
+  checkOptional(prefix, "resource type association's prefix");
+  checkOptional(properties_target, "resource type association's properties_target");
   return {
     name,
     ...(prefix === undefined ? {} : { prefix }),

@@ -125,6 +125,35 @@ describe("metadefs properties", () => {
   });
 });
 
+describe("metadefs property names", () => {
+  it("keeps a property named __proto__ through POST, PUT and PUT of another onto its name", async () => {
+    await expectJson(
+      await admin("POST", `${NS}/properties`, { name: "__proto__", type: "string", title: "T" }),
+      201,
+    );
+    await expectJson(
+      await admin("PUT", `${NS}/properties/__proto__`, { name: "__proto__", type: "string", title: "T2" }),
+      200,
+    );
+    const list = await expectJson(await admin("GET", `${NS}/properties`), 200);
+    expect(Object.hasOwn(list.properties as object, "__proto__")).toBe(true);
+    await expectJson(
+      await admin("POST", `${NS}/properties`, { name: "pp", type: "string", title: "P" }),
+      201,
+    );
+    await expectJson(
+      await admin("PUT", `${NS}/properties/pp`, { name: "qq", type: "string", title: "Q" }),
+      200,
+    );
+    const after = Object.keys(
+      (await expectJson(await admin("GET", `${NS}/properties`), 200)).properties as object,
+    );
+    expect(after).toEqual(expect.arrayContaining(["__proto__", "qq"]));
+    for (const n of ["__proto__", "qq"])
+      expect((await admin("DELETE", `${NS}/properties/${n}`)).status).toBe(204);
+  });
+});
+
 describe("metadefs tags", () => {
   const names = async () =>
     ((await expectJson(await admin("GET", `${NS}/tags`), 200)).tags as { name: string }[]).map((t) => t.name);
@@ -158,6 +187,15 @@ describe("metadefs tags", () => {
     await errorOf(await admin("POST", `${NS}/tags`, {}), 400);
     const page = await expectJson(await admin("GET", `${NS}/tags?sort_key=name&sort_dir=asc&limit=2`), 200);
     expect(page.tags).toEqual([{ name: "a" }, { name: "b" }]);
+  });
+
+  it("an empty list replaces no tags, and an unknown marker is 404", async () => {
+    const before = await names();
+    expect(await expectJson(await admin("POST", `${NS}/tags`, { tags: [] }), 201)).toEqual({ tags: [] });
+    expect(await names()).toEqual(before);
+    expect(await errorOf(await admin("GET", `${NS}/tags?marker=nope`), 404)).toBe(
+      "Could not find metadata tag nope",
+    );
   });
 
   it("shows, renames and deletes a tag; names are case-sensitive", async () => {

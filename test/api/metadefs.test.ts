@@ -89,6 +89,47 @@ describe("metadefs namespaces", () => {
     expect((await admin("GET", `${NS}/X::U`)).status).toBe(404);
   });
 
+  it("refuses, with 400 and nothing written, bodies that are not objects, nameless or overlong nested items, empty names and NUL anywhere", async () => {
+    for (const body of [null, [], "x", [1]]) await errorOf(await admin("POST", NS, body), 400);
+    await errorOf(await admin("PUT", `${NS}/Tessera::Test`, []), 400);
+    const bad = [
+      { namespace: "" },
+      { namespace: "R1", resource_type_associations: [{}] },
+      { namespace: "R2", objects: [{}] },
+      { namespace: "R3", tags: [{}] },
+      { namespace: "R4", resource_type_associations: [{ name: "x".repeat(3000) }] },
+      { namespace: "n\u0000ul" },
+      { namespace: "R5", description: "a\u0000b" },
+    ];
+    for (const body of bad) await errorOf(await admin("POST", NS, body), 400);
+    const listed = await expectJson(await admin("GET", `${NS}?limit=1000`), 200);
+    const names = (listed.namespaces as { namespace: string }[]).map((n) => n.namespace);
+    for (const n of ["", "R1", "R2", "R3", "R4", "R5"]) expect(names).not.toContain(n);
+    await errorOf(await admin("GET", `${NS}/a%00b`), 400);
+    await errorOf(await admin("GET", `${NS}/a%00b/objects`), 400);
+    await errorOf(await admin("POST", `${NS}/Tessera::Test/resource_types`, { name: "x\u0000" }), 400);
+  });
+
+  it("creates a namespace whose name is not ASCII, its Location percent-encoded, and serves it by that name", async () => {
+    const res = await admin("POST", NS, { namespace: "Ünï::名" });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("location")).toMatch(/\/v2\/metadefs\/namespaces\/%C3%9Cn%C3%AF::%E5%90%8D$/);
+    expect(
+      (await expectJson(await admin("GET", `${NS}/${encodeURIComponent("Ünï::名")}`), 200)).namespace,
+    ).toBe("Ünï::名");
+  });
+
+  it("answers HEAD on metadefs paths with 405, as Glance", async () => {
+    for (const path of [
+      NS,
+      `${NS}/Tessera::Test`,
+      `${NS}/Tessera::Test/objects`,
+      "/v2/metadefs/resource_types",
+    ]) {
+      expect((await admin("HEAD", path)).status, path).toBe(405);
+    }
+  });
+
   it("PUT renames with the contents following, resets what the body leaves out, and answers with the updated_at it read", async () => {
     await create({ namespace: "Put::Me", display_name: "D", owner: "someone-else", visibility: "public" });
     const before = await expectJson(await admin("GET", `${NS}/Put::Me`), 200);
