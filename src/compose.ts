@@ -29,6 +29,7 @@ import { Engine } from "./engine/engine.js";
 import { requeueAbandoned } from "./images/abandoned-uploads.js";
 import { ImageService } from "./images/images.js";
 import { Imports } from "./images/imports.js";
+import type { Resolver } from "./images/web-source.js";
 import { every } from "./schedules/every.js";
 import { type GcSchedule, startGcSchedule } from "./schedules/gc.js";
 import { startScrubSchedule } from "./schedules/scrub.js";
@@ -84,6 +85,8 @@ export interface ComposeOptions {
    * `gc` runs a collection where the schedules are, `exposition` answers GET /metrics for the node.
    */
   worker?: { gc: GcSchedule; exposition: () => Promise<string> };
+  /** web-download's DNS step (default: the system's); tests give one that never leaves loopback. */
+  webDownloadResolver?: Resolver;
 }
 
 /**
@@ -168,6 +171,7 @@ async function serverParts(
     webDownload: {
       idleTimeoutMs: cfg.webDownloadIdleTimeoutSeconds * 1000,
       maxRedirects: cfg.webDownloadMaxRedirects,
+      resolver: options.webDownloadResolver,
     },
     convertTo: cfg.importPlugins.imageConversion?.outputFormat,
     injectProperties: cfg.importPlugins.injectMetadata?.properties,

@@ -16,6 +16,7 @@ import { compose, type ServerParts } from "../compose.js";
 import type { ServerConfig } from "../config/server-config.js";
 import { lockDir } from "../engine/dir-lock.js";
 import type { ImageService } from "../images/images.js";
+import type { Resolver } from "../images/web-source.js";
 import type { GcSchedule } from "../schedules/gc.js";
 import { createApp, type Inflight } from "./app.js";
 import { stdoutDestination } from "./log-destination.js";
@@ -26,6 +27,8 @@ import { noteLocalToken, noteUrl, removeNotes } from "./server-files.js";
 export type ServerOptions = ServerConfig & {
   /** Node's crypto name for osHashAlgo; by default its Node spelling (nodeHashName). */
   osHashNodeName?: string;
+  /** web-download's DNS step, for an embedder (tests: names resolve without leaving loopback). */
+  webDownloadResolver?: Resolver;
 };
 
 /** What a cluster worker's primary holds and gives it (cluster-primary.ts). */
@@ -80,7 +83,12 @@ export async function startServer(
   };
   let service: ServerParts | undefined;
   try {
-    service = await compose(o, "server", { log, osHashNodeName: o.osHashNodeName, worker });
+    service = await compose(o, "server", {
+      log,
+      osHashNodeName: o.osHashNodeName,
+      worker,
+      webDownloadResolver: o.webDownloadResolver,
+    });
     return await listen(o, service, log, finish, worker);
   } catch (e) {
     await service?.close();
