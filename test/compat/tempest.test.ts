@@ -14,11 +14,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_FORMAT_POLICY } from "../../src/formats/rules.js";
-import { BIN } from "../helpers/child-server.js";
-import { GLANCE_METADEFS, haveGlanceMetadefs } from "../helpers/glance-metadefs.js";
+import { haveGlanceMetadefs } from "../helpers/glance-metadefs.js";
 import { KEYSTONE_MISSING, type Keystone, PEOPLE, startKeystone } from "../helpers/keystone.js";
+import { startCatalogedTessera } from "../helpers/keystone-tessera.js";
 import { runAsync } from "../helpers/run.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 import { onlyFrom, startWebServer, type WebServer } from "../helpers/web.js";
 
 const TEMPEST = "/usr/bin/tempest";
@@ -131,16 +131,7 @@ describe.skipIf(!have)("tempest's image API suite", () => {
     ks = await startKeystone();
     web = await startWebServer();
     web.routes.set("/image.raw", { kind: "bytes", data: Buffer.alloc(1024 * 1024, 1) });
-    tessera = await startTestServer({
-      auth: {
-        mode: "keystone",
-        keystone: {
-          url: ks.url,
-          username: PEOPLE.svc.user,
-          password: PEOPLE.svc.password,
-          projectName: PEOPLE.svc.project,
-        },
-      },
+    tessera = await startCatalogedTessera(ks, {
       // Named so that the order an import reaches them in is their sorted order: tempest's
       // waiter compares an image's `stores` with the sorted store ids (devstack's names sort so).
       stores: {
@@ -163,23 +154,6 @@ describe.skipIf(!have)("tempest's image API suite", () => {
         rules: { ...DEFAULT_FORMAT_POLICY.rules, "format-mismatch": false },
       },
     });
-    const svc = await ks.admin("POST", "/services", { service: { type: "image", name: "glance" } });
-    const serviceId = ((await svc.json()) as { service: { id: string } }).service.id;
-    const ep = await ks.admin("POST", "/endpoints", {
-      endpoint: { service_id: serviceId, interface: "public", url: tessera.url, region_id: region },
-    });
-    expect(ep.status).toBe(201);
-    // Glance's own definitions, loaded as a Glance operator loads them (its metadefs tests list
-    // the resource types and namespaces they bring).
-    const load = await runAsync(process.execPath, [
-      BIN,
-      "metadefs",
-      "load",
-      GLANCE_METADEFS,
-      "--data",
-      tessera.dataDir,
-    ]);
-    expect(load.status, load.err).toBe(0);
     await runAsync(TEMPEST, ["init", join(work, "ws")]);
     await mkdir(join(work, "ws", "etc"), { recursive: true });
     await writeFile(join(work, "ws", "etc", "tempest.conf"), tempestConf(ks, web, region));
