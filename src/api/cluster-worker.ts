@@ -55,6 +55,14 @@ export async function runWorker(spec: WorkerSpec): Promise<void> {
   setInterval(() => {
     if (!alive()) process.exit(1);
   }, 1000).unref();
+  // An exit once the primary is gone (node:cluster's own, on the channel's close, or the check
+  // above) ends the process at once: Node's exit waits for its thread pool, and a native
+  // module's thread blocked in a wait (seen in gdb: lmdb-js's) kept orphaned workers alive,
+  // reparented to init, for hours. Nothing is lost: what this worker committed is committed,
+  // and its uploads in flight are queued again once their leases lapse, as after any crash.
+  process.on("exit", () => {
+    if (!process.connected || !alive()) process.kill(process.pid, "SIGKILL");
+  });
   let server: RunningServer | undefined;
   const notYet = () => Promise.reject(new Error("this worker is starting"));
   const channel = new Channel(send, {
