@@ -2,8 +2,8 @@
  * The image service on a PostgreSQL catalog (a real PostgreSQL this test starts), over real
  * HTTP: the Images API end to end; two nodes (two data directories) sharing the database and a
  * filesystem store, one serving what the other uploaded and deduplicating against it, and
- * one starting while the other uploads; and 503s while the database is down, the same node
- * serving again once it is back.
+ * one starting while the other uploads; metadefs changed on one node as the other shows them;
+ * and 503s while the database is down, the same node serving again once it is back.
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
@@ -101,6 +101,43 @@ describe.skipIf(!run)("the image service on a PostgreSQL catalog", () => {
     expect(shown.status).toBe("active");
     // Only the second image's manifest was written: every chunk was found in the shared index.
     expect((await dirBytes(join(work, "shared-store"))) - before).toBeLessThan(64 * 1024);
+  });
+
+  it("keeps metadefs in the shared database: one node's namespace, renamed and given a property, is what the other node shows, properties in their order", async () => {
+    const [a, b] = [await node("md-a"), await node("md-b")];
+    const json = { "content-type": "application/json" };
+    const post = await fetch(`${a.url}/v2/metadefs/namespaces`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({
+        namespace: "Shared::NS",
+        visibility: "public",
+        properties: { zz: { type: "string", title: "Z" }, aa: { type: "string", title: "A" } },
+        objects: [
+          { name: "o", properties: { y: { type: "string", title: "Y" }, x: { type: "string", title: "X" } } },
+        ],
+      }),
+    });
+    expect(post.status).toBe(201);
+    const put = await fetch(`${b.url}/v2/metadefs/namespaces/Shared::NS`, {
+      method: "PUT",
+      headers: json,
+      body: JSON.stringify({ namespace: "Shared::Renamed", visibility: "public" }),
+    });
+    expect(put.status).toBe(200);
+    const prop = await fetch(`${b.url}/v2/metadefs/namespaces/Shared::Renamed/properties`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ name: "mm", type: "integer", title: "M" }),
+    });
+    expect(prop.status).toBe(201);
+    expect((await fetch(`${a.url}/v2/metadefs/namespaces/Shared::NS`)).status).toBe(404);
+    const shown = (await (await fetch(`${a.url}/v2/metadefs/namespaces/Shared::Renamed`)).json()) as {
+      properties: Record<string, unknown>;
+      objects: { properties: Record<string, unknown> }[];
+    };
+    expect(Object.keys(shown.properties)).toEqual(["aa", "mm", "zz"]);
+    expect(Object.keys(shown.objects[0]?.properties ?? {})).toEqual(["y", "x"]);
   });
 
   it("leaves an upload in progress on one node alone when another node starts", async () => {
