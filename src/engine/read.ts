@@ -222,7 +222,13 @@ function fetchSegment(engine: Engine, m: Manifest, seg: Segment, into?: Buffer):
  * bytes that fail their check (a repair moved the chunk). Once only: a pack gone that the index still names is
  * damage, and its NotFoundError stands.
  */
-async function fetchRelocating(engine: Engine, m: Manifest, seg: Segment, into?: Buffer): Promise<Buffer> {
+async function fetchRelocating(
+  engine: Engine,
+  m: Manifest,
+  seg: Segment,
+  into?: Buffer,
+  order?: Store[],
+): Promise<Buffer> {
   try {
     return await fetchSegment(engine, m, seg, into);
   } catch (e) {
@@ -232,7 +238,7 @@ async function fetchRelocating(engine: Engine, m: Manifest, seg: Segment, into?:
       e instanceof NotFoundError || (e instanceof CorruptDataError && engine.locations !== undefined);
     if (!stale) throw e;
     const parts: Buffer[] = [];
-    for await (const moved of planSegments(engine, m, seg.first, seg.last, true)) {
+    for await (const moved of planSegments(engine, m, seg.first, seg.last, true, order)) {
       parts.push(await fetchSegment(engine, m, moved));
     }
     if (!into || into.length < seg.length) return Buffer.concat(parts, seg.length);
@@ -269,6 +275,9 @@ export async function* readPieces(
   const last = chunkAt(m, end - 1);
   const order =
     options.prefer && options.prefer.length > 0 ? preferredOrder(engine, options.prefer) : undefined;
+  // A segment looked up again keeps the read's preferred order.
+  const relocating = (e: Engine, mm: Manifest, sg: Segment, into?: Buffer) =>
+    fetchRelocating(e, mm, sg, into, order);
   const plan = planSegments(engine, m, first, last, false, order);
   const queue: { seg: Segment; data: Promise<Buffer> | undefined; pooled: boolean }[] = [];
   let queued = 0;
@@ -311,8 +320,7 @@ export async function* readPieces(
         pooledQueued * engine.readSegmentBytes <= budget.ahead;
       const into = pool ? engine.readBuffers.take() : undefined;
       // Through the node's chunk cache for remote stores (read-cache.ts), else fetchRelocating alone.
-      const data =
-        seg.pack === undefined ? undefined : fetchThroughCache(engine, m, seg, into, fetchRelocating);
+      const data = seg.pack === undefined ? undefined : fetchThroughCache(engine, m, seg, into, relocating);
       // Reads ahead may fail after the consumer has gone; their errors surface when awaited.
       data?.catch(() => {});
       queue.push({ seg, data, pooled: into !== undefined });

@@ -216,7 +216,8 @@ export class Imports implements ImportContext {
           // Already everywhere: 202 and nothing to do, the import done at once. Clients wait for
           // os_glance_importing_to_stores to be there and empty (tempest's copy test does).
           if (stores.length === 0) {
-            const properties = { ...rec.properties, [IMPORTING]: "", [FAILED]: "" };
+            // Unlocked too: a lock still there is a stale one checkLock has just ended.
+            const properties = unlocked({ ...rec.properties, [IMPORTING]: "", [FAILED]: "" });
             return { ...rec, properties, updated_at: this.images.now() };
           }
         }

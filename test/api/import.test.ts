@@ -565,4 +565,42 @@ describe("the import lock", () => {
       }
     }
   });
+
+  test("copy-image with all_stores on an image every store holds breaks a stale lock as it finishes, so the next import is not refused", async () => {
+    const cat = s.images.engine.catalog;
+    const id = await newImage();
+    const put = await fetch(`${s.url}/v2/images/${id}/file`, {
+      method: "PUT",
+      headers: { "Content-Type": "application/octet-stream" },
+      body: new Uint8Array(randomBytes(64 * 1024)),
+    });
+    expect(put.status).toBe(204);
+    await call("POST", `/v2/images/${id}/import`, { method: { name: "copy-image" }, stores: ["extra"] });
+    expect((await settled(id)).stores).toBe("local,extra");
+    const old = new Date(Date.now() - 2 * 3600 * 1000).toISOString();
+    const task = {
+      id: "22222222-3333-4444-5555-666666666666",
+      type: "api_image_import" as const,
+      status: "processing" as const,
+      owner: null,
+      image_id: id,
+      user_id: null,
+      request_id: null,
+      input: {},
+      result: null,
+      message: "",
+      created_at: old,
+      updated_at: old,
+      expires_at: null,
+    };
+    await cat.transact(async (tx) => {
+      const rec = (await tx.getImage(id)) as ImageRecord;
+      await tx.putTask(task);
+      await tx.putImage({ ...rec, properties: { ...rec.properties, os_glance_import_task: task.id } }, rec);
+    });
+    const all = { method: { name: "copy-image" }, all_stores: true };
+    expect((await call("POST", `/v2/images/${id}/import`, all)).status).toBe(202);
+    expect(await image(id)).not.toHaveProperty("os_glance_import_task");
+    expect((await call("POST", `/v2/images/${id}/import`, all)).status).toBe(202);
+  });
 });

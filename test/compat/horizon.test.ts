@@ -28,7 +28,7 @@ import {
 } from "../helpers/keystone.js";
 import { startCatalogedTessera } from "../helpers/keystone-tessera.js";
 import { freePort } from "../helpers/ports.js";
-import { runAsync } from "../helpers/run.js";
+import { cleanUp, runAsync } from "../helpers/run.js";
 import type { TestServer } from "../helpers/server.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -72,14 +72,16 @@ describe.skipIf(!have)("Horizon against Tessera, in chromium", () => {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   }, 300_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    if (work) await runAsync("bash", [SCRIPT, "stop", join(work, "horizon")]);
-    await tessera?.close();
-    if (tessera) await rm(tessera.dataDir, { recursive: true, force: true });
-    await ks?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
-  });
+  afterAll(() =>
+    cleanUp(
+      () => work && runAsync("bash", [SCRIPT, "stop", join(work, "horizon")]),
+      () => browser?.close(),
+      () => tessera?.close(),
+      () => tessera && rm(tessera.dataDir, { recursive: true, force: true }),
+      () => ks?.stop(),
+      () => work && rm(work, { recursive: true, force: true }),
+    ),
+  );
 
   /** A fresh browser page logged in as `who`. */
   async function login(who: Identity): Promise<Page> {

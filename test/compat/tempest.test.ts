@@ -17,7 +17,7 @@ import { DEFAULT_FORMAT_POLICY } from "../../src/formats/rules.js";
 import { haveGlanceMetadefs } from "../helpers/glance-metadefs.js";
 import { KEYSTONE_MISSING, type Keystone, PEOPLE, startKeystone } from "../helpers/keystone.js";
 import { startCatalogedTessera } from "../helpers/keystone-tessera.js";
-import { runAsync } from "../helpers/run.js";
+import { cleanUp, runAsync } from "../helpers/run.js";
 import type { TestServer } from "../helpers/server.js";
 import { onlyFrom, startWebServer, type WebServer } from "../helpers/web.js";
 
@@ -154,18 +154,22 @@ describe.skipIf(!have)("tempest's image API suite", () => {
         rules: { ...DEFAULT_FORMAT_POLICY.rules, "format-mismatch": false },
       },
     });
-    await runAsync(TEMPEST, ["init", join(work, "ws")]);
+    // HOME is the test's: tempest records its workspaces in ~/.tempest/workspace.yaml.
+    const init = await runAsync(TEMPEST, ["init", join(work, "ws")], { env: { ...process.env, HOME: work } });
+    expect(init.status, init.err).toBe(0);
     await mkdir(join(work, "ws", "etc"), { recursive: true });
     await writeFile(join(work, "ws", "etc", "tempest.conf"), tempestConf(ks, web, region));
   }, 240_000);
 
-  afterAll(async () => {
-    await tessera?.close();
-    if (tessera) await rm(tessera.dataDir, { recursive: true, force: true });
-    await web?.close();
-    await ks?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
-  });
+  afterAll(() =>
+    cleanUp(
+      () => tessera?.close(),
+      () => tessera && rm(tessera.dataDir, { recursive: true, force: true }),
+      () => web?.close(),
+      () => ks?.stop(),
+      () => work && rm(work, { recursive: true, force: true }),
+    ),
+  );
 
   it("passes every test, skipping only what Glance skips", { timeout: 1_500_000 }, async () => {
     const run = await runAsync(

@@ -24,3 +24,19 @@ export function runAsync(cmd: string, args: string[], options: SpawnOptions = {}
     child.on("close", (code) => resolve({ status: code ?? -1, out, err }));
   });
 }
+
+/**
+ * Runs every cleanup step in order, each whatever the others did, then throws the first error:
+ * one step failing (a browser that will not close) must not leave the next one's server running.
+ */
+export async function cleanUp(...steps: (() => unknown)[]): Promise<void> {
+  const errors: unknown[] = [];
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  if (errors.length > 0) throw errors[0];
+}
