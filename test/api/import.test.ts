@@ -8,6 +8,8 @@ import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { ImageRecord } from "../../src/catalog/image-records.js";
+import type { TaskRecord } from "../../src/catalog/task-records.js";
+import { task } from "../catalog/catalog-fixtures.js";
 import { type S3rver, startS3rver } from "../helpers/s3.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { waitFor } from "../helpers/wait.js";
@@ -523,25 +525,16 @@ describe("a target store that fails (an S3 server killed after the start)", () =
   });
 });
 
+/** An import task of `imageId` still processing, last touched `seconds` ago (a crash's leftover). */
+function processingSince(seconds: number, id: string, imageId: string): TaskRecord {
+  const at = new Date(Date.now() - seconds * 1000).toISOString();
+  return { ...task(id, imageId, at), status: "processing", owner: null, updated_at: at, input: {} };
+}
+
 describe("the import lock", () => {
   test("a lock an hour stale, or held by a task that no longer exists, is broken as Glance breaks it", async () => {
     const cat = s.images.engine.catalog;
-    const old = new Date(Date.now() - 2 * 3600 * 1000).toISOString();
-    const staleTask = {
-      id: "11111111-2222-3333-4444-555555555555",
-      type: "api_image_import" as const,
-      status: "processing" as const,
-      owner: null,
-      image_id: "",
-      user_id: null,
-      request_id: null,
-      input: {},
-      result: null,
-      message: "",
-      created_at: old,
-      updated_at: old,
-      expires_at: null,
-    };
+    const staleTask = processingSince(2 * 3600, "11111111-2222-3333-4444-555555555555", "");
     for (const holder of ["stale", "missing"]) {
       const id = await newImage();
       await stage(id, randomBytes(1000));
@@ -577,22 +570,7 @@ describe("the import lock", () => {
     expect(put.status).toBe(204);
     await call("POST", `/v2/images/${id}/import`, { method: { name: "copy-image" }, stores: ["extra"] });
     expect((await settled(id)).stores).toBe("local,extra");
-    const old = new Date(Date.now() - 2 * 3600 * 1000).toISOString();
-    const task = {
-      id: "22222222-3333-4444-5555-666666666666",
-      type: "api_image_import" as const,
-      status: "processing" as const,
-      owner: null,
-      image_id: id,
-      user_id: null,
-      request_id: null,
-      input: {},
-      result: null,
-      message: "",
-      created_at: old,
-      updated_at: old,
-      expires_at: null,
-    };
+    const task = processingSince(2 * 3600, "22222222-3333-4444-5555-666666666666", id);
     await cat.transact(async (tx) => {
       const rec = (await tx.getImage(id)) as ImageRecord;
       await tx.putTask(task);
