@@ -64,6 +64,21 @@ function compare(a: unknown, b: unknown): number {
   return a < b ? -1 : 1;
 }
 
+/**
+ * A namespace's own fields as a create or PUT body gives them: what the body leaves out is
+ * Glance's default (no display name or description, private, unprotected, the caller's project).
+ */
+function ownFields(input: NamespaceInput, project: string | null) {
+  return {
+    namespace: input.namespace,
+    ...(input.display_name === undefined ? {} : { display_name: input.display_name }),
+    ...(input.description === undefined ? {} : { description: input.description }),
+    visibility: input.visibility ?? "private",
+    protected: input.protected ?? false,
+    owner: input.owner ?? project,
+  };
+}
+
 export class Metadefs {
   constructor(
     readonly catalog: Catalog,
@@ -145,12 +160,7 @@ export class Metadefs {
       if (await tx.getNamespace(input.namespace)) throw duplicate.namespace(input.namespace);
       const at = this.now();
       let ns: Ns = {
-        namespace: input.namespace,
-        ...(input.display_name === undefined ? {} : { display_name: input.display_name }),
-        ...(input.description === undefined ? {} : { description: input.description }),
-        visibility: input.visibility ?? "private",
-        protected: input.protected ?? false,
-        owner: input.owner ?? access.project,
+        ...ownFields(input, access.project),
         created_at: at,
         updated_at: at,
         resource_type_associations: [],
@@ -201,12 +211,7 @@ export class Metadefs {
       } = ns;
       const next: Ns = {
         ...kept,
-        namespace: input.namespace,
-        ...(input.display_name === undefined ? {} : { display_name: input.display_name }),
-        ...(input.description === undefined ? {} : { description: input.description }),
-        visibility: input.visibility ?? "private",
-        protected: input.protected ?? false,
-        owner: input.owner ?? access.project,
+        ...ownFields(input, access.project),
         updated_at: at,
       };
       return { next, out: { before: ns, after: next } };
