@@ -6,7 +6,7 @@
 import { type Context, Hono } from "hono";
 import type { MetadefProperty } from "../catalog/metadef-records.js";
 import { BadRequestError } from "../errors.js";
-import { missing, protectedFrom } from "../metadefs/metadef-errors.js";
+import { missing } from "../metadefs/metadef-errors.js";
 import type { Metadefs } from "../metadefs/metadefs.js";
 import * as contents from "../metadefs/namespace-contents.js";
 import type { AccessPolicy } from "./access.js";
@@ -101,22 +101,6 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
     return c.json(objectView(c.req.param("ns"), o));
   });
 
-  app.delete(`${base}/objects/:name`, async (c) => {
-    const name = c.req.param("name");
-    await metadefs.edit(
-      access(c),
-      c.req.param("ns"),
-      "delete_metadef_object",
-      (ns) => {
-        const next = contents.removeObject(ns, name);
-        if (ns.protected) throw protectedFrom("object", name);
-        return { next, out: undefined };
-      },
-      "namespace",
-    );
-    return c.body(null, 204);
-  });
-
   // ---- properties ----
   getOnly(app, `${base}/properties`, async (c) => {
     const ns = await metadefs.read(access(c), c.req.param("ns"), "get_metadef_properties");
@@ -152,16 +136,6 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
       out: undefined,
     }));
     return c.json(propertyView(input.name, input));
-  });
-
-  app.delete(`${base}/properties/:name`, async (c) => {
-    const name = c.req.param("name");
-    await metadefs.edit(access(c), c.req.param("ns"), "remove_metadef_property", (ns) => {
-      const next = contents.removeProperty(ns, name);
-      if (ns.protected) throw protectedFrom("property", name);
-      return { next, out: undefined };
-    });
-    return c.body(null, 204);
   });
 
   // ---- tags ----
@@ -209,16 +183,16 @@ export function metadefItemRoutes(metadefs: Metadefs, policy: AccessPolicy, read
     return c.json(tagView(t));
   });
 
-  app.delete(`${base}/tags/:name`, async (c) => {
-    const name = c.req.param("name");
-    await metadefs.edit(access(c), c.req.param("ns"), "delete_metadef_tag", (ns) => {
-      const next = contents.removeTag(ns, name);
-      if (ns.protected) throw protectedFrom("tag", name);
-      return { next, out: undefined };
+  for (const [what, one] of [
+    ["objects", "object"],
+    ["properties", "property"],
+    ["tags", "tag"],
+  ] as const) {
+    app.delete(`${base}/${what}/:name`, async (c) => {
+      await metadefs.removeItem(access(c), c.req.param("ns"), one, c.req.param("name"));
+      return c.body(null, 204);
     });
-    return c.body(null, 204);
-  });
-
+  }
   for (const what of ["objects", "properties", "tags"] as const) {
     app.delete(`${base}/${what}`, async (c) => {
       await metadefs.removeAll(access(c), c.req.param("ns"), what);

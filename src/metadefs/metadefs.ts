@@ -227,6 +227,35 @@ export class Metadefs {
     });
   }
 
+  /**
+   * DELETE of one object, property or tag: 404 if it is not there, then 403 if the namespace is
+   * protected (Glance's order). A missing namespace is worded as its object routes word it.
+   */
+  async removeItem(
+    access: MetadefAccess,
+    name: string,
+    what: "object" | "property" | "tag",
+    item: string,
+  ): Promise<void> {
+    const how = {
+      object: { action: "delete_metadef_object", remove: contents.removeObject, style: "namespace" },
+      property: { action: "remove_metadef_property", remove: contents.removeProperty, style: "parent" },
+      tag: { action: "delete_metadef_tag", remove: contents.removeTag, style: "parent" },
+    } as const;
+    const { action, remove, style } = how[what];
+    await this.edit(
+      access,
+      name,
+      action,
+      (ns) => {
+        const next = remove(ns, item);
+        if (ns.protected) throw protectedFrom(what, item);
+        return { next, out: undefined };
+      },
+      style,
+    );
+  }
+
   /** DELETE /objects, /properties or /tags: all of them, unless the namespace is protected. */
   async removeAll(
     access: MetadefAccess,
