@@ -48,3 +48,27 @@ export async function passwordToken<A extends Answer>(
   const token = answer.status === 201 ? answer.headers.get("x-subject-token") : null;
   return { answer, token: token ?? undefined };
 }
+
+/** A token's body as Keystone answers it, as far as its service catalog goes. */
+export interface TokenBody {
+  token?: {
+    catalog?: { type: string; endpoints: { interface: string; region_id?: string; url: string }[] }[];
+  };
+}
+
+/**
+ * The URL of service `type`'s endpoint on interface `iface` (in `region`, if given) in the
+ * catalog a token came with, without a trailing slash.
+ */
+export function catalogEndpoint(
+  body: TokenBody,
+  type: string,
+  iface: string,
+  region?: string,
+): string | undefined {
+  const service = body.token?.catalog?.find((s) => s.type === type);
+  const url = service?.endpoints.find(
+    (e) => e.interface === iface && (region === undefined || e.region_id === region),
+  )?.url;
+  return url?.replace(/\/+$/, "");
+}

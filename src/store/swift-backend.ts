@@ -12,7 +12,12 @@
  */
 import { createHash } from "node:crypto";
 import { BackendUnavailableError, CorruptDataError, NotFoundError, TesseraError } from "../errors.js";
-import { type KeystonePassword, passwordToken } from "../keystone-password.js";
+import {
+  catalogEndpoint,
+  type KeystonePassword,
+  passwordToken,
+  type TokenBody,
+} from "../keystone-password.js";
 import { assertValidName, type ObjectBackend, type ObjectInfo } from "./backend.js";
 
 /** With Keystone v3 (authVersion 3), the service user and its project are KeystonePassword's. */
@@ -105,19 +110,9 @@ export class SwiftBackend implements ObjectBackend {
       await res.body?.cancel();
       throw this.failure(res.status, `Keystone at ${o.authUrl} refused ${o.username}`);
     }
-    const body = (await res.json()) as {
-      token?: {
-        catalog?: { type: string; endpoints: { interface: string; region_id?: string; url: string }[] }[];
-      };
-    };
-    let storageUrl = o.storageUrl;
-    if (!storageUrl) {
-      const want = o.interface ?? "public";
-      const service = body.token?.catalog?.find((s) => s.type === "object-store");
-      storageUrl = service?.endpoints.find(
-        (e) => e.interface === want && (o.region === undefined || e.region_id === o.region),
-      )?.url;
-    }
+    const body = (await res.json()) as TokenBody;
+    const storageUrl =
+      o.storageUrl ?? catalogEndpoint(body, "object-store", o.interface ?? "public", o.region);
     if (!storageUrl) throw new SwiftError("Keystone's catalog has no object-store endpoint for this user");
     return { token, storageUrl: storageUrl.replace(/\/+$/, "") };
   }
