@@ -124,7 +124,8 @@ export function visibilityAction(visibility: string): ImageAction | undefined {
  * Glance's listing (image_get_all): admins list every image; others list public and community
  * images, their own, and shared images they are a member of with `memberStatus` (default
  * accepted; "all" for any). Without a visibility filter, community images are listed only to
- * their owner.
+ * their owner. Killed images are listed to no one, whatever the filters (Glance Zed's listing
+ * leaves them out, a status=killed filter included; they show by id only).
  */
 export function listable(
   ctx: RequestContext,
@@ -132,6 +133,7 @@ export function listable(
   membership: MembershipFacts | undefined,
   query: { visibility?: string; memberStatus: string },
 ): boolean {
+  if (image.status === "killed") return false;
   const owner = isOwner(ctx, image);
   if (!ctx.isAdmin) {
     const shown =
