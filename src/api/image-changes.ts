@@ -4,7 +4,7 @@
  * missing properties 409, too many properties or tags 413, each with Glance's message; and the
  * tag routes' rules.
  */
-import type { ImageRecord } from "../catalog/image-records.js";
+import { IMAGE_BASE_FIELDS, IMAGE_SERVER_KEYS, type ImageRecord } from "../catalog/image-records.js";
 import { BadRequestError, ConflictError, ForbiddenError, TooLargeError } from "../errors.js";
 import type { NewImage } from "../images/images.js";
 import { HttpError } from "./errors.js";
@@ -12,40 +12,13 @@ import type { PatchOp } from "./json-patch.js";
 import { validateImage } from "./validate.js";
 
 /** Attributes the server sets; a client naming one gets 403. */
-const READ_ONLY = new Set([
-  "status",
-  "size",
-  "virtual_size",
-  "checksum",
-  "os_hash_algo",
-  "os_hash_value",
-  "created_at",
-  "updated_at",
-  "self",
-  "file",
-  "schema",
-  "direct_url",
-  "stores",
-  "locations",
-]);
+const READ_ONLY = new Set<string>(IMAGE_SERVER_KEYS);
 
 /** Names Glance keeps for itself (403 "is reserved"). */
 const RESERVED = new Set(["location", "deleted", "deleted_at"]);
 
 /** Core attributes stored as record fields rather than free-form properties. */
-const BASE = new Set([
-  "id",
-  "name",
-  "visibility",
-  "protected",
-  "os_hidden",
-  "owner",
-  "disk_format",
-  "container_format",
-  "min_disk",
-  "min_ram",
-  "tags",
-]);
+const BASE = new Set<string>(["id", ...IMAGE_BASE_FIELDS]);
 
 export interface ImageLimits {
   /** Most free-form properties per image (Glance's image_property_quota). */

@@ -24,6 +24,41 @@ export const IMAGE_STATUSES = [
 ] as const;
 export type ImageStatus = (typeof IMAGE_STATUSES)[number];
 
+/** The fields that describe an image, which its owner sets (beside its id and properties). */
+export const IMAGE_BASE_FIELDS = [
+  "name",
+  "visibility",
+  "protected",
+  "os_hidden",
+  "owner",
+  "disk_format",
+  "container_format",
+  "min_disk",
+  "min_ram",
+  "tags",
+] as const;
+
+/**
+ * The attributes of Glance's image schema the service sets (or the API adds as links): no
+ * client sets them, and none is ever a free-form property.
+ */
+export const IMAGE_SERVER_KEYS = [
+  "status",
+  "size",
+  "virtual_size",
+  "checksum",
+  "os_hash_algo",
+  "os_hash_value",
+  "created_at",
+  "updated_at",
+  "self",
+  "file",
+  "schema",
+  "direct_url",
+  "stores",
+  "locations",
+] as const;
+
 /** The attributes Glance can sort by, in the order its error message lists them. */
 export const IMAGE_SORT_KEYS = [
   "name",
