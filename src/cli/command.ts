@@ -36,6 +36,11 @@ export interface Flags {
   merge?: boolean;
   "prefer-new"?: boolean;
   overwrite?: boolean;
+  glance?: string;
+  token?: string;
+  header?: string[];
+  parallel?: string;
+  report?: string;
   help?: boolean;
 }
 

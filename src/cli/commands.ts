@@ -9,6 +9,7 @@ import { gc } from "./commands/gc.js";
 import { convert, copyImage } from "./commands/image-commands.js";
 import { inspect } from "./commands/inspect.js";
 import { metadefsCommand } from "./commands/metadefs.js";
+import { migrateFromGlanceCommand } from "./commands/migrate.js";
 import { cat, ingest, rebuildIndex, stat } from "./commands/objects.js";
 import { serve } from "./commands/serve.js";
 import { stats } from "./commands/stats.js";
@@ -27,6 +28,7 @@ export const COMMANDS: Command[] = [
   copyImage,
   catalogCommand,
   metadefsCommand,
+  migrateFromGlanceCommand,
   evaluate,
   evaluateOne,
 ];

@@ -41,6 +41,11 @@ async function run(argv: string[]): Promise<void> {
       merge: { type: "boolean" },
       "prefer-new": { type: "boolean" },
       overwrite: { type: "boolean" },
+      glance: { type: "string" },
+      token: { type: "string" },
+      header: { type: "string", multiple: true },
+      parallel: { type: "string" },
+      report: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });

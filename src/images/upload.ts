@@ -27,12 +27,14 @@ export function upload(
   source: AsyncIterable<Uint8Array>,
   store?: string,
   access?: Access,
+  verify?: (obj: CommittedObject) => void,
 ): Promise<ImageRecord> {
   const into = svc.engine.store(store).name;
   return streamIn(svc, id, source, {
     status: "saving",
     into,
     access,
+    verify,
     inspect: svc.formats.inspect,
     check: (rec) => {
       if (!rec.disk_format || !rec.container_format) {
@@ -83,6 +85,8 @@ interface StreamIn {
   access?: Access;
   inspect: boolean;
   check?: (rec: ImageRecord) => void;
+  /** Judges the data before it commits (an adoption's expected hashes); throwing refuses it. */
+  verify?: (obj: CommittedObject) => void;
   commit: (rec: ImageRecord, obj: CommittedObject, virtualSize: number | undefined) => ImageRecord;
 }
 
@@ -147,6 +151,7 @@ async function streamUnder(
         }
         const verdict = inspected?.result();
         if (verdict && verdict.violations.length > 0) throw new FormatRejectedError(verdict.violations);
+        how.verify?.(obj);
         // Other uploads of the owner's may have committed meanwhile.
         await svc.quotas.checkUploadCommit(tx, rec.owner, obj.size, staging);
         committed = withoutLease(how.commit(rec, obj, verdict?.detection.virtualSize));
