@@ -103,6 +103,33 @@ describe.skipIf(!run)("the image service on a PostgreSQL catalog", () => {
     expect((await dirBytes(join(work, "shared-store"))) - before).toBeLessThan(64 * 1024);
   });
 
+  it("makes every image active when uploads of the same new data commit at once, on one node and on two (the race to index its chunks)", async () => {
+    const [a, b] = [await node("race1"), await node("race2")];
+    for (let round = 0; round < 3; round++) {
+      // One base, a tail of each upload's own: the same new chunks in different objects.
+      const base = Buffer.from(prng(21 + round, 3 * MiB));
+      const nodes = [a, b, a, b];
+      const data = nodes.map((_, i) => Buffer.concat([base, Buffer.from(`copy ${i}`)]));
+      const images = await Promise.all(
+        nodes.map((s, i) =>
+          client(() => s.url).createImage({
+            name: `race-${round}-${i}`,
+            disk_format: "raw",
+            container_format: "bare",
+          }),
+        ),
+      );
+      const uploads = await Promise.all(
+        nodes.map((s, i) => client(() => s.url).upload(images[i]?.id as string, data[i] as Buffer)),
+      );
+      expect(uploads.map((r) => r.status)).toEqual([204, 204, 204, 204]);
+      for (const [i, img] of images.entries()) {
+        const got = await client(() => a.url).get(`/v2/images/${img.id}/file`);
+        expect(md5(Buffer.from(await got.arrayBuffer()))).toBe(md5(data[i] as Buffer));
+      }
+    }
+  });
+
   it("keeps metadefs in the shared database: one node's namespace, renamed and given a property, is what the other node shows, properties in their order", async () => {
     const [a, b] = [await node("md-a"), await node("md-b")];
     const json = { "content-type": "application/json" };

@@ -33,6 +33,15 @@ import type { Sql } from "./sql.js";
 /** SQLSTATEs after which a unit of work is run again: serialization failure, deadlock. */
 const RETRYABLE = new Set(["40001", "40P01"]);
 const MAX_ATTEMPTS = 50;
+/**
+ * A unique violation is what a race to insert the same key gives when the losing unit of work
+ * learnt of the key's absence through a join rather than a lookup of the key (PostgreSQL then
+ * reports 23505, not 40001): seen with two uploads of the same new chunks at once, on
+ * chunks_pkey. Run again, the unit sees the winner's row. A few attempts only: a unit that
+ * inserts one key twice by itself would fail the same way every time.
+ */
+const UNIQUE_VIOLATION = "23505";
+const MAX_UNIQUE_ATTEMPTS = 5;
 
 export interface PgCatalogOptions {
   /** postgres://user@host:port/database */
@@ -208,7 +217,10 @@ export class PgCatalog implements Catalog, CatalogCopy {
     await this.pool.end();
   }
 
-  /** `fn` in one SERIALIZABLE transaction on one client, run again on a serialization failure. */
+  /**
+   * `fn` in one SERIALIZABLE transaction on one client, run again on a serialization failure
+   * (or a unique violation, a race's other face).
+   */
   private async atomically<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.checkout();
@@ -223,7 +235,11 @@ export class PgCatalog implements Catalog, CatalogCopy {
           broken = true;
         });
         const code = (e as { code?: string }).code;
-        if (code !== undefined && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS) {
+        const again =
+          code === UNIQUE_VIOLATION
+            ? attempt < MAX_UNIQUE_ATTEMPTS
+            : code !== undefined && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS;
+        if (again) {
           await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 ** attempt)));
           continue;
         }
