@@ -1,7 +1,8 @@
 /**
  * A real Glance (Zed, Debian's glance-api) of a test's own, started with .ci/glance-peer.sh on a
  * loopback ephemeral port over a temp directory, identity taken from the X-Project-Id and
- * X-Roles headers (no Keystone); and a small client acting as any project.
+ * X-Roles headers, or from Keystone tokens (its authtoken middleware validating them with a
+ * service user's); and a small client acting as any project.
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -31,16 +32,36 @@ export interface GlancePeer {
   request(
     method: string,
     path: string,
-    options?: { project?: string; roles?: string; json?: unknown; body?: Buffer },
+    options?: { project?: string; roles?: string; token?: string; json?: unknown; body?: Buffer },
   ): Promise<Response>;
   stop(): Promise<void>;
 }
 
-export async function startGlancePeer(): Promise<GlancePeer> {
+/** Keystone (its v3 URL) and the service user Glance validates tokens with. */
+export interface GlanceKeystone {
+  url: string;
+  user: string;
+  password: string;
+  project: string;
+}
+
+export async function startGlancePeer(keystone?: GlanceKeystone): Promise<GlancePeer> {
   const dir = await mkdtemp(join(tmpdir(), "tessera-glance-peer-"));
   const port = await freePort();
   const started = await runAsync("bash", [join(ROOT, ".ci/glance-peer.sh"), String(port), dir], {
-    env: { ...process.env, GLANCE_PEER_AUTH: "headers", GLANCE_PEER_NO_INSTALL: "1" },
+    env: {
+      ...process.env,
+      GLANCE_PEER_NO_INSTALL: "1",
+      ...(keystone
+        ? {
+            GLANCE_PEER_AUTH: "keystone",
+            GLANCE_PEER_KEYSTONE_URL: keystone.url,
+            GLANCE_PEER_KEYSTONE_USER: keystone.user,
+            GLANCE_PEER_KEYSTONE_PASSWORD: keystone.password,
+            GLANCE_PEER_KEYSTONE_PROJECT: keystone.project,
+          }
+        : { GLANCE_PEER_AUTH: "headers" }),
+    },
   });
   const url = started.out.trim().split("\n").pop() ?? "";
   const stop = async () => {
@@ -56,10 +77,9 @@ export async function startGlancePeer(): Promise<GlancePeer> {
     dir,
     stop,
     request: (method, path, o = {}) => {
-      const headers: Record<string, string> = {
-        "X-Project-Id": o.project ?? "admin",
-        "X-Roles": o.roles ?? "admin,member,reader",
-      };
+      const headers: Record<string, string> = o.token
+        ? { "X-Auth-Token": o.token }
+        : { "X-Project-Id": o.project ?? "admin", "X-Roles": o.roles ?? "admin,member,reader" };
       let body: BodyInit | undefined;
       if (o.json !== undefined) {
         headers["Content-Type"] =
