@@ -2,6 +2,7 @@
  * The `tessera` subcommands, in the order the usage text lists them, and the text itself.
  */
 import type { Command } from "./command.js";
+import { backupCommand, restoreCommand } from "./commands/backup.js";
 import { catalogCommand } from "./commands/catalog.js";
 import { evaluate, evaluateOne } from "./commands/evaluate.js";
 import { fsck } from "./commands/fsck.js";
@@ -27,6 +28,8 @@ export const COMMANDS: Command[] = [
   stats,
   copyImage,
   catalogCommand,
+  backupCommand,
+  restoreCommand,
   metadefsCommand,
   migrateFromGlanceCommand,
   evaluate,

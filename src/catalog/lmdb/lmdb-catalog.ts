@@ -9,6 +9,7 @@
  * its writes meanwhile: reads outside a unit of work therefore wait at a gate until no unit of
  * work is running, so they see committed data only.
  */
+import { mkdir } from "node:fs/promises";
 import { CatalogUnwritableError } from "../../errors.js";
 import type {
   Catalog,
@@ -45,7 +46,8 @@ const SCAN_STRIDE = 5000;
 export class LmdbCatalog implements Catalog, CatalogCopy {
   private readonly tables: Tables;
   private readonly path: string;
-  private readonly reserve: SpaceReserve;
+  /** Absent for a catalog opened only to be read (a backup's copy: no 8 MiB file added to it). */
+  private readonly reserve: SpaceReserve | undefined;
   private readonly tx: CatalogTx;
   readonly records: RecordsReader;
   /** Units of work running now, and who waits for them to end. */
@@ -58,13 +60,16 @@ export class LmdbCatalog implements Catalog, CatalogCopy {
   /** The node whose leases this catalog takes (LeaseRecord.holder.node). */
   private readonly node: string | undefined;
 
-  /** Opens (creating if needed) the catalog in directory `path`. */
-  constructor(path: string, options: { durable?: boolean; node?: string } = {}) {
+  /**
+   * Opens (creating if needed) the catalog in directory `path`. `reserve: false` keeps no
+   * space reserve: for a copy that is only read.
+   */
+  constructor(path: string, options: { durable?: boolean; node?: string; reserve?: boolean } = {}) {
     this.node = options.node;
     dropLmdbCommitEchoes();
     this.path = path;
     this.tables = openTables(path, options.durable !== false);
-    this.reserve = new SpaceReserve(path);
+    this.reserve = options.reserve === false ? undefined : new SpaceReserve(path);
     this.tx = unitOfWork(this.tables);
     this.records = recordsReader(this.tables, this.gate);
   }
@@ -320,6 +325,16 @@ export class LmdbCatalog implements Catalog, CatalogCopy {
     },
   };
 
+  /**
+   * Copies the whole environment, as one committed state, into directory `dir` (LMDB's
+   * mdb_env_copy2, compacted: free pages left out), while this and other processes go on
+   * writing. `dir` must not hold a catalog.
+   */
+  async snapshotTo(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    await this.tables.root.backup(dir, true);
+  }
+
   async close(): Promise<void> {
     await this.tables.root.close();
   }
@@ -332,11 +347,11 @@ export class LmdbCatalog implements Catalog, CatalogCopy {
   private async run<T>(write: () => Promise<T>, useReserve: boolean): Promise<T> {
     try {
       const result = await write();
-      this.reserve.retake();
+      this.reserve?.retake();
       return result;
     } catch (e) {
       const err = await catalogWriteError(e);
-      if (useReserve && err instanceof CatalogUnwritableError && this.reserve.release()) {
+      if (useReserve && err instanceof CatalogUnwritableError && this.reserve?.release()) {
         try {
           return await write();
         } catch (again) {
