@@ -182,3 +182,14 @@ export class DamagedDataError extends TesseraError {
     super("damaged", `${what} is damaged: a chunk of it is bad in every store (tessera fsck found it)`);
   }
 }
+
+/**
+ * A catalog this process will not open as it is: written by a newer Tessera (its layout or
+ * schema unknown here: upgrade Tessera), or of an older one whose migration waits for the
+ * operator's word that a backup was taken (docs/operations.md, "Upgrading").
+ */
+export class CatalogVersionError extends TesseraError {
+  constructor(message: string) {
+    super("catalog_version", message);
+  }
+}

@@ -57,7 +57,7 @@ export async function requireEmptyDir(dir: string, what: string): Promise<void> 
 
 /** The configured catalog, opened beside whatever serves it. */
 function openLive(cfg: ServerConfig): Promise<Catalog> {
-  if (cfg.catalog.type === "postgres") return PgCatalog.open(cfg.catalog);
+  if (cfg.catalog.type === "postgres") return PgCatalog.open({ ...cfg.catalog, asIs: true });
   return Promise.resolve(new LmdbCatalog(join(cfg.dataDir, "catalog")));
 }
 

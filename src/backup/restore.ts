@@ -69,7 +69,7 @@ async function dropLeases(cfg: ServerConfig, dataDir: string): Promise<number> {
 }
 
 function openRestored(cfg: ServerConfig): Promise<Catalog> {
-  if (cfg.catalog.type === "postgres") return PgCatalog.open(cfg.catalog);
+  if (cfg.catalog.type === "postgres") return PgCatalog.open({ ...cfg.catalog, asIs: true });
   return Promise.resolve(new LmdbCatalog(join(cfg.dataDir, "catalog")));
 }
 

@@ -14,6 +14,11 @@ export type CatalogConfig =
       url: string;
       /** Connections per process (default 10). */
       poolSize?: number;
+      /**
+       * Migrate an older schema at start (default false: refused, naming the backup to take
+       * first; docs/operations.md, "Upgrading").
+       */
+      allowMigrate?: boolean;
     };
 
 /**

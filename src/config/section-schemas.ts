@@ -217,7 +217,7 @@ const CACHE_BYTES = "maxBytes must be an integer of at least 1048576 (1 MiB)";
 
 const CATALOG_TYPE = 'type must be "lmdb" or "postgres"';
 const CATALOG_URL = "url must be a postgres:// or postgresql:// URL";
-const ONLY_POSTGRES = 'url and poolSize are for a "postgres" catalog';
+const ONLY_POSTGRES = 'url, poolSize and allowMigrate are for a "postgres" catalog';
 
 export const CATALOG_SCHEMA = {
   type: "object",
@@ -228,6 +228,7 @@ export const CATALOG_SCHEMA = {
       { type: "integer", minimum: 1, maximum: 1000 },
       "poolSize must be an integer from 1 to 1000",
     ),
+    allowMigrate: said({ type: "boolean" }, "allowMigrate must be true or false"),
   },
   required: ["type"],
   additionalProperties: false,
@@ -239,6 +240,7 @@ export const CATALOG_SCHEMA = {
     properties: {
       url: { not: {}, "x-message": ONLY_POSTGRES },
       poolSize: { not: {}, "x-message": ONLY_POSTGRES },
+      allowMigrate: { not: {}, "x-message": ONLY_POSTGRES },
     },
   },
 };

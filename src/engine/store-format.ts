@@ -51,7 +51,19 @@ function canonical(f: StoreFormat): string {
  * (the caller then records its version, so that an older Tessera refuses the store).
  */
 export function assertSameFormat(found: StoreFormat, wanted: StoreFormat, where: string): void {
-  if (canonical(found) !== canonical(wanted) || found.packVersion > wanted.packVersion) {
+  const versions = (f: StoreFormat) =>
+    `format ${f.formatVersion}, pack version ${f.packVersion}, manifest version ${f.manifestVersion}`;
+  if (
+    found.formatVersion > wanted.formatVersion ||
+    found.packVersion > wanted.packVersion ||
+    found.manifestVersion > wanted.manifestVersion
+  ) {
+    // Not a choice of parameters the operator can change: only a newer Tessera reads it.
+    throw new StoreFormatError(
+      `${where} was written by a newer Tessera (${versions(found)}; this one writes ${versions(wanted)}): upgrade Tessera`,
+    );
+  }
+  if (canonical(found) !== canonical(wanted)) {
     throw new StoreFormatError(
       `${where} was created with ${JSON.stringify(found)}, but this process uses ${JSON.stringify(wanted)}; ` +
         "open it with its own chunker parameters or use another data directory",

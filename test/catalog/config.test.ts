@@ -27,7 +27,7 @@ describe("the catalog configuration key", () => {
       "url must be a postgres:// or postgresql:// URL",
     );
     expect(() => fromEnv('{"type": "lmdb", "url": "postgres://db/x"}')).toThrow(
-      'url and poolSize are for a "postgres" catalog',
+      'url, poolSize and allowMigrate are for a "postgres" catalog',
     );
     expect(() => fromEnv('{"type": "lmdb", "host": "x"}')).toThrow(
       'environment: catalog: unknown key "host"',

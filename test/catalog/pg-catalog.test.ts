@@ -84,11 +84,11 @@ describe.skipIf(!run)("the PostgreSQL catalog", () => {
     }
   }
 
-  it("migrates a database of the first schema at open, keeping its chunks, and adds the lookups' hash index", async () => {
+  /** A new database as the first release left it, with one chunk; its URL and the chunk's id. */
+  async function firstSchemaDatabase(): Promise<{ url: string; id: Buffer }> {
     const url = await pg.createDatabase();
     const id = Buffer.alloc(32, 7);
     await onDatabase(url, async (c) => {
-      // As the first release left it.
       for (const statement of MIGRATIONS[0] as readonly string[]) await c.query(statement);
       await c.query("CREATE TABLE tessera_schema (version integer NOT NULL)");
       await c.query("INSERT INTO tessera_schema (version) VALUES (1)");
@@ -97,7 +97,29 @@ describe.skipIf(!run)("the PostgreSQL catalog", () => {
         [id, Buffer.alloc(16, 1)],
       );
     });
-    const catalog = await PgCatalog.open({ url });
+    return { url, id };
+  }
+
+  it("refuses to migrate a database of an older schema unless allowed, naming the backup to take, changing nothing", async () => {
+    const { url } = await firstSchemaDatabase();
+    try {
+      await expect(PgCatalog.open({ url })).rejects.toThrow(
+        /schema is version 1, older than this Tessera's \d+: back it up \(tessera backup, or pg_dump\), then start once with "allowMigrate": true/,
+      );
+      await onDatabase(url, async (c) => {
+        expect((await c.query("SELECT version FROM tessera_schema")).rows).toEqual([{ version: 1 }]);
+        expect(
+          (await c.query("SELECT indexname FROM pg_indexes WHERE indexname = 'chunks_by_id'")).rows,
+        ).toEqual([]);
+      });
+    } finally {
+      await pg.dropDatabase(url);
+    }
+  });
+
+  it("migrates a database of the first schema at open when allowed, keeping its chunks, and adds the lookups' hash index", async () => {
+    const { url, id } = await firstSchemaDatabase();
+    const catalog = await PgCatalog.open({ url, allowMigrate: true });
     try {
       expect((await catalog.chunkIndex("local").lookup([id]))[0]).toMatchObject({
         offset: 0,

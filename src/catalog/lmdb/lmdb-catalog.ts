@@ -9,8 +9,10 @@
  * its writes meanwhile: reads outside a unit of work therefore wait at a gate until no unit of
  * work is running, so they see committed data only.
  */
-import { mkdir } from "node:fs/promises";
-import { CatalogUnwritableError } from "../../errors.js";
+import { existsSync } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { CatalogUnwritableError, CatalogVersionError } from "../../errors.js";
 import type {
   Catalog,
   CatalogTx,
@@ -59,6 +61,11 @@ export class LmdbCatalog implements Catalog, CatalogCopy {
 
   /** The node whose leases this catalog takes (LeaseRecord.holder.node). */
   private readonly node: string | undefined;
+  /**
+   * Whether no store format was recorded when this catalog was opened: a new one, which the
+   * engine's first open records a format in before it asks for the layout (upgradeLayout).
+   */
+  private readonly newAtOpen: boolean;
 
   /**
    * Opens (creating if needed) the catalog in directory `path`. `reserve: false` keeps no
@@ -69,6 +76,15 @@ export class LmdbCatalog implements Catalog, CatalogCopy {
     dropLmdbCommitEchoes();
     this.path = path;
     this.tables = openTables(path, options.durable !== false);
+    const layout = this.tables.meta.get("layout");
+    if (typeof layout === "number" && layout > LAYOUT) {
+      void this.tables.root.close();
+      // Read as one of ours, it would be "upgraded" as the oldest layout and ruined.
+      throw new CatalogVersionError(
+        `the catalog in ${path} has layout ${layout}, newer than this Tessera's ${LAYOUT}: it was written by a newer Tessera; upgrade Tessera`,
+      );
+    }
+    this.newAtOpen = this.tables.meta.get("format") === undefined;
     this.reserve = options.reserve === false ? undefined : new SpaceReserve(path);
     this.tx = unitOfWork(this.tables);
     this.records = recordsReader(this.tables, this.gate);
@@ -228,15 +244,18 @@ export class LmdbCatalog implements Catalog, CatalogCopy {
   /**
    * Catalogs written before stores had names kept one chunk and pack index, plain holder
    * counts and no image stores: all of it becomes store `name`'s. Once, in one transaction.
+   * Before an existing catalog is changed, a copy of it as it was is kept beside it
+   * (`catalog-before-layout-N`, kept if already there): the way back to the older Tessera.
    */
   async upgradeLayout(name: string): Promise<void> {
     const t = this.tables;
     const layout = t.meta.get("layout");
     if (layout === LAYOUT) return;
-    if (t.meta.get("format") === undefined) {
+    if (this.newAtOpen || t.meta.get("format") === undefined) {
       await t.meta.put("layout", LAYOUT); // a new catalog
       return;
     }
+    await this.keepCopyBeforeUpgrade();
     if (layout === 2) {
       await this.run(
         () =>
@@ -324,6 +343,16 @@ export class LmdbCatalog implements Catalog, CatalogCopy {
       await this.tables.store(store).chunks.remove(id);
     },
   };
+
+  /** The copy upgradeLayout keeps; an earlier attempt's stays (it is the older state). */
+  private async keepCopyBeforeUpgrade(): Promise<void> {
+    const dir = join(dirname(this.path), `${basename(this.path)}-before-layout-${LAYOUT}`);
+    if (existsSync(join(dir, "data.mdb"))) return;
+    const building = `${dir}-partial`;
+    await rm(building, { recursive: true, force: true });
+    await this.snapshotTo(building);
+    await rename(building, dir);
+  }
 
   /**
    * Copies the whole environment, as one committed state, into directory `dir` (LMDB's

@@ -50,6 +50,10 @@ export interface PgCatalogOptions {
   poolSize?: number;
   /** The node whose leases this catalog takes (LeaseRecord.holder.node). */
   node?: string;
+  /** Migrate an older schema at open (schema.ts); refused otherwise. */
+  allowMigrate?: boolean;
+  /** Open an older schema as it is, neither migrated nor refused: for backup and restore only. */
+  asIs?: boolean;
 }
 
 export class PgCatalog implements Catalog, CatalogCopy {
@@ -78,7 +82,7 @@ export class PgCatalog implements Catalog, CatalogCopy {
     this.records = recordsOn(this.reads);
   }
 
-  /** Connects, and brings the schema up to date (schema.ts). */
+  /** Connects, and brings the schema up to date if allowed (schema.ts). */
   static async open(o: PgCatalogOptions): Promise<PgCatalog> {
     const pool = new pg.Pool({ connectionString: o.url, max: o.poolSize ?? 10 });
     // An idle client whose server went away must not take the process down with it.
@@ -86,7 +90,7 @@ export class PgCatalog implements Catalog, CatalogCopy {
     try {
       const client = await pool.connect();
       try {
-        await migrate(client);
+        await migrate(client, o.asIs ? "as-is" : o.allowMigrate ? "migrate" : "refuse");
       } finally {
         client.release();
       }

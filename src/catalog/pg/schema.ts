@@ -23,6 +23,7 @@
  * | `metadef_namespaces` | name      | a metadefs namespace whole, as `json` (key order kept)         |
  * | `metadef_resource_types` | name  | a metadefs resource type, as `json`                            |
  */
+import { CatalogVersionError } from "../../errors.js";
 import type { Sql } from "./sql.js";
 
 /** Each migration's statements, in order; migration N takes the schema from version N-1 to N. */
@@ -82,7 +83,7 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 /** Arbitrary, fixed: the advisory lock that lets one node at a time migrate. */
 const MIGRATION_LOCK = 0x7e55e2a0;
 
-export class SchemaTooNewError extends Error {
+export class SchemaTooNewError extends CatalogVersionError {
   constructor(found: number) {
     super(
       `the catalog database's schema is version ${found}, newer than this Tessera's ${SCHEMA_VERSION}: upgrade Tessera`,
@@ -90,11 +91,28 @@ export class SchemaTooNewError extends Error {
   }
 }
 
+/** An older schema, and no word from the operator that it may be migrated. */
+export class MigrationNotAllowedError extends CatalogVersionError {
+  constructor(found: number) {
+    super(
+      `the catalog database's schema is version ${found}, older than this Tessera's ${SCHEMA_VERSION}: ` +
+        'back it up (tessera backup, or pg_dump), then start once with "allowMigrate": true in the catalog\'s configuration to migrate it',
+    );
+  }
+}
+
+/**
+ * What to do with an older schema: migrate it, refuse it, or leave it as it is (for a caller
+ * that only reads and takes leases, which every schema has: tessera backup and restore).
+ */
+export type OlderSchema = "migrate" | "refuse" | "as-is";
+
 /**
  * Brings the database's schema up to SCHEMA_VERSION, each migration in its own transaction
- * under an advisory lock (nodes starting together migrate once); refuses a newer schema.
+ * under an advisory lock (nodes starting together migrate once); refuses a newer schema, and
+ * an older one as `older` says (a new database's schema is made without asking).
  */
-export async function migrate(q: Sql): Promise<void> {
+export async function migrate(q: Sql, older: OlderSchema = "refuse"): Promise<void> {
   await q.query("BEGIN");
   try {
     await q.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
@@ -103,6 +121,10 @@ export async function migrate(q: Sql): Promise<void> {
     let version = r.rows[0]?.version ?? 0;
     if (r.rows.length === 0) await q.query("INSERT INTO tessera_schema (version) VALUES (0)");
     if (version > SCHEMA_VERSION) throw new SchemaTooNewError(version);
+    if (version > 0 && version < SCHEMA_VERSION && older !== "migrate") {
+      if (older === "refuse") throw new MigrationNotAllowedError(version);
+      version = SCHEMA_VERSION; // as it is
+    }
     for (; version < SCHEMA_VERSION; version++) {
       for (const statement of MIGRATIONS[version] as readonly string[]) await q.query(statement);
       await q.query("UPDATE tessera_schema SET version = $1", [version + 1]);
