@@ -3,11 +3,14 @@
  * it serves, with an upload in flight, and `tessera restore` into a new database, a new store
  * and a new data directory (pg_restore), as shipped (dist/) on a real PostgreSQL: every image
  * downloads intact from a server on the restored data; the upload in flight is queued there.
- * A database that is not empty is refused.
+ * A database that is not empty is refused. A catalog of an older schema (the one before
+ * metadata definitions) is backed up as it is, and its restored copy is served only once the
+ * configuration allows the migration (docs/operations.md, "Upgrading").
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   expectAbsentOrIntact,
@@ -25,15 +28,20 @@ const run = requirePostgres("backup and restore of a PostgreSQL catalog");
 const MiB = 1024 * 1024;
 
 describe.skipIf(!run)("backup and restore of a Tessera on PostgreSQL", () => {
-  let pg: Postgres;
+  let postgres: Postgres;
   let work: string;
   const servers: ChildServer[] = [];
 
   /** A configuration file for a node on database `url` and a store in `store`. */
-  async function configFor(name: string, url: string, store: string): Promise<string> {
+  async function configFor(
+    name: string,
+    url: string,
+    store: string,
+    allowMigrate?: boolean,
+  ): Promise<string> {
     const file = join(work, `${name}.json`);
     const cfg = {
-      catalog: { type: "postgres", url },
+      catalog: { type: "postgres", url, ...(allowMigrate ? { allowMigrate } : {}) },
       stores: { local: { type: "filesystem", path: store } },
       defaultStore: "local",
       workers: 1,
@@ -51,17 +59,17 @@ describe.skipIf(!run)("backup and restore of a Tessera on PostgreSQL", () => {
   }
 
   beforeAll(async () => {
-    pg = await startPostgres();
+    postgres = await startPostgres();
     work = await mkdtemp(join(tmpdir(), "tessera-pg-backup-"));
   }, 60_000);
   afterAll(async () => {
     for (const s of servers) await s.kill();
-    await pg?.destroy();
+    await postgres?.destroy();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
   it("dumps while serving with an upload in flight; a new database and store restored from it serve every image intact", async () => {
-    const urlA = await pg.createDatabase();
+    const urlA = await postgres.createDatabase();
     const configA = await configFor("a", urlA, join(work, "store-a"));
     const a = await serve(join(work, "a"), configA);
     const sums = new Map<string, string>();
@@ -91,7 +99,7 @@ describe.skipIf(!run)("backup and restore of a Tessera on PostgreSQL", () => {
     expect(refused.status).toBe(1);
     expect(refused.err).toMatch(/database is not empty/);
 
-    const urlB = await pg.createDatabase();
+    const urlB = await postgres.createDatabase();
     const configB = await configFor("b", urlB, join(work, "store-b"));
     const restored = await tessera("restore", "--from", to, "--data", join(work, "b"), "--config", configB);
     expect(restored.status, restored.err).toBe(0);
@@ -105,5 +113,46 @@ describe.skipIf(!run)("backup and restore of a Tessera on PostgreSQL", () => {
     expect(await expectAbsentOrIntact(b.url, held.id, md5(flying))).toBe("queued");
     const next = Buffer.concat([base, Buffer.from(prng(25, MiB))]);
     await expectImagesIntact(b.url, new Map([[await uploadImage(b.url, "after", next), md5(next)]]));
+  }, 180_000);
+
+  it("backs up a catalog of an older schema as it is; the restored one is served only once allowed to migrate", async () => {
+    const url = await postgres.createDatabase();
+    const store = join(work, "store-old");
+    const config = await configFor("old", url, store);
+    const s = await serve(join(work, "old"), config);
+    const bytes = Buffer.from(prng(26, 2 * MiB));
+    const sums = new Map([[await uploadImage(s.url, "old", bytes), md5(bytes)]]);
+    await s.kill();
+    servers.splice(servers.indexOf(s), 1);
+    // As the release before schema 3 left it.
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query("DROP TABLE metadef_namespaces, metadef_resource_types");
+    await client.query("UPDATE tessera_schema SET version = 2");
+    await client.end();
+    await expect(startChildServer(join(work, "old"), config)).rejects.toThrow(/exited with 1/);
+
+    const to = join(work, "backup-old");
+    const made = await tessera("backup", "--to", to, "--data", join(work, "old"), "--config", config);
+    expect(made.status, made.err).toBe(0);
+    expect(JSON.parse(made.out).catalog).toMatchObject({ kind: "postgres", schema: 2 });
+
+    const urlB = await postgres.createDatabase();
+    const restoredConfig = await configFor("old-b", urlB, join(work, "store-old-b"));
+    const restored = await tessera(
+      "restore",
+      "--from",
+      to,
+      "--data",
+      join(work, "old-b"),
+      "--config",
+      restoredConfig,
+    );
+    expect(restored.status, restored.err).toBe(0);
+    await expect(startChildServer(join(work, "old-b"), restoredConfig)).rejects.toThrow(/exited with 1/);
+    const allowed = await configFor("old-b-allowed", urlB, join(work, "store-old-b"), true);
+    const b = await serve(join(work, "old-b"), allowed);
+    await expectImagesIntact(b.url, sums);
+    expect((await fetch(`${b.url}/v2/metadefs/namespaces`)).status).toBe(200);
   }, 180_000);
 });
