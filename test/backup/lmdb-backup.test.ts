@@ -2,12 +2,13 @@
  * `tessera backup` of an embedded Tessera (LMDB catalog, filesystem store) while it serves,
  * and `tessera restore` into a fresh directory, as shipped (dist/): every image uploaded
  * before the backup downloads intact from a server on the restored data, and the upload that
- * was in flight during the backup is there without data (queued), never corrupt. A collection
+ * was in flight during the backup (a pack of it already on disk) is there without data
+ * (queued), never corrupt, and its pack is the restored store's garbage. A collection
  * with no grace run between the catalog's snapshot and the copy of the packs deletes nothing
  * the snapshot names while the backup's lease is held; without the lease, the backup's check
  * catches the pack the collection deleted.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,6 +24,7 @@ import {
 } from "../helpers/backup.js";
 import { type ChildServer, startChildServer } from "../helpers/child-server.js";
 import { prng } from "../helpers/data.js";
+import { waitFor } from "../helpers/wait.js";
 
 const MiB = 1024 * 1024;
 let work: string;
@@ -38,6 +40,12 @@ async function serve(dataDir: string): Promise<ChildServer> {
 async function stop(s: ChildServer): Promise<void> {
   await s.kill();
   servers.splice(servers.indexOf(s), 1);
+}
+
+/** The packs in the embedded store of data directory `dir`. */
+async function packCount(dir: string): Promise<number> {
+  const files = await readdir(join(dir, "objects", "packs"), { recursive: true }).catch(() => []);
+  return files.filter((f) => f.endsWith(".pack")).length;
 }
 
 beforeAll(async () => {
@@ -64,8 +72,11 @@ describe("backup and restore of an embedded Tessera", () => {
       ["tiny", Buffer.from("a few bytes")],
     ];
     for (const [name, bytes] of images) sums.set(await uploadImage(a.url, name, bytes), md5(bytes));
-    const flying = Buffer.concat([base.subarray(MiB), Buffer.from(prng(4, 3 * MiB))]);
-    const held = await holdUpload(a.url, flying, 2 * MiB);
+    // Past a pack's 16 MiB: one pack of the upload in flight is on disk, named by no commit.
+    const packsBefore = await packCount(data);
+    const flying = Buffer.concat([base.subarray(MiB), Buffer.from(prng(4, 18 * MiB))]);
+    const held = await holdUpload(a.url, flying, 19 * MiB);
+    await waitFor("a pack of the upload in flight", async () => (await packCount(data)) > packsBefore);
 
     const to = join(work, "backup-a");
     const made = await tessera("backup", "--to", to, "--data", data, "--config", config);
@@ -105,6 +116,16 @@ describe("backup and restore of an embedded Tessera", () => {
     const b = await serve(restoredDir);
     await expectImagesIntact(b.url, sums);
     expect(await expectAbsentOrIntact(b.url, held.id, md5(flying))).toBe("queued");
+    // Its pack, copied with the store, is known to no catalog: the first collection takes it.
+    const gc = await fetch(`${b.url}/tessera/v1/gc`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ graceSeconds: 0 }),
+    });
+    const collected = ((await gc.json()) as { stores: Record<string, number>[] }).stores[0];
+    expect(collected?.orphansTrashed).toBeGreaterThan(0);
+    expect(collected?.objectsDeleted).toBeGreaterThan(0);
+    await expectImagesIntact(b.url, sums);
     // The restored data takes new uploads, deduplicated against what was restored.
     const next = Buffer.concat([base, Buffer.from(prng(5, MiB))]);
     const nextId = await uploadImage(b.url, "after restore", next);
