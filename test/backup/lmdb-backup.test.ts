@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backup } from "../../src/backup/backup.js";
 import { loadConfig } from "../../src/config/load.js";
 import {
+  collectNow,
   expectAbsentOrIntact,
   expectImagesIntact,
   holdUpload,
@@ -117,14 +118,9 @@ describe("backup and restore of an embedded Tessera", () => {
     await expectImagesIntact(b.url, sums);
     expect(await expectAbsentOrIntact(b.url, held.id, md5(flying))).toBe("queued");
     // Its pack, copied with the store, is known to no catalog: the first collection takes it.
-    const gc = await fetch(`${b.url}/tessera/v1/gc`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ graceSeconds: 0 }),
-    });
-    const collected = ((await gc.json()) as { stores: Record<string, number>[] }).stores[0];
-    expect(collected?.orphansTrashed).toBeGreaterThan(0);
-    expect(collected?.objectsDeleted).toBeGreaterThan(0);
+    const collected = await collectNow(b.url);
+    expect(collected.orphansTrashed).toBeGreaterThan(0);
+    expect(collected.objectsDeleted).toBeGreaterThan(0);
     await expectImagesIntact(b.url, sums);
     // The restored data takes new uploads, deduplicated against what was restored.
     const next = Buffer.concat([base, Buffer.from(prng(5, MiB))]);
@@ -141,7 +137,7 @@ describe("backup and restore of an embedded Tessera", () => {
     const doomed = Buffer.from(prng(11, 2 * MiB));
     const keptId = await uploadImage(s.url, "kept", kept);
     const doomedId = await uploadImage(s.url, "doomed", doomed);
-    let gc: Record<string, unknown> = {};
+    let gc: Record<string, number> = {};
     const to = join(work, `backup-${name}`);
     const cfg = loadConfig(config, {}, { dataDir: data });
     const run = backup(cfg, to, {
@@ -149,16 +145,7 @@ describe("backup and restore of an embedded Tessera", () => {
       onStep: async (step) => {
         if (step !== "stores") return;
         expect((await fetch(`${s.url}/v2/images/${doomedId}`, { method: "DELETE" })).status).toBe(204);
-        const res = await fetch(`${s.url}/tessera/v1/gc`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ graceSeconds: 0 }),
-        });
-        expect(res.status).toBe(200);
-        gc = ((await res.json()) as { stores: Record<string, unknown>[] }).stores[0] as Record<
-          string,
-          unknown
-        >;
+        gc = await collectNow(s.url);
       },
     });
     return {

@@ -38,6 +38,17 @@ export async function imageStatus(url: string, id: string): Promise<string> {
   return ((await res.json()) as { status: string }).status;
 }
 
+/** A collection with no grace on the server at `url` (POST /tessera/v1/gc); its first store's report. */
+export async function collectNow(url: string): Promise<Record<string, number>> {
+  const res = await fetch(`${url}/tessera/v1/gc`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ graceSeconds: 0 }),
+  });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { stores: Record<string, number>[] }).stores[0] as Record<string, number>;
+}
+
 export interface HeldUpload {
   id: string;
   /** Sends the rest and ends the body; the response's status. */

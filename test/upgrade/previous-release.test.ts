@@ -14,7 +14,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { expectImagesIntact, md5, uploadImage } from "../helpers/backup.js";
+import { collectNow, expectImagesIntact, md5, uploadImage } from "../helpers/backup.js";
 import { type ChildServer, startChildServer } from "../helpers/child-server.js";
 import { prng } from "../helpers/data.js";
 import { runAsync } from "../helpers/run.js";
@@ -115,12 +115,7 @@ describe.each(fixtures)("a data directory written by $file", (fixture) => {
     for (const id of fixture.deleted) expect((await fetch(`${url}/v2/images/${id}`)).status).toBe(404);
 
     // The old release's trash and condemned chunks, collected by this one.
-    const gc = await fetch(`${url}/tessera/v1/gc`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ graceSeconds: 0 }),
-    });
-    expect(gc.status).toBe(200);
+    await collectNow(url);
     await expectImagesIntact(url, new Map(withData.map((img) => [img.id, img.md5 as string])));
 
     // A new image sharing its first chunks with the largest old one.
