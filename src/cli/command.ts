@@ -41,6 +41,7 @@ export interface Flags {
   header?: string[];
   parallel?: string;
   report?: string;
+  "allow-migrate"?: boolean;
   help?: boolean;
 }
 
@@ -82,8 +83,9 @@ export function print(v: unknown): void {
  * environment, then the flags. A configuration it refuses is a UsageError.
  */
 export function configOf(values: Flags): ServerConfig {
+  let cfg: ServerConfig;
   try {
-    return loadConfig(values.config ?? process.env.TESSERA_CONFIG, process.env, {
+    cfg = loadConfig(values.config ?? process.env.TESSERA_CONFIG, process.env, {
       host: values.host,
       port: values.port,
       workers: values.workers,
@@ -94,6 +96,14 @@ export function configOf(values: Flags): ServerConfig {
     if (e instanceof ConfigError) throw new UsageError(e.message);
     throw e;
   }
+  if (!values["allow-migrate"]) return cfg;
+  // A flag for the one start that migrates, so the configuration need not change for it.
+  if (cfg.catalog.type !== "postgres") {
+    throw new UsageError(
+      "--allow-migrate is for a PostgreSQL catalog (an LMDB one is copied aside and migrated)",
+    );
+  }
+  return { ...cfg, catalog: { ...cfg.catalog, allowMigrate: true } };
 }
 
 /**

@@ -40,7 +40,8 @@ const OPTIONS = `options:
   --data DIR      the store's directory (default ./data, or $TESSERA_DATA)
   --config FILE   the server's configuration (its stores, hash algorithm, format rules)
   --store S       the store to use (default: the configuration's defaultStore)
-  --no-fsync      do not fsync packs (faster, not crash-safe; for benchmarks)`;
+  --no-fsync      do not fsync packs (faster, not crash-safe; for benchmarks)
+  --allow-migrate migrate an older PostgreSQL catalog schema at start (take a backup first)`;
 
 export const USAGE = ["usage:", ...COMMANDS.filter((c) => c.usage !== "").map((c) => c.usage), OPTIONS].join(
   "\n",

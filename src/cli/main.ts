@@ -46,6 +46,7 @@ async function run(argv: string[]): Promise<void> {
       header: { type: "string", multiple: true },
       parallel: { type: "string" },
       report: { type: "string" },
+      "allow-migrate": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });

@@ -104,7 +104,7 @@ describe.skipIf(!run)("the PostgreSQL catalog", () => {
     const { url } = await firstSchemaDatabase();
     try {
       await expect(PgCatalog.open({ url })).rejects.toThrow(
-        /schema is version 1, older than this Tessera's \d+: back it up \(tessera backup, or pg_dump\), then start once with "allowMigrate": true/,
+        /schema is version 1, older than this Tessera's \d+: back it up \(tessera backup, or pg_dump\), then start once with --allow-migrate \(or "allowMigrate": true/,
       );
       await onDatabase(url, async (c) => {
         expect((await c.query("SELECT version FROM tessera_schema")).rows).toEqual([{ version: 1 }]);

@@ -96,7 +96,7 @@ export class MigrationNotAllowedError extends CatalogVersionError {
   constructor(found: number) {
     super(
       `the catalog database's schema is version ${found}, older than this Tessera's ${SCHEMA_VERSION}: ` +
-        'back it up (tessera backup, or pg_dump), then start once with "allowMigrate": true in the catalog\'s configuration to migrate it',
+        'back it up (tessera backup, or pg_dump), then start once with --allow-migrate (or "allowMigrate": true in the catalog\'s configuration) to migrate it',
     );
   }
 }
