@@ -92,7 +92,7 @@ export function adoptData(
         "set osHashAlgo to the same algorithm to verify it",
     );
   }
-  return upload(svc, id, source, undefined, undefined, (obj: CommittedObject) => {
+  const verify = (obj: CommittedObject) => {
     const wrong: string[] = [];
     if (expected.size !== null && obj.size !== expected.size)
       wrong.push(`size ${obj.size} != ${expected.size}`);
@@ -104,7 +104,8 @@ export function adoptData(
       wrong.push(`${expected.osHash.algo} ${got(osHash)} != ${expected.osHash.value}`);
     }
     if (wrong.length > 0) throw new DataMismatchError(`image ${id}: data differs (${wrong.join("; ")})`);
-  });
+  };
+  return upload(svc, id, source, undefined, undefined, { verify });
 }
 
 /**

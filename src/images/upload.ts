@@ -27,14 +27,14 @@ export function upload(
   source: AsyncIterable<Uint8Array>,
   store?: string,
   access?: Access,
-  verify?: (obj: CommittedObject) => void,
+  adoption?: Adoption,
 ): Promise<ImageRecord> {
   const into = svc.engine.store(store).name;
   return streamIn(svc, id, source, {
     status: "saving",
     into,
     access,
-    verify,
+    adoption,
     inspect: svc.formats.inspect,
     check: (rec) => {
       if (!rec.disk_format || !rec.container_format) {
@@ -79,14 +79,22 @@ export function stage(
   });
 }
 
+/**
+ * An upload of an image taken over from another service (adopt.ts): no quota applies (the
+ * image exists already, under that service's quotas), and `verify` judges the data before it
+ * commits (the digests that service recorded); throwing refuses it.
+ */
+export interface Adoption {
+  verify(obj: CommittedObject): void;
+}
+
 interface StreamIn {
   status: "saving" | "uploading";
   into: string;
   access?: Access;
   inspect: boolean;
   check?: (rec: ImageRecord) => void;
-  /** Judges the data before it commits (an adoption's expected hashes); throwing refuses it. */
-  verify?: (obj: CommittedObject) => void;
+  adoption?: Adoption;
   commit: (rec: ImageRecord, obj: CommittedObject, virtualSize: number | undefined) => ImageRecord;
 }
 
@@ -124,7 +132,7 @@ async function streamUnder(
         throw new ConflictError(`Image status transition from ${rec.status} to ${how.status} is not allowed`);
       }
       how.check?.(rec);
-      room = await svc.quotas.checkUploadStart(tx, rec.owner, staging);
+      if (!how.adoption) room = await svc.quotas.checkUploadStart(tx, rec.owner, staging);
       return { ...rec, status: how.status, upload_lease: lease };
     },
     how.access,
@@ -151,9 +159,9 @@ async function streamUnder(
         }
         const verdict = inspected?.result();
         if (verdict && verdict.violations.length > 0) throw new FormatRejectedError(verdict.violations);
-        how.verify?.(obj);
+        how.adoption?.verify(obj);
         // Other uploads of the owner's may have committed meanwhile.
-        await svc.quotas.checkUploadCommit(tx, rec.owner, obj.size, staging);
+        if (!how.adoption) await svc.quotas.checkUploadCommit(tx, rec.owner, obj.size, staging);
         committed = withoutLease(how.commit(rec, obj, verdict?.detection.virtualSize));
         await tx.putImage(committed, rec);
       },

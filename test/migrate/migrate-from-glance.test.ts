@@ -1,6 +1,7 @@
 /**
  * `tessera migrate-from-glance` against the real Glance (Zed), started by the test, holding 33
- * images of every kind (helpers/glance-fleet.ts). The shipped CLI (dist/) runs as a child
+ * images of every kind (helpers/glance-fleet.ts), into a Tessera whose quotas every tenant is
+ * over (they apply to new images, not to migrated ones). The shipped CLI (dist/) runs as a child
  * process, as an operator runs it; the first run is killed partway. Tessera then serves the
  * result, compared field by field and byte by byte with what Glance shows.
  */
@@ -50,6 +51,8 @@ describe.skipIf(!haveGlanceApi() || !toolsPresent(["qemu-img"], "qcow2 images in
       "X-Project-Id: admin",
       "--data",
       data,
+      "--config",
+      join(scratch, "tessera.json"),
       "--no-fsync",
       ...extra,
     ];
@@ -69,6 +72,9 @@ describe.skipIf(!haveGlanceApi() || !toolsPresent(["qemu-img"], "qcow2 images in
     beforeAll(async () => {
       scratch = await mkdtemp(join(tmpdir(), "tessera-migrate-"));
       data = join(scratch, "tessera");
+      // Quotas every tenant of the fleet is over: they hold new images, not migrated ones.
+      const quotas = { default: { image_count_total: 2, image_size_total: 1, image_count_uploading: 1 } };
+      await writeFile(join(scratch, "tessera.json"), JSON.stringify({ quotas }));
       glance = await startGlancePeer();
       fleet = await makeFleet(glance, scratch);
       // One image whose bytes rot in Glance's store after Glance recorded its digests.
