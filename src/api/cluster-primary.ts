@@ -17,7 +17,7 @@
  */
 import cluster from "node:cluster";
 import { mkdir } from "node:fs/promises";
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { compose, type ServerParts } from "../compose.js";
 import type { ServerConfig } from "../config/server-config.js";
@@ -27,6 +27,7 @@ import { WORKER_ENV, type WorkerSpec } from "./cluster-worker.js";
 import { Workers } from "./cluster-workers.js";
 import { stdoutDestination } from "./log-destination.js";
 import { noteLocalToken, noteUrl, removeNotes } from "./server-files.js";
+import { serverLogger } from "./server-logger.js";
 
 /**
  * How connections reach the workers. SCHED_NONE: every worker accepts on the one shared socket.
@@ -57,7 +58,7 @@ export interface Primary {
  */
 export async function startPrimary(o: ServerConfig): Promise<Primary> {
   const dest = o.logLevel === "silent" ? undefined : stdoutDestination();
-  const log = pino({ level: o.logLevel, base: { svc: "tessera" } }, { write: (l) => dest?.write(l) });
+  const log = serverLogger(o.logLevel, { svc: "tessera" }, dest);
   const flush = () => dest?.flush(2000) ?? Promise.resolve();
   await mkdir(o.dataDir, { recursive: true });
   const unlock = await lockDir(o.dataDir);

@@ -10,7 +10,7 @@ import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import type { Authenticator } from "../auth/authenticator.js";
 import { compose, type ServerParts } from "../compose.js";
 import type { ServerConfig } from "../config/server-config.js";
@@ -22,6 +22,7 @@ import { createApp, type Inflight } from "./app.js";
 import { stdoutDestination } from "./log-destination.js";
 import type { Metrics } from "./metrics.js";
 import { noteLocalToken, noteUrl, removeNotes } from "./server-files.js";
+import { serverLogger } from "./server-logger.js";
 
 /** A server's settings (docs/configuration.md; ServerConfig documents each key). */
 export type ServerOptions = ServerConfig & {
@@ -71,7 +72,7 @@ export async function startServer(
   const dest = logger || o.logLevel === "silent" ? undefined : stdoutDestination();
   const flush = () => dest?.flush(2000) ?? Promise.resolve();
   const base = { svc: "tessera", ...(worker ? { worker: worker.id, pid: process.pid } : {}) };
-  const log = logger ?? pino({ level: o.logLevel, base }, { write: (l) => dest?.write(l) });
+  const log = logger ?? serverLogger(o.logLevel, base, dest);
   await mkdir(o.dataDir, { recursive: true });
   const unlock = worker ? async () => {} : await lockDir(o.dataDir);
   // The last steps of a shutdown, or of a start that failed after taking the lock.

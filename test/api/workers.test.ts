@@ -19,6 +19,7 @@ import {
   type ClusterServer,
   call,
   holderOf,
+  type LogLine,
   running,
   startCluster,
   workerPids,
@@ -296,7 +297,9 @@ describe("tessera serve with two workers", () => {
     // One runner: no worker logs a collection, and no more than one a second happen (since
     // the primary's first line: the schedule starts before the workers).
     for (const r of runs) expect(r.worker).toBeUndefined();
-    const seconds = ((runs.at(-1)?.time as number) - (s.logs[0].time as number)) / 1000;
+    // Log times are ISO 8601 text (test/ops/log-format.test.ts).
+    const at = (l: LogLine | undefined) => Date.parse(l?.time as string);
+    const seconds = (at(runs.at(-1)) - at(s.logs[0])) / 1000;
     expect(runs.length).toBeLessThanOrEqual(Math.floor(seconds) + 1);
     const text = (await call(`${s.url}/metrics`)).body.toString();
     const counted = total(text, "tessera_gc_runs_total");
