@@ -20,7 +20,7 @@ import { AccessPolicy } from "./access.js";
 import { adminRoutes } from "./admin-routes.js";
 import { authenticate } from "./authenticate.js";
 import { type CacheApiParts, cacheReads, cacheRoutes } from "./cache-routes.js";
-import { type Env, requireAdmin } from "./env.js";
+import type { Env } from "./env.js";
 import { errorResponse, responseForError } from "./errors.js";
 import { healthRoutes } from "./health-routes.js";
 import type { ImageLimits } from "./image-changes.js";
@@ -33,11 +33,13 @@ import { metadefItemRoutes } from "./metadef-item-routes.js";
 import { metadefRoutes } from "./metadef-routes.js";
 import { answerOtherMethods } from "./method-not-allowed.js";
 import type { Metrics } from "./metrics.js";
+import { metricsRoutes } from "./metrics-routes.js";
 import { type ReadJson, readJson } from "./read-json.js";
+import { baseUrl, type OriginOptions, requestOrigin } from "./request-origin.js";
 import { schemaRoutes } from "./schema-routes.js";
 import { storeRoutes } from "./store-routes.js";
 import { uploadTracker } from "./track-upload.js";
-import { baseUrl, versionRoutes } from "./version-routes.js";
+import { versionRoutes } from "./version-routes.js";
 
 export interface ApiOptions {
   limits: ImageLimits & ListLimits;
@@ -60,6 +62,10 @@ export interface ApiOptions {
   imports?: Imports;
   /** The node-local chunk cache and its prefetcher (the /v2/cache routes); absent, no cache. */
   cache?: CacheApiParts;
+  /** The public endpoint and the proxies whose X-Forwarded-* are believed (request-origin.ts). */
+  origin?: OriginOptions;
+  /** Addresses and CIDR ranges that may read GET /metrics without a token (metrics-routes.ts). */
+  metricsScrapers?: string[];
 }
 
 export interface Inflight {
@@ -87,6 +93,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
         req_id: requestId,
         method: c.req.method,
         path: c.req.path,
+        remote: c.get("client"),
         query: new URL(c.req.url).search || undefined,
         status: out.statusCode,
         bytes_in: Number(c.req.header("content-length") ?? 0),
@@ -97,6 +104,7 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
     });
     await next();
   });
+  app.use(requestOrigin(opts.origin ?? {}));
 
   app.onError((err, c) => {
     const res = responseForError(c, err);
@@ -114,7 +122,10 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   app.notFound((c) => errorResponse(c, 404, "The resource could not be found."));
   // Before authentication, as Glance's: load balancers check it without credentials.
   app.route("/", healthRoutes(images.engine.catalog));
-  app.use(authenticate(opts.auth ?? new NoAuth(), opts.localToken));
+  const authn = authenticate(opts.auth ?? new NoAuth(), opts.localToken);
+  // Before authentication too, which it applies itself to callers other than the scrapers.
+  if (opts.metrics) app.route("/", metricsRoutes(opts.metrics, opts.metricsScrapers ?? [], authn));
+  app.use(authn);
 
   const policy = new AccessPolicy(images);
   const json: ReadJson = (c) => readJson(c, opts.maxJsonBodyBytes);
@@ -146,13 +157,6 @@ export function createApp(images: ImageService, opts: ApiOptions): Hono<Env> {
   app.route("/", metadefRoutes(metadefs, policy, json));
   app.route("/", metadefItemRoutes(metadefs, policy, json));
   if (opts.imports) app.route("/", importRoutes(opts.imports, policy, { readJson: json, track }));
-  const metrics = opts.metrics;
-  if (metrics) {
-    app.get("/metrics", async (c) => {
-      requireAdmin(c, "get_metrics");
-      return c.body(await metrics.exposition(), 200, { "Content-Type": metrics.registry.contentType });
-    });
-  }
   if (opts.gc) app.route("/", adminRoutes(images, opts.gc, json));
   answerOtherMethods(app);
   // Version negotiation rather than a resource: other methods on /v2 are a 404, not a 405, so

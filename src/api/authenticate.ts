@@ -7,16 +7,14 @@
 import type { MiddlewareHandler } from "hono";
 import type { Authenticator, AuthRequest } from "../auth/authenticator.js";
 import { tokenDigest } from "../auth/authenticator.js";
-import { makeContext, type RequestContext, UnauthorizedError } from "../auth/context.js";
+import { makeContext, UnauthorizedError } from "../auth/context.js";
+import type { Env } from "./env.js";
 import { HttpError } from "./errors.js";
 
 /** Paths any client may read without credentials: version discovery. */
 const OPEN_PATHS = new Set(["/", "/versions", "/v2", "/v2/"]);
 
-export function authenticate(
-  auth: Authenticator,
-  localToken?: string,
-): MiddlewareHandler<{ Variables: { auth: RequestContext } }> {
+export function authenticate(auth: Authenticator, localToken?: string): MiddlewareHandler<Env> {
   const local = localToken === undefined ? undefined : tokenDigest(localToken);
   const localAdmin = makeContext(null, "tessera-local", ["admin"]);
   return async (c, next) => {

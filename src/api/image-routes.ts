@@ -15,8 +15,8 @@ import { PATCH_TYPES, parsePatch } from "./json-patch.js";
 import { type ListLimits, listLinks, parseListQuery } from "./list-query.js";
 import { mediaType, unsupportedMediaType } from "./media-type.js";
 import type { ReadJson } from "./read-json.js";
+import { baseUrl } from "./request-origin.js";
 import { storeIdsHeader } from "./store-routes.js";
-import { baseUrl } from "./version-routes.js";
 
 export function imageRoutes(
   images: ImageService,

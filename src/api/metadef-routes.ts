@@ -22,6 +22,7 @@ import { getOnly, metadefBody, refuseNulPaths } from "./metadef-request.js";
 import { METADEF_SCHEMAS } from "./metadef-schemas.js";
 import { associationView, namespaceView, resourceTypeView } from "./metadef-views.js";
 import type { ReadJson } from "./read-json.js";
+import { baseUrl } from "./request-origin.js";
 import { schemaCheck } from "./validate.js";
 
 const checkNamespace = schemaCheck(METADEF_SCHEMAS.namespace as object, "namespace");
@@ -100,7 +101,7 @@ export function metadefRoutes(metadefs: Metadefs, policy: AccessPolicy, readJson
     const ns = await metadefs.create(access(c), input);
     // Encoded: a header carries no character past Latin-1 (the colons Glance leaves as they are).
     const name = encodeURIComponent(ns.namespace).replace(/%3A/gi, ":");
-    const location = `${new URL(c.req.url).origin}/v2/metadefs/namespaces/${name}`;
+    const location = `${baseUrl(c)}/v2/metadefs/namespaces/${name}`;
     return c.json(namespaceView(ns, true), 201, { Location: location });
   });
 

@@ -131,6 +131,8 @@ async function listen(
     localToken,
     imports,
     cache: service.cache,
+    origin: { publicEndpoint: o.publicEndpoint, proxyHeadersFrom: o.proxyHeadersFrom },
+    metricsScrapers: o.metricsScrapers,
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () =>

@@ -1,6 +1,7 @@
 /** Glance's version documents: GET / (300, as version negotiation) and GET /versions (200). */
 import { type Context, Hono } from "hono";
 import type { Env } from "./env.js";
+import { baseUrl } from "./request-origin.js";
 
 /**
  * Glance's versions in multi-store mode (v2.8 and v2.10–v2.13 are the multi-store ones), as
@@ -13,12 +14,8 @@ const BASE = ["v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"];
 const WITH_CACHE = ["v2.16", "v2.15", "v2.14", ...MULTI_STORE, ...BASE];
 const WITHOUT_CACHE = ["v2.15", ...MULTI_STORE, ...BASE];
 
-/** This server as the client addressed it (Glance builds its links the same way). */
-export function baseUrl(c: Context): string {
-  return `http://${c.req.header("host") ?? "127.0.0.1:9292"}`;
-}
-
-function versionsDocument(c: Context, ids: string[]): unknown {
+/** Every link is to /v2/ under the public endpoint, or this server as the client addressed it. */
+function versionsDocument(c: Context<Env>, ids: string[]): unknown {
   const href = `${baseUrl(c)}/v2/`;
   return {
     versions: ids.map((id, i) => ({
@@ -33,7 +30,7 @@ function versionsDocument(c: Context, ids: string[]): unknown {
 export function versionRoutes(cache: boolean): Hono<Env> {
   const app = new Hono<Env>();
   const ids = cache ? WITH_CACHE : WITHOUT_CACHE;
-  const versions = (status: 200 | 300) => (c: Context) => c.json(versionsDocument(c, ids), status);
+  const versions = (status: 200 | 300) => (c: Context<Env>) => c.json(versionsDocument(c, ids), status);
   app.get("/", versions(300));
   app.get("/versions", versions(200));
   return app;

@@ -34,6 +34,13 @@ export function addressList(entries: string[]): BlockList {
   return list;
 }
 
+/** Whether `remoteAddress` (a socket's peer, as Node reports it) is in `list`. */
+export function listed(list: BlockList, remoteAddress: string | undefined): boolean {
+  if (!remoteAddress) return false;
+  const addr = plainAddress(remoteAddress);
+  return list.check(addr, isIPv4(addr) ? "ipv4" : "ipv6");
+}
+
 export class TrustedHeaders implements Authenticator {
   readonly mode = "trusted-headers";
   private readonly proxies: BlockList;
@@ -44,9 +51,7 @@ export class TrustedHeaders implements Authenticator {
   }
 
   fromTrustedProxy(remoteAddress: string | undefined): boolean {
-    if (!remoteAddress) return false;
-    const addr = plainAddress(remoteAddress);
-    return this.proxies.check(addr, isIPv4(addr) ? "ipv4" : "ipv6");
+    return listed(this.proxies, remoteAddress);
   }
 
   authenticate(req: AuthRequest): RequestContext {

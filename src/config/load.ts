@@ -7,6 +7,7 @@
 import { getHashes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { addressList } from "../auth/trusted-headers.js";
 import { IMPORT_METHODS } from "../images/imports.js";
 import { filesystemStorePath } from "../store/open-store.js";
 import { nodeHashName } from "./hash-names.js";
@@ -17,6 +18,9 @@ import { ConfigError, DEFAULT_CONFIG, type ServerConfig } from "./server-config.
 export const ENV_KEYS: Record<string, keyof ServerConfig> = {
   TESSERA_HOST: "host",
   TESSERA_PORT: "port",
+  TESSERA_PUBLIC_ENDPOINT: "publicEndpoint",
+  TESSERA_PROXY_HEADERS_FROM: "proxyHeadersFrom",
+  TESSERA_METRICS_SCRAPERS: "metricsScrapers",
   TESSERA_DATA: "dataDir",
   TESSERA_WORKERS: "workers",
   TESSERA_FSYNC: "fsync",
@@ -49,8 +53,8 @@ export const ENV_KEYS: Record<string, keyof ServerConfig> = {
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
-/** A list of names: a JSON array, or from the environment "a,b,c". */
-function nameList(value: unknown, source: string, key: string): string[] {
+/** A list of words: a JSON array, or from the environment "a,b,c"; undefined if it is neither. */
+function wordList(value: unknown): string[] | undefined {
   const v =
     typeof value === "string"
       ? value
@@ -58,15 +62,50 @@ function nameList(value: unknown, source: string, key: string): string[] {
           .map((x) => x.trim())
           .filter((x) => x !== "")
       : value;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === "string" && x !== "")) {
-    throw new ConfigError(`${source}: ${key} must be a list of store names`);
+  return Array.isArray(v) && v.every((x) => typeof x === "string" && x !== "") ? v : undefined;
+}
+
+/** A list of names (stores, import methods). */
+function nameList(value: unknown, source: string, key: string): string[] {
+  const v = wordList(value);
+  if (!v) throw new ConfigError(`${source}: ${key} must be a list of store names`);
+  return v;
+}
+
+/** A list of IP addresses and CIDR ranges, checked as the server will read it. */
+function addresses(value: unknown, source: string, key: string): string[] {
+  const v = wordList(value);
+  if (!v) throw new ConfigError(`${source}: ${key} must be a list of IP addresses and CIDR ranges`);
+  try {
+    addressList(v);
+  } catch (e) {
+    throw new ConfigError(`${source}: ${key}: ${(e as Error).message}`);
   }
   return v;
+}
+
+/** Glance's public_endpoint: an absolute http(s) URL, kept without its trailing slashes. */
+function endpoint(value: unknown, source: string, key: string): string {
+  const bad = () =>
+    new ConfigError(`${source}: ${key} must be an http or https URL such as https://images.example.com`);
+  if (typeof value !== "string") throw bad();
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw bad();
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.search || url.hash || url.username) {
+    throw bad();
+  }
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
 }
 
 /** A plain value, of the type its default has; the environment gives everything as text. */
 function scalar(key: keyof ServerConfig, value: unknown, source: string): unknown {
   if (key === "storeReadOrder") return nameList(value, source, key);
+  if (key === "proxyHeadersFrom" || key === "metricsScrapers") return addresses(value, source, key);
+  if (key === "publicEndpoint") return endpoint(value, source, key);
   if (key === "importMethods") {
     const list = nameList(value, source, key);
     for (const m of list) {

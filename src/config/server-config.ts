@@ -15,6 +15,16 @@ import { DEFAULT_STORES, type StoreConfig } from "../store/open-store.js";
 export interface ServerConfig {
   host: string;
   port: number;
+  /**
+   * Glance's public_endpoint: the base URL of every absolute link the API writes (version
+   * documents, Location), whatever the request's Host or X-Forwarded-* say. Undefined: the URL
+   * the client addressed.
+   */
+  publicEndpoint: string | undefined;
+  /** Addresses and CIDR ranges of proxies whose X-Forwarded-Proto/-Host/-For are believed. */
+  proxyHeadersFrom: string[];
+  /** Addresses and CIDR ranges that may read GET /metrics without a token (Prometheus). */
+  metricsScrapers: string[];
   dataDir: string;
   /**
    * Processes serving the API on the one port (Glance's workers; default: one per CPU). 1: one
@@ -122,6 +132,9 @@ export interface ImportPlugins {
 export const DEFAULT_CONFIG: ServerConfig = {
   host: "127.0.0.1",
   port: 9292,
+  publicEndpoint: undefined,
+  proxyHeadersFrom: [],
+  metricsScrapers: [],
   dataDir: "./data",
   workers: availableParallelism(),
   fsync: true,

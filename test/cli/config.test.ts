@@ -63,6 +63,39 @@ describe("server configuration", () => {
     );
   });
 
+  it("takes a public endpoint and address lists for proxies and scrapers, refusing what would not parse", async () => {
+    const env = {
+      TESSERA_PUBLIC_ENDPOINT: "https://images.example.com/glance/",
+      TESSERA_PROXY_HEADERS_FROM: "10.0.0.5, 10.1.0.0/16",
+      TESSERA_METRICS_SCRAPERS: "192.0.2.10,2001:db8::/32",
+    };
+    expect(loadConfig(undefined, env, {})).toMatchObject({
+      publicEndpoint: "https://images.example.com/glance",
+      proxyHeadersFrom: ["10.0.0.5", "10.1.0.0/16"],
+      metricsScrapers: ["192.0.2.10", "2001:db8::/32"],
+    });
+    await withFile(
+      JSON.stringify({ metricsScrapers: ["127.0.0.1"], publicEndpoint: "http://a:9292" }),
+      (path) =>
+        expect(loadConfig(path, {}, {})).toMatchObject({
+          metricsScrapers: ["127.0.0.1"],
+          publicEndpoint: "http://a:9292",
+        }),
+    );
+    for (const bad of [
+      { TESSERA_PUBLIC_ENDPOINT: "images.example.com" },
+      { TESSERA_PUBLIC_ENDPOINT: "ftp://images.example.com" },
+      { TESSERA_PUBLIC_ENDPOINT: "https://images.example.com/?a=b" },
+      { TESSERA_PROXY_HEADERS_FROM: "proxy.example.com" },
+      { TESSERA_METRICS_SCRAPERS: "10.0.0.0/33" },
+    ]) {
+      expect(() => loadConfig(undefined, bad, {}), JSON.stringify(bad)).toThrow(ConfigError);
+    }
+    await withFile(JSON.stringify({ metricsScrapers: [10] }), (path) =>
+      expect(() => loadConfig(path, {}, {})).toThrow(/metricsScrapers must be a list/),
+    );
+  });
+
   it("maps hashlib names to Node's", () => {
     expect(nodeHashName("sha3_256")).toBe("sha3-256");
     expect(nodeHashName("blake2b")).toBe("blake2b512");

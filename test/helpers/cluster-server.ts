@@ -58,6 +58,7 @@ export function workerPids(logs: LogLine[]): Map<number, number> {
 
 export interface Answer {
   status: number;
+  headers: Record<string, string | string[] | undefined>;
   /** The pid of the worker that answered (x-tessera-worker). */
   worker: number;
   body: Buffer;
@@ -73,15 +74,23 @@ export function call(
     method = "GET",
     headers = {},
     body,
-  }: { method?: string; headers?: Record<string, string>; body?: Uint8Array } = {},
+    localAddress,
+  }: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: Uint8Array;
+    /** The address to call from (another loopback address, 127.0.0.2, is another client). */
+    localAddress?: string;
+  } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers, agent: false }, (res) => {
+    const req = request(url, { method, headers, agent: false, localAddress }, (res) => {
       const parts: Buffer[] = [];
       res.on("data", (p: Buffer) => parts.push(p));
       res.on("end", () =>
         resolve({
           status: res.statusCode ?? 0,
+          headers: res.headers,
           worker: Number(res.headers["x-tessera-worker"]),
           body: Buffer.concat(parts),
         }),
