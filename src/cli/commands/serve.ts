@@ -9,6 +9,7 @@ import { startPrimary } from "../../api/cluster-primary.js";
 import { runWorker, takeWorkerSpec } from "../../api/cluster-worker.js";
 import { startServer } from "../../api/server.js";
 import { type Command, configOf } from "../command.js";
+import { systemdNotifier } from "../sd-notify.js";
 
 export const serve: Command = {
   name: "serve",
@@ -20,6 +21,7 @@ export const serve: Command = {
     const spec = takeWorkerSpec();
     if (spec) return runWorker(spec);
     const cfg = configOf(values);
+    const systemd = systemdNotifier();
     // Listening for signals before the start: one that comes as the server says it listens (a
     // supervisor that waits for that line) would otherwise find no handler and kill it outright.
     let server: { logger: Logger; close(): Promise<void>; kill?(): void } | undefined;
@@ -37,6 +39,7 @@ export const serve: Command = {
       }
       const running = server;
       running.logger.info({ signal }, "signal received");
+      void systemd.notify(running.logger, "STOPPING=1");
       running.close().then(
         () => process.exit(0),
         (err) => {
@@ -47,7 +50,10 @@ export const serve: Command = {
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
-    server = cfg.workers > 1 ? await startPrimary(cfg) : await startServer(cfg);
+    const started = cfg.workers > 1 ? await startPrimary(cfg) : await startServer(cfg);
+    server = started;
+    // Ready is when the node listens: startPrimary resolves once every worker does.
+    if (!pending) void systemd.notify(started.logger, "READY=1", `STATUS=listening on ${started.url}`);
     if (pending) {
       signals = 0;
       stop(pending);
