@@ -4,7 +4,7 @@
  * npm's cache), holds the built server and none of the development tools, needs no compiler
  * or script of ours to install, and serves: /healthcheck, and an image uploaded and
  * downloaded byte for byte. Packs this checkout's dist/ (`npm run build` first, as for every
- * test of the CLI); the documented `npm pack` builds it itself (prepack).
+ * test of the CLI); the documented `npm pack` builds it itself (prepare).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -55,9 +55,9 @@ describe("a production install from the npm pack tarball", () => {
     for (const f of files) expect(f, f).not.toMatch(/^package\/(src|test|bench|dist\/bench|scripts)\//);
     const manifest = await runAsync("tar", ["-xzOf", tarball, "package/package.json"]);
     const scripts = (JSON.parse(manifest.out) as { scripts: Record<string, string> }).scripts;
-    // What npm runs when it installs a package: none of it may need the compiler.
-    for (const hook of ["preinstall", "install", "postinstall", "prepare"])
-      expect(scripts[hook], hook).toBeUndefined();
+    // What npm runs when it installs a package from a tarball: none of it may need the compiler.
+    // (prepare, the build, runs for a checkout, git and linked directories only: npm's arborist.)
+    for (const hook of ["preinstall", "install", "postinstall"]) expect(scripts[hook], hook).toBeUndefined();
   });
 
   it("installs with --omit=dev: no typescript, vitest or biome in the tree", async () => {
