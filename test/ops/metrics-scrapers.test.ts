@@ -1,8 +1,9 @@
 /**
  * Prometheus on a node whose API needs credentials: the configured scrapers' addresses read
  * GET /metrics without a token, and nothing else; every other caller still needs an admin's.
- * Over real HTTP from two loopback addresses (127.0.0.2 is the scraper), on one process and on
- * a primary with two workers (whose answer is the node's).
+ * Over real HTTP from two loopback addresses (127.0.0.2 is the scraper): with static tokens, on
+ * one process and on a primary with two workers (whose answer is the node's), and with a real
+ * Keystone (its tokens: a member's refused, an admin's taken).
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServerConfig } from "../../src/config/server-config.js";
 import { call, startCluster } from "../helpers/cluster-server.js";
+import { KEYSTONE_MISSING, type Keystone, PEOPLE, startKeystone } from "../helpers/keystone.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const SCRAPER = "127.0.0.2";
@@ -85,5 +87,41 @@ describe("GET /metrics for Prometheus under authentication", () => {
       node.child.kill("SIGTERM");
       await node.exited;
     }
+  });
+});
+
+describe.skipIf(KEYSTONE_MISSING)("GET /metrics for Prometheus under Keystone", () => {
+  let ks: Keystone;
+  let s: TestServer;
+  beforeAll(async () => {
+    ks = await startKeystone();
+    s = await startTestServer({
+      auth: {
+        mode: "keystone",
+        keystone: {
+          url: ks.url,
+          username: PEOPLE.svc.user,
+          password: PEOPLE.svc.password,
+          projectName: PEOPLE.svc.project,
+        },
+      },
+      metricsScrapers: [SCRAPER],
+    });
+  }, 180_000);
+  afterAll(async () => {
+    await s?.close();
+    if (s) await rm(s.dataDir, { recursive: true, force: true });
+    await ks?.stop();
+  });
+
+  it("answers the scraper without a token; others need a Keystone admin's", async () => {
+    expect((await metricsFrom(s.url, SCRAPER)).status).toBe(200);
+    const none = await metricsFrom(s.url, "127.0.0.1");
+    expect(none.status).toBe(401);
+    expect(none.headers["www-authenticate"]).toMatch(/^Keystone uri=/);
+    const member = (await ks.token(PEOPLE.demo)).token;
+    expect((await metricsFrom(s.url, "127.0.0.1", { "x-auth-token": member })).status).toBe(403);
+    const admin = (await ks.token(PEOPLE.admin)).token;
+    expect((await metricsFrom(s.url, "127.0.0.1", { "x-auth-token": admin })).status).toBe(200);
   });
 });
