@@ -15,6 +15,7 @@ import {
   KEYSTONE_MISSING,
   type Keystone,
   PEOPLE,
+  serviceAuth,
   startKeystone,
 } from "../helpers/keystone.js";
 import { runAsync } from "../helpers/run.js";
@@ -29,18 +30,7 @@ describe.skipIf(KEYSTONE_MISSING)("keystone mode, with a real Keystone", () => {
   const servers: TestServer[] = [];
 
   async function tesseraOn(keystone: Record<string, unknown>): Promise<TestServer> {
-    const s = await startTestServer({
-      auth: {
-        mode: "keystone",
-        keystone: {
-          url: ks.url,
-          username: PEOPLE.svc.user,
-          password: PEOPLE.svc.password,
-          projectName: PEOPLE.svc.project,
-          ...keystone,
-        },
-      },
-    });
+    const s = await startTestServer({ auth: serviceAuth(ks, keystone) });
     servers.push(s);
     return s;
   }

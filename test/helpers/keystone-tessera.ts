@@ -7,7 +7,7 @@ import { expect } from "vitest";
 import type { ServerOptions } from "../../src/api/server.js";
 import { BIN } from "./child-server.js";
 import { GLANCE_METADEFS } from "./glance-metadefs.js";
-import { type Keystone, PEOPLE } from "./keystone.js";
+import { type Keystone, serviceAuth } from "./keystone.js";
 import { runAsync } from "./run.js";
 import { startTestServer, type TestServer } from "./server.js";
 
@@ -15,18 +15,7 @@ export async function startCatalogedTessera(
   ks: Keystone,
   overrides: Partial<ServerOptions> = {},
 ): Promise<TestServer> {
-  const tessera = await startTestServer({
-    auth: {
-      mode: "keystone",
-      keystone: {
-        url: ks.url,
-        username: PEOPLE.svc.user,
-        password: PEOPLE.svc.password,
-        projectName: PEOPLE.svc.project,
-      },
-    },
-    ...overrides,
-  });
+  const tessera = await startTestServer({ auth: serviceAuth(ks), ...overrides });
   const svc = await ks.admin("POST", "/services", { service: { type: "image", name: "glance" } });
   const serviceId = ((await svc.json()) as { service: { id: string } }).service.id;
   const ep = await ks.admin("POST", "/endpoints", {

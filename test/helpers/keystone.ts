@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { AuthConfig } from "../../src/auth/open-auth.js";
 import { freePort } from "./ports.js";
 import { runAsync } from "./run.js";
 
@@ -36,6 +37,20 @@ export const PEOPLE = {
   demoReader: { user: "demo-reader", password: "reader-pass", project: "demo" },
   beta: { user: "beta-member", password: "beta-pass", project: "beta" },
 } satisfies Record<string, Identity>;
+
+/** Tessera's `auth` in keystone mode, validating tokens as the service user svc, with `extra` keys. */
+export function serviceAuth(ks: Keystone, extra: Record<string, unknown> = {}): AuthConfig {
+  return {
+    mode: "keystone",
+    keystone: {
+      url: ks.url,
+      username: PEOPLE.svc.user,
+      password: PEOPLE.svc.password,
+      projectName: PEOPLE.svc.project,
+      ...extra,
+    },
+  } as AuthConfig;
+}
 
 export interface Keystone {
   url: string;

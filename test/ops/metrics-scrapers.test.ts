@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServerConfig } from "../../src/config/server-config.js";
 import { call, startCluster } from "../helpers/cluster-server.js";
-import { KEYSTONE_MISSING, type Keystone, PEOPLE, startKeystone } from "../helpers/keystone.js";
+import { KEYSTONE_MISSING, type Keystone, PEOPLE, serviceAuth, startKeystone } from "../helpers/keystone.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 const SCRAPER = "127.0.0.2";
@@ -95,18 +95,7 @@ describe.skipIf(KEYSTONE_MISSING)("GET /metrics for Prometheus under Keystone", 
   let s: TestServer;
   beforeAll(async () => {
     ks = await startKeystone();
-    s = await startTestServer({
-      auth: {
-        mode: "keystone",
-        keystone: {
-          url: ks.url,
-          username: PEOPLE.svc.user,
-          password: PEOPLE.svc.password,
-          projectName: PEOPLE.svc.project,
-        },
-      },
-      metricsScrapers: [SCRAPER],
-    });
+    s = await startTestServer({ auth: serviceAuth(ks), metricsScrapers: [SCRAPER] });
   }, 180_000);
   afterAll(async () => {
     await s?.close();
