@@ -1,6 +1,7 @@
 /**
  * Debian's HAProxy in front of several servers, for the cluster benchmark and the cluster
- * tests (test/helpers/haproxy.ts picks the port and re-exports the rest): its configuration in
+ * tests (test/helpers/haproxy.ts picks the port and re-exports the rest), and on any other
+ * configuration (`runHaproxy`: test/ops/haproxy-tls.test.ts runs docs/operations.md's): its configuration in
  * a temp directory, round robin over the backends with a health check on a path they answer
  * cheaply, in the foreground (`haproxy -f FILE -db`) as a child process stopped by its pid.
  * Each answer names the backend that gave it (`X-Served-By: nN`), so a caller can see the
@@ -64,14 +65,17 @@ export function haproxyConfig(port: number, o: HaproxyOptions): string {
   ].join("\n");
 }
 
+/** A running HAProxy of any configuration: its pid, what it wrote, and its stop. */
+export type HaproxyProcess = Omit<Haproxy, "url"> & { exitCode(): number | null };
+
 /**
- * Starts HAProxy on 127.0.0.1:`port` (the caller's choice: the tests take theirs below the
- * ephemeral range) and resolves once every backend has answered a request through it.
+ * HAProxy in the foreground on configuration `config` (its text), from a temp directory that
+ * `stop` removes. Resolves at once: the caller waits for what it needs to answer.
  */
-export async function startHaproxyOn(port: number, o: HaproxyOptions): Promise<Haproxy> {
+export async function runHaproxy(config: string): Promise<HaproxyProcess> {
   const dir = await mkdtemp(join(tmpdir(), "tessera-haproxy-"));
   const file = join(dir, "haproxy.cfg");
-  await writeFile(file, haproxyConfig(port, o));
+  await writeFile(file, config);
   const child: ChildProcess = spawn(HAPROXY, ["-f", file, "-db"], { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   child.stdout?.setEncoding("utf8").on("data", (d: string) => {
@@ -102,13 +106,22 @@ export async function startHaproxyOn(port: number, o: HaproxyOptions): Promise<H
     clearTimeout(late);
     await rm(dir, { recursive: true, force: true });
   };
+  return { pid, log: () => log, stop, exitCode: () => child.exitCode };
+}
+
+/**
+ * Starts HAProxy on 127.0.0.1:`port` (the caller's choice: the tests take theirs below the
+ * ephemeral range) and resolves once every backend has answered a request through it.
+ */
+export async function startHaproxyOn(port: number, o: HaproxyOptions): Promise<Haproxy> {
+  const { pid, log, stop, exitCode } = await runHaproxy(haproxyConfig(port, o));
   const url = `http://127.0.0.1:${port}`;
   try {
     const seen = new Set<string>();
     const deadline = Date.now() + 20_000;
     while (seen.size < o.backends.length) {
-      if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}: ${log}`);
-      if (Date.now() > deadline) throw new Error(`haproxy: backends seen ${[...seen]} after 20 s: ${log}`);
+      if (exitCode() !== null) throw new Error(`haproxy exited with ${exitCode()}: ${log()}`);
+      if (Date.now() > deadline) throw new Error(`haproxy: backends seen ${[...seen]} after 20 s: ${log()}`);
       const res = await fetch(`${url}${o.checkPath}`).catch(() => undefined);
       const by = res?.headers.get("x-served-by");
       await res?.arrayBuffer();
@@ -119,5 +132,5 @@ export async function startHaproxyOn(port: number, o: HaproxyOptions): Promise<H
     await stop();
     throw e;
   }
-  return { url, pid, log: () => log, stop };
+  return { url, pid, log, stop };
 }
