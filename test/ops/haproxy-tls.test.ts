@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HaproxyProcess, haveHaproxy, runHaproxy } from "../../bench/haproxy.js";
+import { HAPROXY, type HaproxyProcess, runHaproxy } from "../../bench/haproxy.js";
 import { type RunningServer, startServer } from "../../src/api/server.js";
 import { DEFAULT_CONFIG } from "../../src/config/server-config.js";
 import { call, type LogLine } from "../helpers/cluster-server.js";
@@ -25,7 +25,7 @@ const DOC = new URL("../../docs/operations.md", import.meta.url).pathname;
 const PROXY = "127.0.0.2";
 const CLIENT = "127.0.0.3";
 const HOST = "images.example.test";
-const present = haveHaproxy() && haveTools(["openssl"], "apt-get install haproxy openssl");
+const present = haveTools([HAPROXY, "openssl"], "apt-get install haproxy openssl");
 
 /** The documented haproxy.cfg, bound here, with this certificate and this one node. */
 async function documentedConfig(port: number, pem: string, node: string): Promise<string> {
