@@ -290,6 +290,19 @@ export interface CatalogTx extends RecordsWriter {
    * restored), adopts restored objects it also carries, and recounts every reference there.
    */
   rebuildStore(store: string, input: RebuildInput): Promise<RebuildCounts>;
+  /**
+   * rebuild-index, once image records are restored: sets a restored object's holders in each
+   * store of `holders` where it is held already to that count (at least 1). A store it is not
+   * held in, a count below 1, or an object not marked restored is left as it is, so no
+   * reference changes; the object stays marked restored (a later store's rebuild still adopts
+   * it). Returns whether the object changed.
+   */
+  setRestoredHolders(manifestId: Buffer, holders: Record<string, number>): Promise<boolean>;
+  /**
+   * The sequence number becomes at least `seq` (what nextSeq returns next is above it): the
+   * numbers stamped on a store's objects by a catalog since lost stay in the past.
+   */
+  raiseSeq(seq: number): Promise<void>;
 }
 
 export interface RebuildInput {

@@ -3,8 +3,9 @@
  * Each implementation's test file calls runCatalogConformance with a factory for a fresh,
  * empty catalog and its cleanup. This part: units of work (visibility, rollback), objects and
  * reference counts, copies; the other parts run from here too: catalog-conformance-gc.ts
- * (condemnation, trash, relocation), -leases.ts (leases, sequence numbers) and -records.ts
- * (image records, concurrent units of work). Only the catalog's interfaces are used.
+ * (condemnation, trash, relocation), -leases.ts (leases, sequence numbers), -records.ts
+ * (image records, concurrent units of work), -metadefs.ts and -restore.ts (what rebuild-index
+ * asks once it has restored image records). Only the catalog's interfaces are used.
  */
 import { describe, expect, it } from "vitest";
 import { ChunkVanishedError } from "../../src/errors.js";
@@ -12,6 +13,7 @@ import { runCatalogGcConformance } from "./catalog-conformance-gc.js";
 import { runCatalogLeaseConformance } from "./catalog-conformance-leases.js";
 import { runCatalogMetadefsConformance } from "./catalog-conformance-metadefs.js";
 import { runCatalogRecordsConformance } from "./catalog-conformance-records.js";
+import { runCatalogRestoreConformance } from "./catalog-conformance-restore.js";
 import {
   type CatalogFactory,
   CHUNK_LEN,
@@ -367,4 +369,5 @@ export function runCatalogConformance(name: string, make: CatalogFactory): void 
   runCatalogLeaseConformance(name, make);
   runCatalogRecordsConformance(name, make);
   runCatalogMetadefsConformance(name, make);
+  runCatalogRestoreConformance(name, make);
 }

@@ -6,7 +6,14 @@ import { LeaseLostError } from "../../errors.js";
 import type { CatalogTx, RecordsReader } from "../catalog.js";
 import { type TrashEntry, trashDue } from "../store-index.js";
 import { getLive, leasesBefore, nextSeq } from "./leases.js";
-import { commitIngest, holdInStore, markDamaged, rebuildStore, releaseObject } from "./objects.js";
+import {
+  commitIngest,
+  holdInStore,
+  markDamaged,
+  rebuildStore,
+  releaseObject,
+  setRestoredHolders,
+} from "./objects.js";
 import * as records from "./records.js";
 import { condemn, forget, recordPacks, relocate, trashOrphans, trashPacks, wanted } from "./store-ops.js";
 import type { Tables } from "./tables.js";
@@ -180,6 +187,12 @@ export function unitOfWork(t: Tables): CatalogTx {
     },
     async rebuildStore(store, input) {
       return rebuildStore(t, store, input);
+    },
+    async setRestoredHolders(manifestId, holders) {
+      return setRestoredHolders(t, manifestId, holders);
+    },
+    async raiseSeq(seq) {
+      if (((t.meta.get("seq") as number | undefined) ?? 0) < seq) t.meta.putSync("seq", seq);
     },
   };
   return tx;

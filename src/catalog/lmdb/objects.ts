@@ -78,6 +78,16 @@ export function releaseObject(t: Tables, store: string, manifestId: Buffer): { r
   return { removed: true };
 }
 
+export function setRestoredHolders(t: Tables, manifestId: Buffer, holders: Record<string, number>): boolean {
+  const obj = t.objects.get(manifestId);
+  if (!obj?.restored) return false;
+  const stores = { ...obj.stores };
+  for (const [s, n] of Object.entries(holders)) if ((stores[s] ?? 0) > 0 && n >= 1) stores[s] = n;
+  if (Object.entries(stores).every(([s, n]) => obj.stores[s] === n)) return false;
+  t.objects.putSync(manifestId, { ...obj, stores });
+  return true;
+}
+
 export function markDamaged(t: Tables, manifestId: Buffer): void {
   const obj = t.objects.get(manifestId);
   if (obj) t.objects.putSync(manifestId, { ...obj, damaged: true });

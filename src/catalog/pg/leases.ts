@@ -29,6 +29,15 @@ export async function nextSeq(q: Sql): Promise<number> {
   return Number(r.rows[0]?.value);
 }
 
+/** Raises the sequence number to at least `seq`, inside the caller's transaction. */
+export async function raiseSeq(q: Sql, seq: number): Promise<void> {
+  await q.query(
+    `INSERT INTO meta (key, value) VALUES ('seq', to_jsonb($1::bigint))
+     ON CONFLICT (key) DO UPDATE SET value = to_jsonb(GREATEST((meta.value)::bigint, $1::bigint))`,
+    [seq],
+  );
+}
+
 export async function beginLease(q: Sql, what: string, ttlMs: number, node?: string): Promise<LeaseRecord> {
   const seq = await nextSeq(q);
   const lease = newLease(seq, what, ttlMs, node);

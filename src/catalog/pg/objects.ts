@@ -312,6 +312,23 @@ export async function releaseObject(
   return { removed: true };
 }
 
+export async function setRestoredHolders(
+  q: Sql,
+  manifestId: Buffer,
+  holders: Record<string, number>,
+): Promise<boolean> {
+  const obj = await getObject(q, manifestId);
+  if (!obj?.restored) return false;
+  const stores = { ...obj.stores };
+  for (const [s, n] of Object.entries(holders)) if ((stores[s] ?? 0) > 0 && n >= 1) stores[s] = n;
+  if (Object.entries(stores).every(([s, n]) => obj.stores[s] === n)) return false;
+  await q.query("UPDATE objects SET record = jsonb_set(record, '{stores}', $2::jsonb) WHERE id = $1", [
+    manifestId,
+    JSON.stringify(stores),
+  ]);
+  return true;
+}
+
 export async function markDamaged(q: Sql, manifestId: Buffer): Promise<void> {
   await q.query(`UPDATE objects SET record = record || '{"damaged": true}'::jsonb WHERE id = $1`, [
     manifestId,

@@ -43,6 +43,8 @@ export function unitOfWork(q: Sql): CatalogTx {
     leasesBefore: (seq, now) => leases.leasesBefore(q, seq, now),
     nextSeq: () => leases.nextSeq(q),
     rebuildStore: (store, input) => rebuildStore(q, store, input),
+    setRestoredHolders: (id, holders) => objects.setRestoredHolders(q, id, holders),
+    raiseSeq: (seq) => leases.raiseSeq(q, seq),
   };
   return tx;
 }
