@@ -144,6 +144,7 @@ export async function compose<P extends Parts>(
       dedupWriteThrough: cfg.dedupWriteThrough,
       recover: !options.worker,
       node,
+      log: options.log,
     });
     if (!auth) return { ...built, images } as Composed<P>;
     const server = await serverParts(cfg, engine, images, options, node, closers);

@@ -77,6 +77,15 @@ export function createMetrics(images: ImageService, options: MetricsOptions = {}
   const gcBytes = counter("tessera_gc_deleted_bytes_total", "Bytes of packs and manifests deleted", [
     "store",
   ]);
+  new Counter({
+    name: "tessera_image_record_write_failures_total",
+    help: "Image record objects this process could not write to a store (tessera image-records --write repairs)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(images.recordWriteFailures);
+    },
+  });
   const scrubRuns = counter("tessera_scrub_runs_total", "Background scrubs finished");
   const scrubBytes = counter("tessera_scrub_checked_bytes_total", "Stored bytes read and checked by scrubs", [
     "store",

@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import type { ChunkCache } from "../cache/chunk-cache.js";
 import type { Catalog } from "../catalog/catalog.js";
 import { type CatalogConfig, openCatalog } from "../catalog/open.js";
+import { type WatchedCatalog, watchImageChanges } from "../catalog/record-changes.js";
 import type { ChunkerParams } from "../chunker/params.js";
 import { MissingStoreError, NotFoundError, UnknownStoreError } from "../errors.js";
 import { ChunkVerifier } from "../hash/chunk-verifier.js";
@@ -33,6 +34,7 @@ import { ManifestCache } from "./manifest-cache.js";
 import { type ReadOptions, type ReadPiece, readObject, readPieces } from "./read.js";
 import { ReadBudget } from "./read-budget.js";
 import { type RebuildResult, rebuildIndex } from "./rebuild-index.js";
+import { RecordObjects } from "./record-objects.js";
 import { allStats, type ObjectStats, objectStats, type StatsReport } from "./stats.js";
 import { FormatRaise, type StoreFormat, settleFormat } from "./store-format.js";
 import { openStores, type Store, type StoreSetup } from "./stores.js";
@@ -128,9 +130,11 @@ export class Engine {
   readonly chunkCache: ChunkCache | undefined;
   /** Where this node last found chunks, if lookups cost a round trip (location-cache.ts). */
   readonly locations: LocationCache | undefined;
+  /** Named records a layer above keeps on the stores beside their packs (record-objects.ts). */
+  readonly recordObjects = new RecordObjects((name) => this.store(name));
 
   private constructor(
-    readonly catalog: Catalog,
+    readonly catalog: WatchedCatalog,
     stores: Store[],
     defaultStore: Store,
     readonly format: StoreFormat,
@@ -194,7 +198,7 @@ export class Engine {
       ? { [DEFAULT_STORE_NAME]: { backend: stores } }
       : stores;
     await mkdir(catalogDir, { recursive: true });
-    const catalog = await openCatalog(catalogDir, options.catalog, { node: options.node });
+    const catalog = watchImageChanges(await openCatalog(catalogDir, options.catalog, { node: options.node }));
     try {
       let chunker = options.chunker;
       let format: StoreFormat | undefined;

@@ -34,6 +34,7 @@ import { type ImageStats, imageStats } from "./image-stats.js";
 import { copyToStore, removeFromStore } from "./image-stores.js";
 import { type ListQuery, listImages } from "./list.js";
 import { type QuotaConfig, Quotas } from "./quotas.js";
+import { type RecordWriteLog, saveChanged } from "./record-objects.js";
 import { stage, upload } from "./upload.js";
 
 export type { ImageDownload } from "./download.js";
@@ -41,6 +42,7 @@ export type { Access } from "./image-access.js";
 export { ImageNotFoundError } from "./image-access.js";
 export { type ImageStats, imageStats } from "./image-stats.js";
 export type { ListQuery, SortSpec } from "./list.js";
+export { saveImageRecordObject } from "./record-objects.js";
 export { IMAGE_SORT_KEYS };
 
 export type NewImage = Partial<Omit<ImageRecord, "status" | "created_at" | "updated_at" | "object">>;
@@ -75,6 +77,8 @@ export interface ImageServiceOptions {
   recover?: boolean;
   /** This node, starting (the recovery counts its earlier life's leases dead: abandoned-uploads.ts). */
   node?: string;
+  /** Where a failed write of an image's record object is told (default: nowhere). */
+  log?: RecordWriteLog;
 }
 
 export class ImageService {
@@ -84,6 +88,8 @@ export class ImageService {
   readonly quotas: Quotas;
   readonly memberQuota: number;
   readonly dedupWriteThrough: boolean;
+  /** Record objects this process failed to write (record-objects.ts), for the metrics. */
+  recordWriteFailures = 0;
   private lastStamp = 0;
 
   private constructor(
@@ -104,6 +110,13 @@ export class ImageService {
    */
   static async open(engine: Engine, options: ImageServiceOptions = {}): Promise<ImageService> {
     const svc = new ImageService(engine, options);
+    // Every committed change of an image, whoever made it, saves its record object after.
+    engine.catalog.afterImageChanges((changes) =>
+      saveChanged(engine, changes, (id, error) => {
+        svc.recordWriteFailures++;
+        options.log?.warn({ image: id, err: error }, "could not write the image's record object");
+      }),
+    );
     if (options.recover !== false) await requeueAbandoned(engine.catalog, () => svc.now(), options.node);
     return svc;
   }
