@@ -7,6 +7,7 @@ import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Engine } from "../../engine/engine.js";
 import { readFilePieces } from "../../engine/file-source.js";
+import { restoreImageRecords } from "../../images/record-restore.js";
 import {
   type Command,
   type CommandInput,
@@ -104,9 +105,15 @@ export const stat = objectCommand({
 export const rebuildIndex = objectCommand({
   name: "rebuild-index",
   usage: `  tessera rebuild-index [--data DIR] [--store S]
-                                              rebuild a store's chunk index from its packs`,
+                                              rebuild a store's chunk index from its packs, then
+                                              the image records the catalog lacks from the
+                                              stores' record objects`,
   takesArg: false,
   // How a lost catalog comes back: the store's own format record will do.
   reads: "store",
-  work: async (engine, _, { values }) => print(await engine.rebuildIndex(values.store)),
+  async work(engine, _, { values }) {
+    const index = await engine.rebuildIndex(values.store);
+    // Then the images whose data the catalog now knows again (docs/operations.md).
+    print({ ...index, images: await restoreImageRecords(engine) });
+  },
 });
