@@ -42,6 +42,7 @@ export interface Flags {
   parallel?: string;
   report?: string;
   "allow-migrate"?: boolean;
+  write?: boolean;
   help?: boolean;
 }
 

@@ -8,6 +8,7 @@ import { evaluate, evaluateOne } from "./commands/evaluate.js";
 import { fsck } from "./commands/fsck.js";
 import { gc } from "./commands/gc.js";
 import { convert, copyImage } from "./commands/image-commands.js";
+import { imageRecords } from "./commands/image-records.js";
 import { inspect } from "./commands/inspect.js";
 import { metadefsCommand } from "./commands/metadefs.js";
 import { migrateFromGlanceCommand } from "./commands/migrate.js";
@@ -25,6 +26,7 @@ export const COMMANDS: Command[] = [
   convert,
   gc,
   fsck,
+  imageRecords,
   stats,
   copyImage,
   catalogCommand,

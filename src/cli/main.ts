@@ -47,6 +47,7 @@ async function run(argv: string[]): Promise<void> {
       parallel: { type: "string" },
       report: { type: "string" },
       "allow-migrate": { type: "boolean" },
+      write: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });

@@ -201,4 +201,12 @@ export async function loseAndRestore(
   } finally {
     await again.close();
   }
+  const check = tessera(config, first.dataDir, "image-records");
+  expect(check).toMatchObject({
+    images: made.data.size,
+    current: made.data.size,
+    missing: [],
+    stale: [],
+    orphans: [],
+  });
 }
