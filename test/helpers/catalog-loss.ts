@@ -83,6 +83,7 @@ export async function makeImages(api: Api): Promise<Made> {
     api,
     {
       name: "base",
+      owner: "proj-a",
       visibility: "shared",
       tags: ["lts", "x86"],
       min_disk: 2,
@@ -100,14 +101,22 @@ export async function makeImages(api: Api): Promise<Made> {
     await send(api, "POST", `/v2/images/${shared}/members`, { member });
     if (status !== "pending") await send(api, "PUT", `/v2/images/${shared}/members/${member}`, { status });
   }
-  const twin = await uploaded(api, { name: "same bytes as base", visibility: "public" }, base);
+  const twin = await uploaded(
+    api,
+    { name: "same bytes as base", owner: "proj-a", visibility: "public" },
+    base,
+  );
   data.set(twin, base);
-  const guarded = await uploaded(api, { name: "derived", protected: true, os_hidden: true }, derived);
+  const guarded = await uploaded(
+    api,
+    { name: "derived", owner: "proj-b", protected: true, os_hidden: true },
+    derived,
+  );
   data.set(guarded, derived);
   const off = await uploaded(api, { name: "deactivated" }, prng(43, MiB));
   await send(api, "POST", `/v2/images/${off}/actions/deactivate`, undefined, 204);
   data.set(off, prng(43, MiB));
-  const elsewhere = await uploaded(api, { name: "in the second store" }, derived, "second");
+  const elsewhere = await uploaded(api, { name: "in the second store", owner: "proj-b" }, derived, "second");
   data.set(elsewhere, derived);
   const both = await uploaded(api, { name: "in both stores" }, prng(44, 2 * MiB));
   data.set(both, prng(44, 2 * MiB));
@@ -144,13 +153,17 @@ export async function snapshot(api: Api, made: Made) {
   return { images, members, listed: listed.images, hidden: hidden.images, usage };
 }
 
-/** Each object's holders per store, as the catalog counts them (no server running). */
-export async function holders(dataDir: string, options: Partial<ServerOptions>) {
+const OWNERS = ["proj-a", "proj-b", null];
+
+/** Each object's holders per store, and each owner's usage, as the catalog counts them (no server running). */
+export async function tallies(dataDir: string, options: Partial<ServerOptions>) {
   const engine = await Engine.openDir(dataDir, { stores: options.stores, catalog: options.catalog });
   try {
-    const out: Record<string, Record<string, number>> = {};
-    for await (const { id, obj } of engine.catalog.scanObjects()) out[id.toString("hex")] = obj.stores;
-    return out;
+    const holders: Record<string, Record<string, number>> = {};
+    for await (const { id, obj } of engine.catalog.scanObjects()) holders[id.toString("hex")] = obj.stores;
+    const usage = [];
+    for (const o of OWNERS) usage.push({ owner: o, ...(await engine.catalog.records.ownerUsage(o)) });
+    return { holders, usage };
   } finally {
     await engine.close();
   }
@@ -170,7 +183,8 @@ export async function loseAndRestore(
   const made = await makeImages(api);
   const before = await snapshot(api, made);
   await first.close();
-  const heldBefore = await holders(first.dataDir, options);
+  const counted = await tallies(first.dataDir, options);
+  expect(counted.usage[0]).toMatchObject({ images: 2, bytes: 6 * MiB });
 
   const after = await lose(first.dataDir);
   const config = join(work, "tessera.json");
@@ -182,7 +196,7 @@ export async function loseAndRestore(
   expect((one.images as { restored: number }).restored + (two.images as { restored: number }).restored).toBe(
     made.data.size,
   );
-  expect(await holders(first.dataDir, after)).toEqual(heldBefore);
+  expect(await tallies(first.dataDir, after)).toEqual(counted);
 
   const again = await startTestServer(after, first.dataDir);
   try {
@@ -201,6 +215,8 @@ export async function loseAndRestore(
   } finally {
     await again.close();
   }
+  // Every store's index and references agree with its packs and manifests (exit status 0).
+  tessera(config, first.dataDir, "fsck");
   const check = tessera(config, first.dataDir, "image-records");
   expect(check).toMatchObject({
     images: made.data.size,
