@@ -43,6 +43,12 @@ export function recordFolder(id: string): string {
   return `images/${name}/`;
 }
 
+/** The image id of a record folder (recordFolder's inverse). */
+export function idOfFolder(folder: string): string {
+  const name = folder.slice("images/".length, -1);
+  return name.startsWith("_") ? Buffer.from(name.slice(1), "hex").toString() : name;
+}
+
 export function recordName(id: string, seq: number): string {
   return `${recordFolder(id)}${String(seq).padStart(16, "0")}.json`;
 }

@@ -13,7 +13,7 @@
  */
 import type { ImageRecord } from "../catalog/image-records.js";
 import type { Engine } from "../engine/engine.js";
-import { decodeRecord, type ImageRecordObject, newestRecords } from "./record-objects.js";
+import { decodeRecord, type ImageRecordObject, idOfFolder, newestRecords } from "./record-objects.js";
 
 export interface RestoreReport {
   /** Images brought back, with their members. */
@@ -46,7 +46,12 @@ export async function restoreImageRecords(engine: Engine): Promise<RestoreReport
   // lost catalog numbered.
   const maxSeq = [...newest.values()].reduce((max, n) => Math.max(max, n.seq), 0);
   await engine.catalog.transact((tx) => tx.raiseSeq(maxSeq));
-  for (const n of newest.values()) {
+  for (const [folder, n] of newest) {
+    // An image the catalog has is left as it is: its record need not even be read.
+    if (await engine.catalog.records.getImage(idOfFolder(folder))) {
+      report.present++;
+      continue;
+    }
     const body = await engine.recordObjects.get(n.store, n.name);
     const rec = body && decodeRecord(body);
     if (!rec) report.unreadable.push(`${n.store}:${n.name}`);

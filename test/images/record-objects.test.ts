@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { idOfFolder, recordFolder, recordName, seqOfName } from "../../src/images/record-objects.js";
 import { BIN, tessera } from "../helpers/catalog-loss.js";
 import { prng } from "../helpers/data.js";
 import { client, startTestServer } from "../helpers/server.js";
@@ -39,6 +40,16 @@ async function oneStore() {
 }
 
 describe("image record objects", () => {
+  it("names an image's records by its id, or by its id's hex when the id is no object name segment, and reads the id back", () => {
+    for (const id of [randomUUID(), "ami-0001", "a/b c", "_x", "..", "ünïcode"]) {
+      const folder = recordFolder(id);
+      expect(folder).toMatch(/^images\/[A-Za-z0-9_-][A-Za-z0-9._-]*\/$/);
+      expect(idOfFolder(folder)).toBe(id);
+      expect(seqOfName(recordName(id, 42))).toBe(42);
+    }
+    expect(recordFolder("a/b")).not.toBe(recordFolder("a_b"));
+  });
+
   it("a record landing late with an older state, or after a deletion, loses to the newer one when the catalog is rebuilt", async () => {
     const { dir, store, options } = await oneStore();
     const s = await startTestServer(options, join(dir, "data"));
