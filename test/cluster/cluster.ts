@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import type { S3BackendOptions } from "../../src/store/s3-backend.js";
 import { BIN, type ChildServer, startChildServer } from "../helpers/child-server.js";
@@ -164,8 +164,16 @@ interface SharedStore {
   /** The store's entry in `stores`. */
   config: Record<string, unknown>;
   kind: string;
+  /**
+   * The objects of the images' data (packs, manifests, the format record), not the images'
+   * record objects beside them (docs/format.md, "Image records"), which each new image adds
+   * and garbage collection never takes.
+   */
   objects(): Promise<{ count: number; bytes: number }>;
 }
+
+/** Under `records/`: an image's record object, not data. */
+const RECORDS = "records/";
 
 /**
  * The one store of the cluster: S3 (radosgw in a fresh prefix when S3_ENDPOINT is set, s3rver
@@ -183,9 +191,10 @@ async function sharedStore(
       let count = 0;
       let bytes = 0;
       for (const e of await readdir(path, { recursive: true, withFileTypes: true })) {
-        if (!e.isFile()) continue;
+        const file = join(e.parentPath, e.name);
+        if (!e.isFile() || relative(path, file).startsWith(RECORDS)) continue;
         count++;
-        bytes += (await stat(join(e.parentPath, e.name))).size;
+        bytes += (await stat(file)).size;
       }
       return { count, bytes };
     };
@@ -219,6 +228,7 @@ async function sharedStore(
         new ListObjectsV2Command({ Bucket: store.bucket, Prefix: store.prefix, ContinuationToken: token }),
       );
       for (const o of page.Contents ?? []) {
+        if (o.Key?.startsWith(`${store.prefix ?? ""}${RECORDS}`)) continue;
         count++;
         bytes += o.Size ?? 0;
       }
