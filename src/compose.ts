@@ -146,6 +146,8 @@ export async function compose<P extends Parts>(
       node,
       log: options.log,
     });
+    // Before the engine closes: saves of record objects still going on behind their requests.
+    closers.push(() => images.recordsSaved());
     if (!auth) return { ...built, images } as Composed<P>;
     const server = await serverParts(cfg, engine, images, options, node, closers);
     const cache = chunkCache && serveCache(chunkCache, images, server.metrics, options.log, closers);

@@ -34,7 +34,8 @@ import { type ImageStats, imageStats } from "./image-stats.js";
 import { copyToStore, removeFromStore } from "./image-stores.js";
 import { type ListQuery, listImages } from "./list.js";
 import { type QuotaConfig, Quotas } from "./quotas.js";
-import { type RecordWriteLog, saveChanged } from "./record-objects.js";
+import type { RecordWriteLog } from "./record-objects.js";
+import { RecordSaver } from "./record-saver.js";
 import { stage, upload } from "./upload.js";
 
 export type { ImageDownload } from "./download.js";
@@ -90,6 +91,7 @@ export class ImageService {
   readonly dedupWriteThrough: boolean;
   /** Record objects this process failed to write (record-objects.ts), for the metrics. */
   recordWriteFailures = 0;
+  private readonly recordSaver: RecordSaver;
   private lastStamp = 0;
 
   private constructor(
@@ -102,6 +104,15 @@ export class ImageService {
     this.quotas = new Quotas(options.quotas);
     this.memberQuota = options.memberQuota ?? 128;
     this.dedupWriteThrough = options.dedupWriteThrough ?? false;
+    this.recordSaver = new RecordSaver(engine, (id, error) => {
+      this.recordWriteFailures++;
+      options.log?.warn({ image: id, err: error }, "could not write the image's record object");
+    });
+  }
+
+  /** Resolves once the record objects of every change so far are saved (or failed): at close. */
+  recordsSaved(): Promise<void> {
+    return this.recordSaver.settled();
   }
 
   /**
@@ -111,12 +122,7 @@ export class ImageService {
   static async open(engine: Engine, options: ImageServiceOptions = {}): Promise<ImageService> {
     const svc = new ImageService(engine, options);
     // Every committed change of an image, whoever made it, saves its record object after.
-    engine.catalog.afterImageChanges((changes) =>
-      saveChanged(engine, changes, (id, error) => {
-        svc.recordWriteFailures++;
-        options.log?.warn({ image: id, err: error }, "could not write the image's record object");
-      }),
-    );
+    engine.catalog.afterImageChanges((changes) => svc.recordSaver.saveChanged(changes));
     if (options.recover !== false) await requeueAbandoned(engine.catalog, () => svc.now(), options.node);
     return svc;
   }

@@ -13,7 +13,6 @@
  */
 import type { ImageRecord } from "../catalog/image-records.js";
 import type { Member } from "../catalog/member-records.js";
-import type { ImageChanges } from "../catalog/record-changes.js";
 import type { Engine } from "../engine/engine.js";
 import type { ImageService } from "./images.js";
 
@@ -158,22 +157,4 @@ export async function newestRecords(engine: Engine): Promise<Map<string, NewestR
     }
   }
   return newest;
-}
-
-/**
- * Saves the record object of every image a committed unit of work changed. A failure fails no
- * request: it is logged and counted, and `tessera image-records --write` repairs it.
- */
-export async function saveChanged(
-  engine: Engine,
-  changes: ImageChanges,
-  onFailure: (id: string, error: unknown) => void,
-): Promise<void> {
-  for (const [id, former] of changes) {
-    try {
-      await saveRecord(engine, id, former);
-    } catch (e) {
-      onFailure(id, e);
-    }
-  }
 }
