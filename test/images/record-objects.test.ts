@@ -10,6 +10,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { Engine } from "../../src/engine/engine.js";
+import { ImageService, saveImageRecordObject } from "../../src/images/images.js";
 import { idOfFolder, recordFolder, recordName, seqOfName } from "../../src/images/record-objects.js";
 import { BIN, tessera } from "../helpers/catalog-loss.js";
 import { prng } from "../helpers/data.js";
@@ -48,6 +50,28 @@ describe("image record objects", () => {
       expect(seqOfName(recordName(id, 42))).toBe(42);
     }
     expect(recordFolder("a/b")).not.toBe(recordFolder("a_b"));
+  });
+
+  it("saveImageRecordObject writes an image's record as the catalog has it, for records written outside the service", async () => {
+    const { dir, store, options } = await oneStore();
+    const engine = await Engine.openDir(join(dir, "data"), { stores: options.stores, durable: false });
+    try {
+      const svc = await ImageService.open(engine);
+      const id = randomUUID();
+      // A migration's unit of work on a catalog of its own would write no record object: here,
+      // the record written, then its objects removed, stands for that.
+      await svc.create({ id, name: "migrated", owner: "p1", tags: ["old"] });
+      await svc.recordsSaved();
+      for (const name of (await recordFiles(store, id)).keys()) await rm(join(recordsDir(store, id), name));
+      expect((await recordFiles(store, id)).size).toBe(0);
+      await saveImageRecordObject(svc, id);
+      const files = await recordFiles(store, id);
+      expect(files.size).toBe(1);
+      const rec = JSON.parse(String([...files.values()][0]));
+      expect(rec).toMatchObject({ deleted: false, id, image: await svc.get(id), members: [] });
+    } finally {
+      await engine.close();
+    }
   });
 
   it("a record landing late with an older state, or after a deletion, loses to the newer one when the catalog is rebuilt", async () => {
