@@ -118,11 +118,24 @@ export async function saveRecord(engine: Engine, id: string, former: Iterable<st
   const into = state.image ? homes(engine, state.image) : [...elsewhere];
   for (const s of into) elsewhere.delete(s);
   const errors: unknown[] = [];
-  const attempt = (p: Promise<void>) => p.catch((e: unknown) => void errors.push(e));
+  /** Whether `p` succeeded; its failure is kept, and the others still tried. */
+  const attempt = async (p: Promise<void>): Promise<boolean> => {
+    try {
+      await p;
+      return true;
+    } catch (e) {
+      errors.push(e);
+      return false;
+    }
+  };
+  // Older records go only once the new one is there: a store that takes no writes (full)
+  // keeps the last record it had rather than none, and the stores the image left keep theirs
+  // until every store keeping it has the new one.
   for (const s of into) {
-    await attempt(engine.recordObjects.put(s, recordName(id, state.seq), encodeRecord(record)));
-    await attempt(removeOlder(engine, s, id, state.seq));
+    if (await attempt(engine.recordObjects.put(s, recordName(id, state.seq), encodeRecord(record))))
+      await attempt(removeOlder(engine, s, id, state.seq));
   }
+  if (errors.length > 0) throw errors[0];
   for (const s of elsewhere) await attempt(removeOlder(engine, s, id, state.seq));
   if (errors.length > 0) throw errors[0];
 }
