@@ -4,14 +4,22 @@
  * record-objects.ts), and once for a data directory made before images had record objects.
  *
  * A record of an image the catalog lacks is an orphan: a deletion whose tombstone was not
- * written, or a catalog that lost the image (not rebuilt yet, or restored from an older
- * backup). Only the first may be settled here: the catalog's sequence number tells them
- * apart. A record numbered before the catalog's current number is from the catalog's own past,
- * so the catalog deleted the image after it; one numbered after is from a catalog since lost,
- * and `--write` leaves it for rebuild-index.
+ * written, or a catalog that lost the image (not rebuilt yet, its data in a store not rebuilt
+ * yet, or a catalog restored from an older backup). Only the first may be settled here, and
+ * the sequence numbers tell them apart: a record numbered after the last one rebuild-index
+ * read (RESTORED_UP_TO) and before the catalog's current number was written by this catalog,
+ * which has since deleted the image; any other is from a catalog since lost, and `--write`
+ * leaves it for rebuild-index.
  */
 import type { Engine } from "../engine/engine.js";
-import { decodeRecord, keptImage, newestRecords, recordFolder, saveRecord } from "./record-objects.js";
+import {
+  decodeRecord,
+  keptImage,
+  newestRecords,
+  RESTORED_UP_TO,
+  recordFolder,
+  saveRecord,
+} from "./record-objects.js";
 
 export interface RecordCheckReport {
   images: number;
@@ -59,8 +67,11 @@ export async function checkImageRecords(engine: Engine, write = false): Promise<
   if (!write) return report;
   report.written = 0;
   report.failed = [];
-  const now = await engine.catalog.transact((tx) => tx.nextSeq());
-  const settled = orphans.filter((o) => o.seq < now);
+  const [now, restored] = await engine.catalog.transact(async (tx) => [
+    await tx.nextSeq(),
+    (await tx.getMeta<number>(RESTORED_UP_TO)) ?? 0,
+  ]);
+  const settled = orphans.filter((o) => o.seq > restored && o.seq < now);
   const saves = [...report.missing, ...report.stale].map((id) => ({ id, former: [] as string[] }));
   saves.push(...settled.map((o) => ({ id: o.id, former: [o.store] })));
   for (const { id, former } of saves) {

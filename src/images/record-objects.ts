@@ -17,6 +17,11 @@ import type { Engine } from "../engine/engine.js";
 import type { ImageService } from "./images.js";
 
 export const RECORD_FORMAT = "tessera-image-record";
+/**
+ * The catalog's meta key for the largest number of the records rebuild-index has read: a
+ * record numbered up to it is from before the catalog was lost, one after it from this catalog.
+ */
+export const RESTORED_UP_TO = "recordsRestoredUpTo";
 export const RECORD_VERSION = 1;
 
 /** What one record object says: the image and its members, or that it was deleted. */

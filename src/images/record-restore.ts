@@ -13,7 +13,13 @@
  */
 import type { ImageRecord } from "../catalog/image-records.js";
 import type { Engine } from "../engine/engine.js";
-import { decodeRecord, type ImageRecordObject, idOfFolder, newestRecords } from "./record-objects.js";
+import {
+  decodeRecord,
+  type ImageRecordObject,
+  idOfFolder,
+  newestRecords,
+  RESTORED_UP_TO,
+} from "./record-objects.js";
 
 export interface RestoreReport {
   /** Images brought back, with their members. */
@@ -45,7 +51,11 @@ export async function restoreImageRecords(engine: Engine): Promise<RestoreReport
   // Saves from now on (of the images restored here, too) must be newer than every record the
   // lost catalog numbered.
   const maxSeq = [...newest.values()].reduce((max, n) => Math.max(max, n.seq), 0);
-  await engine.catalog.transact((tx) => tx.raiseSeq(maxSeq));
+  await engine.catalog.transact(async (tx) => {
+    await tx.raiseSeq(maxSeq);
+    const before = (await tx.getMeta<number>(RESTORED_UP_TO)) ?? 0;
+    await tx.setMeta(RESTORED_UP_TO, Math.max(before, maxSeq));
+  });
   for (const [folder, n] of newest) {
     // An image the catalog has is left as it is: its record need not even be read.
     if (await engine.catalog.records.getImage(idOfFolder(folder))) {

@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { ImageService, saveImageRecordObject } from "../../src/images/images.js";
 import { idOfFolder, recordFolder, recordName, seqOfName } from "../../src/images/record-objects.js";
-import { BIN, tessera } from "../helpers/catalog-loss.js";
+import { BIN, tessera, twoStores } from "../helpers/catalog-loss.js";
 import { prng } from "../helpers/data.js";
 import { client, startTestServer } from "../helpers/server.js";
 
@@ -123,6 +123,49 @@ describe("image record objects", () => {
     } finally {
       await again.close();
     }
+  }, 120_000);
+
+  it("image-records --write tombstones a deleted image's leftover record, but not the record of an image waiting for a store's rebuild", async () => {
+    const { dir } = await oneStore();
+    const options = { stores: twoStores(dir), gcIntervalSeconds: 0, scrubIntervalSeconds: 0 };
+    const local = join(dir, "local"); // twoStores puts the first store there
+    const s = await startTestServer(options, join(dir, "data"));
+    const api = client(() => s.url);
+    const gone = await api.createImage({ name: "deleted, its tombstone lost" });
+    const leftover = await recordFiles(local, gone.id);
+    expect((await api.request("DELETE", `/v2/images/${gone.id}`)).status).toBe(204);
+    const waiting = await api.createImage({
+      name: "in the second store",
+      disk_format: "raw",
+      container_format: "bare",
+    });
+    const put = await api.request("PUT", `/v2/images/${waiting.id}/file`, {
+      headers: { "content-type": "application/octet-stream", "x-image-meta-store": "second" },
+      body: new Uint8Array(prng(6, 100_000)).buffer,
+    });
+    expect(put.status).toBe(204);
+    await s.close();
+    // The tombstone never reached the store; the record before it is all there is.
+    for (const name of (await recordFiles(local, gone.id)).keys())
+      await rm(join(recordsDir(local, gone.id), name));
+    for (const [name, bytes] of leftover) await writeFile(join(recordsDir(local, gone.id), name), bytes);
+
+    const config = join(dir, "tessera.json");
+    await writeFile(config, JSON.stringify({ stores: options.stores }));
+    const run = (...args: string[]) => tessera(config, s.dataDir, ...args);
+    expect(run("image-records")).toMatchObject({ current: 1, orphans: [expect.stringContaining(gone.id)] });
+    expect(run("image-records", "--write")).toMatchObject({ written: 1, failed: [] });
+    expect(run("image-records")).toMatchObject({ current: 1, orphans: [] });
+    // The catalog lost: the first store's rebuild leaves the second store's image waiting, and
+    // a --write then must not take it for a deleted one.
+    await rm(join(s.dataDir, "catalog"), { recursive: true });
+    expect(run("rebuild-index", "--store", "local").images).toMatchObject({
+      deleted: 1,
+      waiting: [waiting.id],
+    });
+    expect(run("image-records", "--write")).toMatchObject({ images: 0, written: 0 });
+    expect(run("rebuild-index", "--store", "second").images).toMatchObject({ restored: 1, deleted: 1 });
+    expect(run("image-records")).toMatchObject({ images: 1, current: 1, orphans: [] });
   }, 120_000);
 
   it("a record that cannot be written fails no request; it is counted, reported by image-records, and written by --write", async () => {
