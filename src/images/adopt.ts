@@ -10,7 +10,7 @@
  */
 import { IMAGE_BASE_FIELDS, type ImageRecord, type ImageStatus } from "../catalog/image-records.js";
 import type { Member } from "../catalog/member-records.js";
-import type { CommittedObject } from "../engine/ingest.js";
+import type { CommittedObject, IngestResult } from "../engine/ingest.js";
 import { ConflictError, TesseraError } from "../errors.js";
 import type { ImageService } from "./images.js";
 import { upload } from "./upload.js";
@@ -52,9 +52,20 @@ export class DataMismatchError extends TesseraError {
 
 const ADOPTED_KEYS = [...IMAGE_BASE_FIELDS, "created_at", "properties"] as const;
 
-/** Whether `rec` already carries every adopted field as `fields` has it. */
+/**
+ * Whether `rec` already carries every adopted field as `fields` has it. Tags are a set (Glance
+ * keeps them in a Python set: their order follows each process's hash seed) and properties a
+ * map (PostgreSQL's jsonb reorders keys): neither order counts.
+ */
 export function sameFields(rec: ImageRecord, fields: AdoptedFields): boolean {
-  return ADOPTED_KEYS.every((k) => JSON.stringify(rec[k]) === JSON.stringify(fields[k]));
+  return ADOPTED_KEYS.every((k) => canonical(k, rec[k]) === canonical(k, fields[k]));
+}
+
+function canonical(key: string, value: unknown): string {
+  if (key === "tags") return JSON.stringify([...new Set(value as string[])].sort());
+  if (key === "properties")
+    return JSON.stringify(Object.entries(value as object).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return JSON.stringify(value);
 }
 
 /**
@@ -77,13 +88,16 @@ export function adoptRecord(svc: ImageService, fields: AdoptedFields): Promise<I
 /**
  * Streams `source` in as the queued image's data (an upload, into the default store), refused
  * before its commit unless its size and digests are those expected: the image is then queued
- * again with nothing attached, as after any failed upload.
+ * again with nothing attached, as after any failed upload. It commits in `status` (a
+ * deactivated image is never active on the way).
  */
 export function adoptData(
   svc: ImageService,
   id: string,
   source: AsyncIterable<Uint8Array>,
   expected: ExpectedData,
+  status: "active" | "deactivated",
+  onIngested?: (r: IngestResult) => void,
 ): Promise<ImageRecord> {
   const [md5, osHash] = svc.engine.hashAlgorithms;
   if (expected.osHash && expected.osHash.algo !== svc.osHashAlgo) {
@@ -105,7 +119,7 @@ export function adoptData(
     }
     if (wrong.length > 0) throw new DataMismatchError(`image ${id}: data differs (${wrong.join("; ")})`);
   };
-  return upload(svc, id, source, undefined, undefined, { verify });
+  return upload(svc, id, source, undefined, undefined, { verify, status, onIngested });
 }
 
 /**
@@ -153,5 +167,19 @@ export function adoptMembers(svc: ImageService, id: string, members: Member[]): 
       changed = true;
     }
     return changed;
+  });
+}
+
+/**
+ * Takes back an adoption whose data could not come in (refused by the format rules, not what
+ * the other service recorded, gone from it): the record and its members are removed if it
+ * still has no data, so that no image is left in Tessera that the other service has whole.
+ */
+export function abandonAdoption(svc: ImageService, id: string): Promise<void> {
+  return svc.engine.catalog.transact(async (tx) => {
+    const rec = await tx.getImage(id);
+    if (!rec || rec.object !== null || rec.status !== "queued") return;
+    for (const m of await tx.listMembers(id)) await tx.removeMember(id, m.member_id);
+    await tx.removeImage(rec);
   });
 }

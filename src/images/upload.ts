@@ -5,7 +5,7 @@
  * a limit, a rule, a crash) the image is queued again with nothing attached.
  */
 import type { ImageRecord } from "../catalog/image-records.js";
-import type { CommittedObject } from "../engine/ingest.js";
+import type { CommittedObject, IngestResult } from "../engine/ingest.js";
 import { DEFAULT_LEASE_MS, retryInBackground } from "../engine/lease.js";
 import { BadRequestError, ConflictError, GoneError, TooLargeError } from "../errors.js";
 import { inspectStream } from "../formats/inspect-stream.js";
@@ -45,7 +45,7 @@ export function upload(
     },
     commit: (rec, obj, virtualSize) => ({
       ...svc.withData(rec, obj, virtualSize),
-      status: "active",
+      status: adoption?.status ?? "active",
       stores: [into],
     }),
   });
@@ -86,6 +86,10 @@ export function stage(
  */
 export interface Adoption {
   verify(obj: CommittedObject): void;
+  /** The status the data commits in (that service's: active or deactivated). */
+  status: "active" | "deactivated";
+  /** Told what the ingest stored, once it committed. */
+  onIngested?: (r: IngestResult) => void;
 }
 
 interface StreamIn {
@@ -148,7 +152,7 @@ async function streamUnder(
     ? inspectStream(source, started.disk_format as string, svc.formats)
     : undefined;
   try {
-    await svc.engine.ingest(inspected?.pieces ?? source, {
+    const ingested = await svc.engine.ingest(inspected?.pieces ?? source, {
       maxBytes: Math.min(svc.sizeCap, room),
       store: how.into,
       writeThrough: svc.dedupWriteThrough,
@@ -166,6 +170,7 @@ async function streamUnder(
         await tx.putImage(committed, rec);
       },
     });
+    how.adoption?.onIngested?.(ingested);
   } catch (e) {
     // The client is told why the upload failed at once. Putting the image back may fail too
     // (the catalog unreachable: the failure's own cause, often): it is tried again every

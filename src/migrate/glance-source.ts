@@ -77,13 +77,14 @@ export class GlanceSource {
 
   /** The image's data as Glance serves it; undefined when it has none (204). */
   async data(imageId: string): Promise<AsyncIterable<Uint8Array> | undefined> {
-    // No timeout on the body: a large image streams for as long as it takes.
+    // No timeout on the whole body: a large image streams for as long as it takes (undici's
+    // own, on the time between two pieces, ends one that stalls).
     const res = await this.get(`/v2/images/${imageId}/file`, false);
     if (res.status === 204 || !res.body) {
       await res.body?.cancel();
       return undefined;
     }
-    return readBody(res);
+    return readBody(res, imageId);
   }
 
   /** GET `path` (under the endpoint), renewing credentials once on a 401; non-2xx throws. */
@@ -96,7 +97,7 @@ export class GlanceSource {
           signal: timeout ? AbortSignal.timeout(TIMEOUT_MS) : undefined,
         });
       } catch (e) {
-        throw new GlanceSourceError(`Glance GET ${path}: ${(e as Error).message}`);
+        throw new GlanceSourceError(`Glance GET ${path}: ${reason(e)}`);
       }
       if (res.status === 401 && !renewed && (await this.auth.renew())) {
         await res.body?.cancel();
@@ -117,6 +118,17 @@ export class GlanceSource {
  * seen here, 4 images of 33 arrived empty when only the stream was kept (the digest check
  * refused them).
  */
-async function* readBody(res: Response): AsyncGenerator<Uint8Array> {
-  for await (const piece of res.body as AsyncIterable<Uint8Array>) yield piece;
+async function* readBody(res: Response, imageId: string): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const piece of res.body as AsyncIterable<Uint8Array>) yield piece;
+  } catch (e) {
+    throw new GlanceSourceError(`Glance stopped sending image ${imageId}'s data: ${reason(e)}`);
+  }
+}
+
+/** What undici says of a failure, with its cause ("fetch failed" alone names none). */
+function reason(e: unknown): string {
+  const err = e as Error & { cause?: { code?: string; message?: string } };
+  const cause = err.cause?.code ?? err.cause?.message;
+  return cause ? `${err.message} (${cause})` : err.message;
 }

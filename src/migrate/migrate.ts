@@ -24,6 +24,7 @@ export interface MigrationReport {
   images: {
     listed: number;
     copied: number;
+    created: number;
     updated: number;
     unchanged: number;
     skipped: number;
@@ -31,12 +32,19 @@ export interface MigrationReport {
   };
   /** Data bytes read from Glance (those of failed copies included). */
   bytesRead: number;
-  /** What the stores grew by: the data read, deduplicated (and compressed). */
+  /** The data of the images copied, and what of it was new to the store (compressed). */
+  bytesCopied: number;
   bytesStored: number;
-  /** bytesRead / bytesStored; null when nothing was read. */
+  /** bytesCopied / bytesStored; null when nothing new was stored. */
   dedupRatio: number | null;
   /** Every image not migrated; `mismatch`: data that differed from Glance's digests. */
   failures: { id: string; name: string | null; why: string; mismatch: boolean }[];
+  /**
+   * Images Tessera has that Glance no longer lists (deleted there since an earlier run, or
+   * Tessera's own): left alone, for the operator to judge. Killed images are not counted (Glance
+   * lists them to no one). Not looked for when only some images were migrated.
+   */
+  notInGlance: string[];
   seconds: number;
 }
 
@@ -54,14 +62,15 @@ export async function migrateFromGlance(
   }
   const queue = [...listed.values()];
   const ofBytes = queue.reduce((n, i) => n + (typeof i.size === "number" ? i.size : 0), 0);
-  const storedBefore = (await svc.engine.stats()).total.storedBytes;
 
   const report: MigrationReport = {
-    images: { listed: queue.length, copied: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 },
+    images: { listed: queue.length, copied: 0, created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 },
     bytesRead: 0,
+    bytesCopied: 0,
     bytesStored: 0,
     dedupRatio: null,
     failures: [],
+    notInGlance: [],
     seconds: 0,
   };
   let done = 0;
@@ -78,6 +87,10 @@ export async function migrateFromGlance(
       outcome = { result: "failed", why: (e as Error).message };
     }
     report.images[outcome.result]++;
+    if (outcome.result === "copied") {
+      report.bytesCopied += outcome.bytes;
+      report.bytesStored += outcome.stored;
+    }
     if (outcome.result === "failed") {
       const name = typeof image.name === "string" ? image.name : null;
       report.failures.push({ id: image.id, name, why: outcome.why, mismatch: outcome.mismatch === true });
@@ -92,9 +105,26 @@ export async function migrateFromGlance(
   });
   await Promise.all(lanes);
 
+  if (!options.only) report.notInGlance = await notListed(svc, listed);
   report.bytesRead = bytes;
-  report.bytesStored = Math.max(0, (await svc.engine.stats()).total.storedBytes - storedBefore);
-  report.dedupRatio = report.bytesRead === 0 ? null : report.bytesRead / Math.max(report.bytesStored, 1);
+  report.dedupRatio = report.bytesStored === 0 ? null : report.bytesCopied / report.bytesStored;
   report.seconds = (Date.now() - started) / 1000;
   return report;
+}
+
+/** Tessera's images (killed ones aside) that are not in `listed`, by pages of the id index. */
+async function notListed(svc: ImageService, listed: Map<string, GlanceImage>): Promise<string[]> {
+  const out: string[] = [];
+  let marker: string | undefined;
+  for (;;) {
+    const page = await svc.list({
+      sort: [{ key: "id", dir: "asc" }],
+      limit: 1000,
+      marker,
+      match: () => true,
+    });
+    for (const rec of page) if (!listed.has(rec.id) && rec.status !== "killed") out.push(rec.id);
+    if (page.length < 1000) return out;
+    marker = page[page.length - 1]?.id;
+  }
 }

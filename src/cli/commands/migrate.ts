@@ -1,7 +1,7 @@
 /**
  * `tessera migrate-from-glance`: every image of a running Glance copied into this Tessera
- * (src/migrate/), with a progress bar on standard error, a line per image there when it is not a
- * terminal, and the report as the result. Glance is reached with an endpoint and a token, or
+ * (src/migrate/), with a progress bar on standard error (a JSON line per image there instead
+ * when it is not a terminal), and the report as the result. Glance is reached with an endpoint and a token, or
  * with the OS_* variables the openstack CLI reads (Keystone password credentials, never on the
  * command line). It takes the data directory's lock: run it before the node serves, or on a
  * node of a shared catalog that is not serving.
@@ -12,7 +12,7 @@ import type { KeystonePassword } from "../../keystone-password.js";
 import { type GlanceAccess, glanceAccess } from "../../migrate/glance-auth.js";
 import { GlanceSource } from "../../migrate/glance-source.js";
 import { migrateFromGlance } from "../../migrate/migrate.js";
-import { type Command, configOf, type Flags, intOption, print } from "../command.js";
+import { type Command, configOf, type Flags, intOption, print, UsageError } from "../command.js";
 import { withService } from "../data-dir.js";
 import { progress } from "../progress.js";
 
@@ -31,22 +31,25 @@ export const migrateFromGlanceCommand: Command = {
   async run({ values }) {
     const cfg = configOf(values);
     const parallel = intOption(values.parallel, "parallel");
+    if (parallel === 0) throw new UsageError("--parallel must be at least 1");
     const { endpoint, auth } = await glanceAccess(accessOf(values, process.env));
     const glance = new GlanceSource(endpoint, auth);
     // A fresh Tessera's directory: the migration may be the first thing to write there.
     await mkdir(cfg.dataDir, { recursive: true });
-    const bar = progress("bytes");
-    const plain = !process.stderr.isTTY;
+    // On a terminal, one bar (its label fixed, or each change would start another line);
+    // otherwise a JSON line per image, nothing else, for logs and jq.
+    const tty = process.stderr.isTTY === true;
+    const bar = tty ? progress("bytes") : undefined;
     const report = await withService(cfg, "images", await lockDir(cfg.dataDir), ({ images }) =>
       migrateFromGlance(images, glance, {
         parallel,
         only: values.image === undefined ? undefined : [values.image],
-        onProgress: (p) => bar.update(`images ${p.images}/${p.ofImages}, data read`, p.bytes, p.ofBytes),
+        onProgress: (p) => bar?.update("data read from Glance (at most)", p.bytes, p.ofBytes),
         onImage: (image, outcome) => {
-          if (plain) process.stderr.write(`${JSON.stringify({ image: image.id, ...outcome })}\n`);
+          if (!tty) process.stderr.write(`${JSON.stringify({ image: image.id, ...outcome })}\n`);
         },
       }),
-    ).finally(() => bar.stop());
+    ).finally(() => bar?.stop());
     if (values.report) await writeFile(values.report, `${JSON.stringify(report, null, 2)}\n`);
     print(report);
     if (report.failures.length > 0) process.exitCode = 1;
