@@ -5,7 +5,7 @@
  * run: reading every image from Glance with curl to /dev/null (what any copy costs at least).
  * Then the second run, which must copy nothing.
  *
- *   npm run bench:migrate -- [--base-mb 512] [--variants 7] [--parallel 2]
+ *   npm run bench:migrate -- [--base-mb 512] [--variants 7] [--parallel 1]
  */
 import { execFile } from "node:child_process";
 import { randomFillSync } from "node:crypto";
@@ -24,7 +24,7 @@ const { values: opt } = parseArgs({
   options: {
     "base-mb": { type: "string", default: "512" },
     variants: { type: "string", default: "7" },
-    parallel: { type: "string", default: "2" },
+    parallel: { type: "string", default: "1" },
     glance: { type: "string", default: ".ci/glance-peer.sh" },
   },
 });

@@ -12,7 +12,10 @@ import { migrateImage, type Outcome } from "./migrate-image.js";
 export interface MigrateOptions {
   /** Only these images, by id (default: every image Glance lists to an admin). */
   only?: string[];
-  /** Images migrated at once (default 2). */
+  /**
+   * Images migrated at once (default 1: one copy already keeps two cores busy, measured in
+   * bench/migrate.ts; two copies of images sharing a base both write its new chunks).
+   */
   parallel?: number;
   /** Told of each image's outcome as it comes. */
   onImage?: (image: GlanceImage, outcome: Outcome) => void;
@@ -100,7 +103,7 @@ export async function migrateFromGlance(
     tell();
   };
   let next = 0;
-  const lanes = Array.from({ length: Math.max(1, options.parallel ?? 2) }, async () => {
+  const lanes = Array.from({ length: Math.max(1, options.parallel ?? 1) }, async () => {
     while (next < queue.length) await one(queue[next++] as GlanceImage);
   });
   await Promise.all(lanes);
