@@ -15,6 +15,7 @@ import type { Catalog } from "../catalog/catalog.js";
 import { LmdbCatalog } from "../catalog/lmdb/lmdb-catalog.js";
 import { databaseIsBare, dropRestoredLeases, restoreDatabase } from "../catalog/pg/dump.js";
 import { PgCatalog } from "../catalog/pg/pg-catalog.js";
+import { RECORDS_TO_RENUMBER } from "../catalog/record-changes.js";
 import type { ServerConfig } from "../config/server-config.js";
 import { lockDir } from "../engine/dir-lock.js";
 import type { ObjectBackend } from "../store/backend.js";
@@ -123,6 +124,7 @@ export async function restore(
     };
     const catalog = await openRestored(cfg);
     try {
+      await catalog.transact((tx) => tx.setMeta(RECORDS_TO_RENUMBER, true));
       for (const s of m.stores) {
         const c = copied.get(s.name);
         if (!c) {

@@ -18,6 +18,13 @@ import type { ImageRecord } from "./image-records.js";
 export type ImageChanges = Map<string, Set<string>>;
 
 /**
+ * Meta key set on a catalog restored from a backup: its sequence number is the snapshot's, while
+ * the stores may hold image records numbered after it. The image service's first start numbers
+ * its saves above them (images/record-restore.ts), then clears it.
+ */
+export const RECORDS_TO_RENUMBER = "recordsToRenumber";
+
+/**
  * Runs after a unit of work that changed images has committed, before `transact` resolves (so
  * the caller's request waits for it). It must not throw: the commit stands whatever it does.
  */

@@ -18,6 +18,7 @@ import { randomUUID } from "node:crypto";
 import type { CatalogTx, RecordsReader } from "../catalog/catalog.js";
 import { IMAGE_SORT_KEYS, type ImageRecord, type ImageStatus } from "../catalog/image-records.js";
 import type { Member } from "../catalog/member-records.js";
+import { RECORDS_TO_RENUMBER } from "../catalog/record-changes.js";
 import type { CopyResult } from "../engine/copy.js";
 import type { Engine } from "../engine/engine.js";
 import type { CommittedObject } from "../engine/ingest.js";
@@ -35,6 +36,7 @@ import { copyToStore, removeFromStore } from "./image-stores.js";
 import { type ListQuery, listImages } from "./list.js";
 import { type QuotaConfig, Quotas } from "./quotas.js";
 import type { RecordWriteLog } from "./record-objects.js";
+import { numberAboveStoredRecords } from "./record-restore.js";
 import { RecordSaver } from "./record-saver.js";
 import { stage, upload } from "./upload.js";
 
@@ -123,7 +125,13 @@ export class ImageService {
     const svc = new ImageService(engine, options);
     // Every committed change of an image, whoever made it, saves its record object after.
     engine.catalog.afterImageChanges((changes) => svc.recordSaver.saveChanged(changes));
-    if (options.recover !== false) await requeueAbandoned(engine.catalog, () => svc.now(), options.node);
+    if (options.recover !== false) {
+      await requeueAbandoned(engine.catalog, () => svc.now(), options.node);
+      if (await engine.catalog.getMeta(RECORDS_TO_RENUMBER)) {
+        await numberAboveStoredRecords(engine);
+        await engine.catalog.transact((tx) => tx.setMeta(RECORDS_TO_RENUMBER, false));
+      }
+    }
     return svc;
   }
 

@@ -33,6 +33,8 @@ export interface RestoreReport {
   waiting: string[];
   /** Newest records that could not be read (another version's, or damaged). */
   unreadable: string[];
+  /** Images whose data is an object the catalog held before the rebuild: not put back. */
+  skipped: string[];
   /** Restored objects whose holders were set from the images. */
   holdersSet: number;
 }
@@ -45,17 +47,10 @@ export async function restoreImageRecords(engine: Engine): Promise<RestoreReport
     deleted: 0,
     waiting: [],
     unreadable: [],
+    skipped: [],
     holdersSet: 0,
   };
-  const newest = await newestRecords(engine);
-  // Saves from now on (of the images restored here, too) must be newer than every record the
-  // lost catalog numbered.
-  const maxSeq = [...newest.values()].reduce((max, n) => Math.max(max, n.seq), 0);
-  await engine.catalog.transact(async (tx) => {
-    await tx.raiseSeq(maxSeq);
-    const before = (await tx.getMeta<number>(RESTORED_UP_TO)) ?? 0;
-    await tx.setMeta(RESTORED_UP_TO, Math.max(before, maxSeq));
-  });
+  const newest = await numberAboveStoredRecords(engine);
   for (const [folder, n] of newest) {
     // An image the catalog has is left as it is: its record need not even be read.
     if (await engine.catalog.records.getImage(idOfFolder(folder))) {
@@ -72,6 +67,27 @@ export async function restoreImageRecords(engine: Engine): Promise<RestoreReport
   return report;
 }
 
+/**
+ * Numbers the catalog's saves from now on above every record on the stores, and marks those as
+ * read by a rebuild (RESTORED_UP_TO): for a catalog rebuilt, and for one restored from a backup,
+ * whose number is the snapshot's while the stores hold records written after it (copied after
+ * the snapshot, or never copied: S3, Swift). Otherwise a save of the restored catalog would be
+ * numbered below a stale record, which would win on the next rebuild (a deletion undone, an
+ * older state back). Returns the newest records, by image folder.
+ */
+export async function numberAboveStoredRecords(
+  engine: Engine,
+): Promise<Awaited<ReturnType<typeof newestRecords>>> {
+  const newest = await newestRecords(engine);
+  const maxSeq = [...newest.values()].reduce((max, n) => Math.max(max, n.seq), 0);
+  await engine.catalog.transact(async (tx) => {
+    await tx.raiseSeq(maxSeq);
+    const before = (await tx.getMeta<number>(RESTORED_UP_TO)) ?? 0;
+    await tx.setMeta(RESTORED_UP_TO, Math.max(before, maxSeq));
+  });
+  return newest;
+}
+
 async function restoreOne(
   engine: Engine,
   rec: Extract<ImageRecordObject, { deleted: false }>,
@@ -80,8 +96,16 @@ async function restoreOne(
   const image: ImageRecord = { ...rec.image, stores: rec.image.stores.filter((s) => engine.stores.has(s)) };
   const objects = [image.object, image.staged?.object].filter((o): o is string => typeof o === "string");
   for (const o of objects) {
-    if (!(await engine.catalog.getObject(Buffer.from(o, "hex")))) {
+    const known = await engine.catalog.getObject(Buffer.from(o, "hex"));
+    if (!known) {
       report.waiting.push(image.id);
+      return;
+    }
+    // An object the catalog held before this rebuild counts its holders already: an image put
+    // back onto it would not be one of them, and its data would go when they do. Such a record
+    // is an orphan of a live catalog (a deletion whose tombstone was not written): left alone.
+    if (!known.restored) {
+      report.skipped.push(image.id);
       return;
     }
   }

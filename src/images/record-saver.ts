@@ -63,7 +63,11 @@ export class RecordSaver {
       try {
         await saveRecord(this.engine, id, next.former);
       } catch (e) {
-        this.onFailure(id, e);
+        try {
+          this.onFailure(id, e);
+        } catch {
+          // Reporting a failed save must not turn it into an unhandled rejection.
+        }
       }
     });
     this.queued.set(id, next);
