@@ -179,7 +179,7 @@ export function abandonAdoption(svc: ImageService, id: string): Promise<void> {
   return svc.engine.catalog.transact(async (tx) => {
     const rec = await tx.getImage(id);
     if (!rec || rec.object !== null || rec.status !== "queued") return;
-    for (const m of await tx.listMembers(id)) await tx.removeMember(id, m.member_id);
+    // Its members go with it (removeImage's contract).
     await tx.removeImage(rec);
   });
 }
